@@ -1,0 +1,435 @@
+"""Typed configuration records that round-trip through JSON and validate on load.
+
+Every option with a fixed set of values is declared as a ``typing.Literal``; loading a
+config with an unknown key or an unknown option name raises :class:`ConfigError` that
+lists the valid ones.  ``Config`` groups the five sections (audio, text, model,
+objective, training, sampling) that a run and a checkpoint carry.
+
+Time convention everywhere: t = 0 is Gaussian noise, t = 1 is data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+__all__ = [
+    "ConfigError",
+    "AudioConfig",
+    "TextConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "TrainingConfig",
+    "SamplingConfig",
+    "Config",
+    "PRESETS",
+    "preset",
+    "from_dict",
+    "to_dict",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is not valid; the message says which and what is."""
+
+
+def choice_error(what: str, value: Any, valid: typing.Iterable[Any]) -> ConfigError:
+    """Build the standard 'unknown option' error listing the valid names."""
+    return ConfigError(f"unknown {what} {value!r}; valid: {', '.join(map(str, valid))}")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class AudioConfig:
+    """Mel front-end settings; the defaults are Vocos ``charactr/vocos-mel-24khz``."""
+
+    sample_rate: int = 24000
+    n_fft: int = 1024
+    win_length: int = 1024
+    hop_length: int = 256
+    n_mels: int = 100
+    f_min: float = 0.0
+    f_max: Optional[float] = None
+    center: bool = True
+    power: float = 1.0
+    mel_scale: Literal["htk", "slaney"] = "htk"
+    norm: Optional[Literal["slaney"]] = None
+    log_clip: float = 1e-7
+
+    def validate(self) -> None:
+        for name in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"audio.{name} must be positive, got {getattr(self, name)}")
+        if self.win_length > self.n_fft:
+            raise ConfigError("audio.win_length must not exceed audio.n_fft")
+        if self.log_clip <= 0:
+            raise ConfigError("audio.log_clip must be positive")
+
+    def mel_settings(self) -> dict[str, Any]:
+        """The settings a vocoder must share with a checkpoint (compared on load)."""
+        return to_dict(self)
+
+
+@dataclass
+class TextConfig:
+    """Tokenizer choice. ``chars``: Unicode code points seen in training, others map to
+    an explicit unknown id; ``bytes``: UTF-8 bytes (covers everything);
+    ``phonemes``: espeak-ng IPA (needs espeak-ng installed)."""
+
+    tokenizer: Literal["chars", "bytes", "phonemes"] = "bytes"
+    intersperse_blank: bool = False
+    normalize: bool = True
+    language: str = "en-us"
+    max_chars: int = 2000
+
+    def validate(self) -> None:
+        if self.max_chars <= 0:
+            raise ConfigError("text.max_chars must be positive")
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of the text encoder, the DiT velocity network and the duration predictor."""
+
+    vocab_size: int = 260
+    text_dim: int = 192
+    text_convnext_layers: int = 4
+    text_transformer_layers: int = 2
+    text_heads: int = 2
+    dim: int = 256
+    depth: int = 6
+    heads: int = 4
+    ff_mult: int = 2
+    dropout: float = 0.0
+    n_speakers: int = 1
+    speaker_dim: int = 64
+    cond_drop_prob: float = 0.1
+    duration_layers: int = 2
+    duration_channels: int = 192
+    attention: Literal["sdpa", "math"] = "sdpa"
+
+    def validate(self) -> None:
+        for name in ("vocab_size", "text_dim", "dim", "depth", "heads", "n_speakers"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
+        if self.dim % self.heads:
+            raise ConfigError(f"model.dim ({self.dim}) must be divisible by model.heads ({self.heads})")
+        if self.text_dim % self.text_heads:
+            raise ConfigError("model.text_dim must be divisible by model.text_heads")
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ConfigError("model.cond_drop_prob must be in [0, 1)")
+
+
+@dataclass
+class ObjectiveConfig:
+    """Training objective.
+
+    ``cfm``: conditional flow matching on the straight path x_t = (1-t) x0 + t x1,
+    target x1 - x0.  ``edm``: Karras x0-prediction baseline.  ``meanflow``: average
+    velocity u(z, r, t) for one-step generation.
+    """
+
+    name: Literal["cfm", "edm", "meanflow"] = "cfm"
+    # CFM time sampling and loss weighting
+    time_sampling: Literal["uniform", "logit_normal", "range"] = "uniform"
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    t_lo: float = 0.0
+    t_hi: float = 1.0
+    weighting: Literal["none", "linear", "quadratic"] = "none"
+    # EDM
+    sigma_data: float = 0.5
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    sigma_sampling: Literal["lognormal", "discrete"] = "lognormal"
+    discrete_steps: int = 1000
+    discrete_filter_lo: float = 0.0
+    discrete_filter_hi: float = 1.0
+    edm_weighting: Literal["karras", "clipped_snr", "normalized"] = "karras"
+    snr_clip: float = 5.0
+    # MeanFlow
+    r_neq_t_fraction: float = 0.25
+    adaptive_p: float = 1.0
+    adaptive_c: float = 1e-3
+    # auxiliary losses
+    duration_weight: float = 1.0
+
+    def validate(self) -> None:
+        if self.logit_std <= 0:
+            raise ConfigError("objective.logit_std must be positive")
+        if not 0.0 <= self.t_lo < self.t_hi <= 1.0:
+            raise ConfigError("objective.t_lo/t_hi must satisfy 0 <= t_lo < t_hi <= 1")
+        if self.sigma_data <= 0 or self.p_std <= 0:
+            raise ConfigError("objective.sigma_data and objective.p_std must be positive")
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ConfigError("objective.sigma_min/sigma_max must satisfy 0 < sigma_min < sigma_max")
+        if not 0.0 <= self.discrete_filter_lo < self.discrete_filter_hi <= 1.0:
+            raise ConfigError("objective.discrete_filter_lo/hi must satisfy 0 <= lo < hi <= 1")
+        if not 0.0 <= self.r_neq_t_fraction <= 1.0:
+            raise ConfigError("objective.r_neq_t_fraction must be in [0, 1]")
+        if self.adaptive_c <= 0:
+            raise ConfigError("objective.adaptive_c must be positive")
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation, data and bookkeeping of a training run."""
+
+    data: str = ""
+    data_format: Literal["auto", "ljspeech", "manifest"] = "auto"
+    val_data: str = ""
+    val_fraction: float = 0.02
+    max_audio_seconds: float = 20.0
+    batch_frames: int = 4000
+    max_batch_size: int = 64
+    steps: int = 1000
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    decay: Literal["cosine", "linear", "constant"] = "cosine"
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    val_every: int = 500
+    sample_every: int = 0
+    keep_checkpoints: int = 3
+    max_bad_steps: int = 5
+    spike_factor: float = 10.0
+    num_workers: int = 0
+    cache_dir: str = ""
+
+    def validate(self) -> None:
+        for name in ("batch_frames", "max_batch_size", "steps", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"training.{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError("training.ema_decay must be in [0, 1)")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError("training.val_fraction must be in [0, 1)")
+        if self.max_bad_steps < 1:
+            raise ConfigError("training.max_bad_steps must be >= 1")
+
+
+@dataclass
+class SamplingConfig:
+    """Default inference settings stored with a checkpoint."""
+
+    steps: int = 10
+    solver: Literal["euler", "midpoint", "heun", "rk4"] = "euler"
+    schedule: Literal["linear", "power", "sway", "epss"] = "sway"
+    sway: float = -1.0
+    duration_scale: float = 1.0
+    cfg: float = 0.0
+    temperature: float = 1.0
+
+    def validate(self) -> None:
+        if self.steps < 1:
+            raise ConfigError("sampling.steps must be >= 1")
+        if self.duration_scale <= 0:
+            raise ConfigError("sampling.duration_scale must be positive")
+        if self.temperature < 0:
+            raise ConfigError("sampling.temperature must be >= 0")
+
+
+@dataclass
+class Config:
+    """The full resolved configuration of a run or checkpoint."""
+
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate()
+
+    # JSON round trip ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        return from_dict(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        """Load a JSON config file; a preset name (``small``/``base``/``tiny``) also works,
+        and a file may say ``{"preset": "small", ...overrides}``."""
+        p = Path(path)
+        if not p.exists() and str(path) in PRESETS:
+            return preset(str(path))
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config {p} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config {p} must hold a JSON object")
+        base = data.pop("preset", None)
+        if base is not None:
+            return merge(preset(base), data)
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- generic (de)serialisation
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass -> plain JSON-able dict (tuples become lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def _check_value(where: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be an object, got {type(value).__name__}")
+        return from_dict(hint, value, where)
+    if origin is Literal:
+        if value not in args:
+            raise choice_error(where, value, args)
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1:
+            return _check_value(where, others[0], value)
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where} must be a list of {len(args)} numbers")
+        return tuple(_check_value(f"{where}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value)))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``: unknown keys and bad values raise
+    :class:`ConfigError`; missing keys take the defaults; the result is validated."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__} must be an object")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        label = f"key in {where}" if where else "config key"
+        raise choice_error(label, unknown[0], names)
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _check_value(f"{where}.{name}" if where else name, hints[name], value)
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+def merge(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Return ``cfg`` with nested ``overrides`` applied (validated like a fresh load)."""
+    data = cfg.to_dict()
+    for section, values in overrides.items():
+        if section not in data:
+            raise choice_error("config section", section, list(data))
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {section!r} must be an object")
+        data[section].update(values)
+    return Config.from_dict(data)
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def _tiny() -> Config:
+    """A few hundred thousand parameters: for tests and notebooks (seconds per step on CPU)."""
+    return Config(
+        model=ModelConfig(text_dim=64, text_convnext_layers=2, text_transformer_layers=1, text_heads=2,
+                          dim=64, depth=2, heads=2, ff_mult=2, speaker_dim=16,
+                          duration_layers=1, duration_channels=64),
+        training=TrainingConfig(batch_frames=1200, steps=20, warmup_steps=5, log_every=1,
+                                checkpoint_every=10, val_every=10, lr=1e-3),
+    )
+
+
+def _small() -> Config:
+    """A few million parameters: trains on a 2-core CPU."""
+    return Config(
+        model=ModelConfig(text_dim=192, text_convnext_layers=4, text_transformer_layers=2, text_heads=2,
+                          dim=256, depth=6, heads=4, ff_mult=2),
+        training=TrainingConfig(batch_frames=6000, steps=20000, warmup_steps=500, lr=5e-4),
+    )
+
+
+def _base() -> Config:
+    """F5-TTS-like width for GPU training (~100M parameters)."""
+    return Config(
+        model=ModelConfig(text_dim=512, text_convnext_layers=4, text_transformer_layers=4, text_heads=8,
+                          dim=768, depth=18, heads=12, ff_mult=2, speaker_dim=256,
+                          duration_layers=3, duration_channels=512, dropout=0.1),
+        training=TrainingConfig(batch_frames=38400, steps=300000, warmup_steps=5000, lr=1e-4,
+                                precision="auto", checkpoint_every=5000, val_every=5000),
+    )
+
+
+PRESETS = {"tiny": _tiny, "small": _small, "base": _base}
+
+
+def preset(name: str) -> Config:
+    """A named preset config (``tiny``, ``small`` or ``base``)."""
+    if name not in PRESETS:
+        raise choice_error("preset", name, PRESETS)
+    return PRESETS[name]()

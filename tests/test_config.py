@@ -1,0 +1,77 @@
+"""Config records: JSON round trip and validation with helpful errors."""
+
+import json
+
+import pytest
+
+from core.config import Config, ConfigError, preset, PRESETS
+
+
+def test_default_round_trip():
+    cfg = Config()
+    again = Config.from_json(cfg.to_json())
+    assert again == cfg
+    assert again.audio.n_mels == 100 and again.audio.hop_length == 256
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip(name, tmp_path):
+    cfg = preset(name)
+    path = tmp_path / "c.json"
+    cfg.save(path)
+    assert Config.load(path) == cfg
+
+
+def test_unknown_key_lists_valid_ones():
+    with pytest.raises(ConfigError) as e:
+        Config.from_dict({"model": {"dimm": 3}})
+    msg = str(e.value)
+    assert "dimm" in msg and "dim" in msg and "depth" in msg
+
+
+def test_unknown_section():
+    with pytest.raises(ConfigError, match="valid: audio, text, model"):
+        Config.from_dict({"modle": {}})
+
+
+def test_unknown_option_name_lists_choices():
+    with pytest.raises(ConfigError) as e:
+        Config.from_dict({"sampling": {"solver": "rk45"}})
+    assert "rk45" in str(e.value) and "euler, midpoint, heun, rk4" in str(e.value)
+    with pytest.raises(ConfigError, match="logit_normal"):
+        Config.from_dict({"objective": {"time_sampling": "lognormal"}})
+
+
+def test_type_and_range_errors():
+    with pytest.raises(ConfigError, match="integer"):
+        Config.from_dict({"model": {"depth": "six"}})
+    with pytest.raises(ConfigError, match="true or false"):
+        Config.from_dict({"audio": {"center": 1}})
+    with pytest.raises(ConfigError, match="divisible"):
+        Config.from_dict({"model": {"dim": 100, "heads": 3}})
+    with pytest.raises(ConfigError, match="t_lo"):
+        Config.from_dict({"objective": {"t_lo": 0.9, "t_hi": 0.1}})
+
+
+def test_tuple_field_round_trip():
+    cfg = Config.from_dict({"training": {"betas": [0.8, 0.95]}})
+    assert cfg.training.betas == (0.8, 0.95)
+    assert json.loads(cfg.to_json())["training"]["betas"] == [0.8, 0.95]
+
+
+def test_preset_with_overrides(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"preset": "tiny", "objective": {"name": "meanflow"}}))
+    cfg = Config.load(path)
+    assert cfg.objective.name == "meanflow" and cfg.model.dim == preset("tiny").model.dim
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("huge")
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        Config.load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        Config.load(bad)
