@@ -1,0 +1,42 @@
+"""``python -m core train --config C --out DIR [--resume]`` (also under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ..config import Config, merge
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="JSON config file, or a preset name: tiny, small, base")
+    p.add_argument("--out", required=True, help="run folder (config.json, metrics.jsonl, checkpoints/, samples/)")
+    p.add_argument("--data", help="override training.data (LJSpeech folder or manifest .csv/.jsonl)")
+    p.add_argument("--steps", type=int, help="override training.steps")
+    p.add_argument("--objective", help="override objective.name (cfm, edm, meanflow)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--no-progress", action="store_true", help="no console progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
+    from .loop import train
+
+    cfg = Config.load(args.config)
+    overrides: dict = {}
+    if args.data:
+        overrides.setdefault("training", {})["data"] = args.data
+    if args.steps is not None:
+        if args.steps < 1:
+            raise UsageError("--steps must be >= 1")
+        overrides.setdefault("training", {})["steps"] = args.steps
+    if args.objective:
+        overrides.setdefault("objective", {})["name"] = args.objective
+    if overrides:
+        cfg = merge(cfg, overrides)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    path = train(cfg, args.out, device=args.device, resume=args.resume, progress=not args.no_progress)
+    if path is not None:
+        print(f"checkpoint: {path}")
+    return 0

@@ -1,0 +1,462 @@
+"""The training loop: AdamW with warm-up and decay, gradient clipping, EMA, autocast on
+GPU, a NaN/inf and spike guard, ``metrics.jsonl`` with the per-timestep loss curve,
+validation, audio samples, atomic checkpoints with exact resume, and DDP under torchrun.
+
+Time convention: t = 0 is Gaussian noise, t = 1 is the (normalised) mel spectrogram.
+
+Resume is bit-identical on one process: the checkpoint carries the optimizer, scheduler,
+EMA, grad-scaler, every RNG (torch CPU/CUDA, the objective's generator, Python) and the
+data order (epoch and batches consumed).  Under DDP each rank re-seeds its generator from
+(seed, rank, step) on resume, so a resumed multi-process run continues correctly but is
+not bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..config import Config
+from .callbacks import Callback, ProgressBar
+from .distributed import World, all_mean, all_true, average_gradients, init_from_env
+from .ema import EMA
+from .metrics import MetricsLog, TimeBins
+from .setup import RunData, build_run_data, lr_factor
+
+log = logging.getLogger("core.train")
+
+CHECKPOINT_GLOB = "step_*.pt"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. too many consecutive non-finite steps)."""
+
+
+class LossModule(nn.Module):
+    """Model + objective as one module, so DDP sees a single ``forward``.
+
+    ``forward`` returns a dict: ``loss`` (scalar to backprop), ``flow`` (the objective's
+    loss), ``per_example`` (B,), ``t`` (B,), and the auxiliary terms.
+    """
+
+    def __init__(self, model: nn.Module, objective, duration_weight: float, attention: Optional[str] = None):
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.duration_weight = duration_weight
+        self.attention = attention
+
+    def forward(self, tokens, token_mask, speakers, mel, mel_mask, generator: Optional[torch.Generator] = None):
+        model = self.model
+        x1 = model.normalize_mel(mel) * mel_mask.unsqueeze(1)
+        cond = model.conditioning(tokens, token_mask, speakers, x1, mel_mask, generator=generator)
+        def net(x, t, r=None):
+            return model.velocity(x, t, cond, r=r, attention=self.attention)
+
+        out = self.objective.loss(net, x1, mel_mask, generator=generator)
+        duration = cond.losses["duration"]
+        prior = cond.losses["prior"]
+        loss = out.loss + self.duration_weight * duration + prior
+        return {"loss": loss, "flow": out.loss.detach(), "duration": duration.detach(), "prior": prior.detach(),
+                "per_example": out.per_example.detach(), "t": out.t.detach()}
+
+
+def _resolve_device(device: Optional[str], world: World) -> torch.device:
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", world.local_rank)
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available on this machine")
+    return dev
+
+
+def _amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """Autocast dtype: fp32 on CPU always; on CUDA 'auto' picks bf16 where supported."""
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+class Trainer:
+    """Train ``config`` into run folder ``out``.
+
+    ``callbacks`` receive the hooks in :class:`Callback`; a console progress bar is added
+    unless ``progress=False``.  ``resume=True`` continues from the newest readable
+    checkpoint in ``out/checkpoints`` (a torn or corrupt newest file falls back to the
+    one before it).
+    """
+
+    def __init__(self, config: Config, out: str | Path, *, device: Optional[str] = None,
+                 callbacks: Sequence[Callback] = (), progress: bool = True, resume: bool = False,
+                 world: Optional[World] = None):
+        config.validate()
+        self.out = Path(out)
+        self.world = world or World()
+        self.device = _resolve_device(device, self.world)
+        self.callbacks: list[Callback] = list(callbacks)
+        if progress:
+            self.callbacks.append(ProgressBar())
+        self._stop = False
+        self.step = 0
+        self.epoch = 0
+        self.position = 0
+        self.bad_total = 0
+        self.bad_consecutive = 0
+        self.loss_avg: Optional[float] = None
+
+        resume_from = self.latest_checkpoint() if resume else None
+        if resume and resume_from is None:
+            log.warning("--resume given but %s has no readable checkpoint: starting fresh", self.out / "checkpoints")
+        if resume_from is not None:
+            steps = config.training.steps
+            config = resume_from.config
+            config.training.steps = max(steps, resume_from.step)
+        self.data: RunData = build_run_data(config, self.out, self.world,
+                                            tokenizer_state=(resume_from.extra.get("tokenizer") if resume_from else None))
+        self.config = self.data.config
+        cfg = self.config
+        torch.manual_seed(cfg.training.seed)
+        random.seed(cfg.training.seed)
+
+        from ..flow import build_objective
+        from ..models import TTSModel
+
+        self.objective = build_objective(cfg.objective)
+        self.model = TTSModel(cfg.model, n_mels=cfg.audio.n_mels, meanflow=cfg.objective.name == "meanflow").to(self.device)
+        if resume_from is None:
+            mean, std = self.data.mel_stats
+            self.model.mel_mean.fill_(mean)
+            self.model.mel_std.fill_(std)
+        # MeanFlow differentiates through the network with torch.func.jvp: fused SDPA
+        # kernels have no forward-mode AD, so the explicit math attention path is used.
+        self.uses_jvp = cfg.objective.name == "meanflow"
+        self.attention = "math" if self.uses_jvp else None
+        self.loss_module = LossModule(self.model, self.objective, cfg.objective.duration_weight, self.attention)
+        self.ddp_module = None
+        if self.world.distributed and not self.uses_jvp:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_module = DistributedDataParallel(self.loss_module, device_ids=ids, find_unused_parameters=True)
+        elif self.world.distributed:
+            # MeanFlow: torch.func.jvp cannot run through the DDP wrapper; call the plain
+            # module and all-reduce gradients by hand.  Start every rank from rank 0's weights.
+            import torch.distributed as dist
+
+            for p in self.model.state_dict().values():
+                dist.broadcast(p, src=0)
+
+        t = cfg.training
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, t.warmup_steps, t.steps, t.decay))
+        self.amp_dtype = _amp_dtype(t.precision, self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.ema = EMA(self.model, t.ema_decay)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(t.seed * 1000 + self.world.rank)
+        self.metrics = MetricsLog(self.out / "metrics.jsonl")
+        self.bins = TimeBins()
+        if resume_from is not None:
+            self._load_train_state(resume_from)
+            if self.world.is_main:
+                self.metrics.truncate_after(self.step)
+        if self.world.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.config.save(self.out / "config.json")
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def is_main(self) -> bool:
+        return self.world.is_main
+
+    def request_stop(self) -> None:
+        """Ask the loop to end after the current step; it writes a checkpoint first."""
+        self._stop = True
+
+    def _emit(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    # ------------------------------------------------------------------ data
+    def batches(self) -> Iterator:
+        """Yield training batches forever, tracking (epoch, position) for exact resume."""
+        sampler = self.data.train_sampler
+        while True:
+            sampler.load_state_dict({"epoch": self.epoch, "position": self.position})
+            for indices in sampler:
+                self.position += 1
+                batch = self.data.make_batch(self.data.train_set, indices)
+                if batch is not None:
+                    yield batch.to(self.device)
+            self.epoch += 1
+            self.position = 0
+
+    # ------------------------------------------------------------------ one step
+    def _forward(self, batch, module=None):
+        module = module or self.ddp_module or self.loss_module
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            return module(batch.tokens, batch.token_mask, batch.speakers, batch.mel, batch.mel_mask, self.generator)
+
+    def accumulate(self, batch, scale: float = 1.0) -> dict[str, Any]:
+        """Forward and backward of one batch, gradients scaled by ``scale`` and added to
+        ``.grad``.  Returns the detached outputs (loss, terms, per-example losses, t)."""
+        self.model.train()
+        out = self._forward(batch)
+        self.scaler.scale(out["loss"] * scale).backward()
+        return out
+
+    def train_step(self, batch) -> dict[str, Any]:
+        """Forward, backward, gradient sync, guard, optimizer update.  Returns the losses."""
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self.accumulate(batch)
+        if self.world.distributed and self.ddp_module is None:
+            average_gradients(self.model.parameters(), self.world)
+        return self.apply_update(out, int(batch.tokens.shape[0]))
+
+    def apply_update(self, out: dict[str, Any], batch_size: int) -> dict[str, Any]:
+        """Clip, check, and take the optimizer step with the gradients in ``.grad``
+        (already averaged over ranks); a non-finite or spiking step is skipped."""
+        loss = out["loss"]
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.training.grad_clip)
+        loss_value = float(loss.detach())
+        norm_value = float(grad_norm)
+        reason = ""
+        if not math.isfinite(loss_value):
+            reason = f"loss is {loss_value}"
+        elif not math.isfinite(norm_value):
+            reason = f"gradient norm is {norm_value}"
+        elif (self.loss_avg is not None and self.step >= 20
+              and loss_value > self.config.training.spike_factor * self.loss_avg):
+            reason = f"loss spike {loss_value:.4g} > {self.config.training.spike_factor} x running mean {self.loss_avg:.4g}"
+        ok = all_true(not reason, self.world, self.device)
+        if not ok:
+            reason = reason or "another rank had a bad step"
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.update()
+            self.bad_total += 1
+            self.bad_consecutive += 1
+            log.warning("step %d skipped: %s", self.step + 1, reason)
+            if self.is_main:
+                self.metrics.write({"step": self.step, "event": "bad_step", "reason": reason})
+            self._emit("on_bad_step", self.step, reason)
+            if self.bad_consecutive >= self.config.training.max_bad_steps:
+                raise TrainingError(
+                    f"stopped after {self.bad_consecutive} consecutive bad steps (last: {reason}); the last good "
+                    f"checkpoint is in {self.out / 'checkpoints'}. Lower the learning rate or check the data.")
+            return {"skipped": True, "reason": reason}
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.ema.update(self.model)
+        self.step += 1
+        self.bad_consecutive = 0
+        self.loss_avg = loss_value if self.loss_avg is None else 0.98 * self.loss_avg + 0.02 * loss_value
+        self.bins.add(out["t"], out["per_example"])
+        return {"skipped": False, "loss": loss_value, "flow": float(out["flow"]), "duration": float(out["duration"]),
+                "prior": float(out["prior"]), "grad_norm": norm_value, "batch_size": batch_size}
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self, max_batches: int = 50) -> Optional[float]:
+        """Mean total loss of the EMA model on the held-out split with a fixed generator
+        (so values are comparable across steps).  ``None`` without a validation split."""
+        if self.data.val_set is None:
+            return None
+        module = LossModule(self.ema.model, self.objective, self.config.objective.duration_weight, self.attention)
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(12345)
+        total, count = 0.0, 0
+        bins = TimeBins()
+        for i, indices in enumerate(self.data.val_batches):
+            if i >= max_batches:
+                break
+            batch = self.data.make_batch(self.data.val_set, indices)
+            if batch is None:
+                continue
+            batch = batch.to(self.device)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+                out = module(batch.tokens, batch.token_mask, batch.speakers, batch.mel, batch.mel_mask, gen)
+            n = batch.tokens.shape[0]
+            total += float(out["loss"]) * n
+            count += n
+            bins.add(out["t"], out["per_example"])
+        if count == 0:
+            return None
+        value = all_mean(total / count, self.world, self.device)
+        if self.is_main:
+            self.metrics.write({"step": self.step, "val_loss": value, "val_t_bins": bins.means()})
+        self._emit("on_validation", self.step, value)
+        return value
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+    def save(self) -> Optional[Path]:
+        """Write ``checkpoints/step_XXXXXXXX.pt`` atomically (rank 0) and prune old ones."""
+        if not self.is_main:
+            return None
+        path = self.checkpoint_dir() / f"step_{self.step:08d}.pt"
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": {"updates": self.ema.updates},
+            "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state(),
+                    "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []},
+            "data": {"epoch": self.epoch, "position": self.position},
+            "guard": {"loss_avg": self.loss_avg, "bad_total": self.bad_total},
+        }
+        save_checkpoint(path, config=self.config, weights=self.ema.model.state_dict(),
+                        model_weights=self.model.state_dict(), step=self.step, speakers=self.data.speakers,
+                        train_state=state, extra={"tokenizer": self.data.tokenizer.to_dict()})
+        keep = self.config.training.keep_checkpoints
+        old = sorted(self.checkpoint_dir().glob(CHECKPOINT_GLOB))[:-keep] if keep > 0 else []
+        for p in old:
+            p.unlink(missing_ok=True)
+        self._emit("on_checkpoint", self.step, path)
+        return path
+
+    def latest_checkpoint(self):
+        """The newest checkpoint in the run folder that loads, or ``None``."""
+        for path in sorted(self.checkpoint_dir().glob(CHECKPOINT_GLOB), reverse=True):
+            try:
+                ck = load_checkpoint(path)
+            except CheckpointError as exc:
+                log.warning("skipping unreadable checkpoint: %s", exc)
+                continue
+            if ck.train_state is None or ck.model_weights is None:
+                continue
+            return ck
+        return None
+
+    def _load_train_state(self, ck) -> None:
+        s = ck.train_state
+        self.model.load_state_dict(ck.model_weights)
+        self.ema.model.load_state_dict(ck.weights)
+        self.ema.updates = int(s["ema"]["updates"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        self.scheduler.load_state_dict(s["scheduler"])
+        self.scaler.load_state_dict(s["scaler"])
+        self.step = ck.step
+        self.epoch = int(s["data"]["epoch"])
+        self.position = int(s["data"]["position"])
+        self.loss_avg = s["guard"]["loss_avg"]
+        self.bad_total = int(s["guard"]["bad_total"])
+        if self.world.distributed:
+            torch.manual_seed(self.config.training.seed + 7919 * self.world.rank + self.step)
+            self.generator.manual_seed(self.config.training.seed * 1000 + self.world.rank + 104729 * self.step)
+        else:
+            torch.set_rng_state(s["rng"]["torch"])
+            self.generator.set_state(s["rng"]["generator"])
+            if s["rng"]["cuda"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+        random.setstate(_as_python_state(s["rng"]["python"]))
+        log.info("resumed from %s at step %d", ck.path, self.step)
+
+    # ------------------------------------------------------------------ samples
+    def write_sample(self) -> Optional[Path]:
+        """Synthesise the first validation (else training) sentence with the EMA model."""
+        if not self.is_main:
+            return None
+        from .samples import write_sample
+
+        path = write_sample(self)
+        if path is not None:
+            self._emit("on_sample", self.step, path)
+        return path
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> Optional[Path]:
+        """Train until ``training.steps`` (or a stop request); returns the last checkpoint."""
+        t = self.config.training
+        previous = signal.getsignal(signal.SIGTERM) if self.is_main_thread() else None
+        if previous is not None:
+            signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        self._emit("on_train_start")
+        last_path = None
+        window: dict[str, float] = {}
+        n_window = 0
+        examples = 0
+        t0 = time.perf_counter()
+        started = time.perf_counter()
+        step_at_start = self.step
+        try:
+            batches = self.batches()
+            while self.step < t.steps and not self._stop:
+                out = self.train_step(next(batches))
+                if out["skipped"]:
+                    continue
+                for k in ("loss", "flow", "duration", "prior", "grad_norm"):
+                    window[k] = window.get(k, 0.0) + out[k]
+                n_window += 1
+                examples += out["batch_size"]
+                self._emit("on_step_end", self.step, out)
+                if self.step % t.log_every == 0 or self.step == t.steps:
+                    now = time.perf_counter()
+                    rate = examples * self.world.size / max(now - t0, 1e-9)
+                    done = self.step - step_at_start
+                    eta = (now - started) / max(done, 1) * (t.steps - self.step)
+                    row = {"step": self.step, "epoch": self.epoch, "lr": self.scheduler.get_last_lr()[0],
+                           "examples_per_s": rate, "eta_s": eta, "bad_steps": self.bad_total,
+                           **{k: v / n_window for k, v in window.items()}, "t_bins": self.bins.means()}
+                    if self.is_main:
+                        self.metrics.write(row)
+                    self._emit("on_log", row)
+                    window, n_window, examples, t0 = {}, 0, 0, now
+                    self.bins.reset()
+                if t.val_every and self.step % t.val_every == 0:
+                    self.validate()
+                if t.sample_every and self.step % t.sample_every == 0:
+                    self.write_sample()
+                if t.checkpoint_every and self.step % t.checkpoint_every == 0:
+                    last_path = self.save()
+            if last_path is None or not last_path.name.endswith(f"{self.step:08d}.pt"):
+                last_path = self.save()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            self._emit("on_train_end")
+        return last_path
+
+    @staticmethod
+    def is_main_thread() -> bool:
+        import threading
+
+        return threading.current_thread() is threading.main_thread()
+
+
+def _as_python_state(state):
+    """``random.setstate`` wants tuples; a checkpoint may hand back lists."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def train(config: Config, out: str | Path, *, device: Optional[str] = None, resume: bool = False,
+          progress: bool = True) -> Optional[Path]:
+    """Train with the process group from the environment (torchrun) or alone."""
+    dev_type = "cuda" if (device in (None, "auto") and torch.cuda.is_available()) or str(device).startswith("cuda") else "cpu"
+    world = init_from_env(dev_type)
+    try:
+        trainer = Trainer(config, out, device=device, resume=resume, progress=progress, world=world)
+        return trainer.fit()
+    finally:
+        from .distributed import cleanup
+
+        cleanup(world)

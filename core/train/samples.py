@@ -1,0 +1,39 @@
+"""Periodic audio samples during training: the first validation sentence (else the first
+training sentence), EMA weights, 10 Euler steps on the sway grid, Griffin-Lim vocoder
+(offline and fast), written to ``<run>/samples/step_XXXXXXXX.wav``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+
+@torch.no_grad()
+def write_sample(trainer, steps: int = 10) -> Optional[Path]:
+    from ..audio import save_wav
+    from ..sampling import integrate, time_grid
+    from ..vocoders import GriffinLimVocoder
+
+    data = trainer.data
+    dataset = data.val_set if data.val_set is not None and len(data.val_set) else data.train_set
+    item = dataset[0]
+    if item is None:
+        return None
+    model = trainer.ema.model
+    device = trainer.device
+    tokens = item.tokens[None].to(device)
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    speakers = torch.tensor([item.speaker], device=device)
+    cond = model.inference_conditioning(tokens, mask, speakers)
+    gen = torch.Generator(device=device).manual_seed(0)
+    x0 = torch.randn(1, trainer.config.audio.n_mels, cond.mel_mask.shape[1], generator=gen, device=device)
+    velocity = trainer.objective.velocity(lambda x, t, r=None: model.velocity(x, t, cond, r=r))
+    x1 = integrate(velocity, x0, time_grid(steps, "sway", -1.0).to(device), method="euler")
+    mel = model.denormalize_mel(x1)
+    vocoder = GriffinLimVocoder(trainer.config.audio)
+    audio = vocoder.decode(mel.float().cpu())[0]
+    path = trainer.out / "samples" / f"step_{trainer.step:08d}.wav"
+    save_wav(path, audio.numpy(), trainer.config.audio.sample_rate)
+    return path

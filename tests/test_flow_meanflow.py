@@ -1,0 +1,203 @@
+"""MeanFlow: the target against the closed-form average velocity of a Gaussian flow,
+the JVP against finite differences, time sampling, weighting and the sampler."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.config import ConfigError, ObjectiveConfig
+from core.flow import (MeanFlowObjective, adaptive_weight, build_objective, meanflow_jvp, meanflow_sample,
+                       meanflow_target, meanflow_trajectory)
+
+MU, S1 = 0.7, 1.3  # data x1 ~ N(MU, S1^2) per dimension, noise x0 ~ N(0, 1), independent
+
+
+def _var(t):
+    return (1 - t).square() + t.square() * S1 ** 2
+
+
+def true_velocity(z, t):
+    """Marginal velocity of the straight path: E[x1 - x0 | x_t = z]
+    = MU + (t S1^2 - (1 - t)) / V_t (z - t MU), V_t = (1-t)^2 + t^2 S1^2."""
+    t = t[:, None, None]
+    return MU + (t * S1 ** 2 - (1 - t)) / _var(t) * (z - t * MU)
+
+
+def true_average_velocity(z, r, t):
+    """u*(z, r, t) = (phi_{r->t}(z) - z) / (t - r). The flow of the (affine) marginal
+    velocity is the monotone affine map N(r MU, V_r) -> N(t MU, V_t):
+    phi(z) = t MU + sqrt(V_t / V_r) (z - r MU)."""
+    r, t = r[:, None, None], t[:, None, None]
+    phi = t * MU + (_var(t) / _var(r)).sqrt() * (z - r * MU)
+    return (phi - z) / (t - r)
+
+
+def test_flow_map_solves_the_ode():
+    # sanity check of the reference: d/dt phi_{r->t}(z) = v(phi, t), by central differences
+    z = torch.randn(3, 2, 2, dtype=torch.float64)
+    r = torch.full((3,), 0.2, dtype=torch.float64)
+    t, h = torch.full((3,), 0.6, dtype=torch.float64), 1e-6
+    phi = lambda tt: z + (tt - r)[:, None, None] * true_average_velocity(z, r, tt)
+    dphi = (phi(t + h) - phi(t - h)) / (2 * h)
+    torch.testing.assert_close(dphi, true_velocity(phi(t), t), rtol=1e-7, atol=1e-7)
+
+
+def test_target_equals_true_average_velocity():
+    g = torch.Generator().manual_seed(0)
+    z = 2 * torch.randn(8, 3, 5, dtype=torch.float64, generator=g)
+    r = torch.tensor([0.0, 0.0, 0.1, 0.3, 0.5, 0.2, 0.7, 0.95], dtype=torch.float64)
+    t = torch.tensor([1.0, 0.4, 0.9, 0.35, 0.99, 0.8, 1.0, 0.97], dtype=torch.float64)
+    target = meanflow_target(true_average_velocity, z, r, t, true_velocity(z, r))
+    torch.testing.assert_close(target, true_average_velocity(z, r, t), rtol=1e-5, atol=1e-5)
+    assert not target.requires_grad
+
+
+def _mlp():
+    torch.manual_seed(0)
+    return _TinyU(3).double()
+
+
+class _TinyU(torch.nn.Module):
+    """u(z, r, t) = net(z, t, r): a per-frame MLP on [z, t, r]."""
+
+    def __init__(self, c, hidden=32):
+        super().__init__()
+        self.a = torch.nn.Conv1d(c + 2, hidden, 1)
+        self.b = torch.nn.Conv1d(hidden, c, 1)
+
+    def forward(self, x, t, r):
+        r = t if r is None else r
+        tt = torch.stack([t, r], dim=1)[:, :, None].expand(-1, 2, x.shape[2])
+        return self.b(torch.tanh(self.a(torch.cat([x, tt], dim=1))))
+
+
+def test_target_is_v_when_r_equals_t():
+    net = _mlp()
+    obj = MeanFlowObjective()
+    z = torch.randn(4, 3, 6, dtype=torch.float64)
+    t = torch.tensor([0.1, 0.5, 0.9, 1.0], dtype=torch.float64)
+    v = torch.randn_like(z)
+    torch.testing.assert_close(meanflow_target(obj.average_velocity(net), z, t, t, v), v, rtol=0, atol=0)
+
+
+def test_jvp_is_the_total_derivative_along_the_flow():
+    net = _mlp()
+    u = MeanFlowObjective().average_velocity(net)
+    z = torch.randn(4, 3, 6, dtype=torch.float64)
+    v = torch.randn_like(z)
+    r = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    t = torch.tensor([0.5, 0.9, 0.3, 0.8], dtype=torch.float64)
+    jv = meanflow_jvp(u, z, r, t, v)
+    h = 1e-6
+    fd = (u(z + h * v, r + h, t) - u(z - h * v, r - h, t)) / (2 * h)
+    torch.testing.assert_close(jv.dudr, fd, rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(jv.u, u(z, r, t))
+
+
+def test_loss_gradient_equals_plain_forward_with_detached_target():
+    net = _mlp()
+    obj = MeanFlowObjective(r_neq_t_fraction=0.5)
+    x1 = torch.randn(6, 3, 5, dtype=torch.float64)
+    out = obj.loss(net, x1, None, generator=torch.Generator().manual_seed(4))
+    out.loss.backward()
+    grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    # replay: two logit-normal draws, the r != t coin, then the noise
+    g = torch.Generator().manual_seed(4)
+    a = torch.sigmoid(torch.randn(6, dtype=torch.float64, generator=g))
+    b = torch.sigmoid(torch.randn(6, dtype=torch.float64, generator=g))
+    coin = torch.rand(6, dtype=torch.float64, generator=g) < 0.5
+    x0 = torch.randn(x1.shape, dtype=torch.float64, generator=g)
+    t = torch.maximum(a, b)
+    r = torch.where(coin, torch.minimum(a, b), t)
+    z = (1 - r)[:, None, None] * x0 + r[:, None, None] * x1
+    u = obj.average_velocity(net)
+    target = meanflow_target(u, z, r, t, x1 - x0)
+    sq = (u(z, r, t) - target).square().mean(dim=(1, 2))
+    loss = (sq / (sq.detach() + 1e-3)).mean()  # adaptive weight, p = 1, c = 1e-3
+    loss.backward()
+    torch.testing.assert_close(out.loss, loss)
+    torch.testing.assert_close(out.t, t)
+    for ga, p in zip(grads, net.parameters()):
+        torch.testing.assert_close(ga, p.grad)
+
+
+def test_adaptive_weight_at_pinned_points():
+    sq = torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64)
+    torch.testing.assert_close(adaptive_weight(sq, 1.0, 1e-3), torch.tensor([1000.0, 1 / 1.001, 1 / 3.001],
+                                                                            dtype=torch.float64))
+    torch.testing.assert_close(adaptive_weight(sq, 0.5, 1.0), torch.tensor([1.0, 2 ** -0.5, 0.5],
+                                                                          dtype=torch.float64))
+    torch.testing.assert_close(adaptive_weight(sq, 0.0, 1e-3), torch.ones(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 1.0])
+def test_time_sampling_order_and_fraction(fraction):
+    obj = MeanFlowObjective(r_neq_t_fraction=fraction)
+    r, t = obj.sample_times(20_000, generator=torch.Generator().manual_seed(0))
+    assert (r <= t).all() and (r >= 0).all() and (t <= 1).all()
+    assert (r < t).float().mean().item() == pytest.approx(fraction, abs=0.015)
+
+
+def test_velocity_and_average_velocity_argument_order():
+    seen = []
+
+    def net(x, t, r):
+        seen.append((t.clone(), None if r is None else r.clone()))
+        return torch.zeros_like(x)
+
+    obj = MeanFlowObjective()
+    x = torch.zeros(2, 3, 4)
+    obj.average_velocity(net)(x, torch.full((2,), 0.2), torch.full((2,), 0.7))  # u(z, r=0.2, t=0.7)
+    assert torch.allclose(seen[-1][0], torch.tensor(0.7)) and torch.allclose(seen[-1][1], torch.tensor(0.2))
+    obj.velocity(net)(x, 0.4)  # v(x, t) = u(x, t, t)
+    assert torch.allclose(seen[-1][0], torch.tensor(0.4)) and torch.allclose(seen[-1][1], torch.tensor(0.4))
+
+
+def test_sampler_with_true_average_velocity_is_exact():
+    # phi_{0->1}(x0) = MU + S1 x0: one jump and several jumps both land there exactly
+    x0 = torch.randn(3, 2, 4, dtype=torch.float64)
+    one = meanflow_sample(true_average_velocity, x0, torch.tensor([0.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(one, MU + S1 * x0)
+    grid = torch.tensor([0.0, 0.3, 0.5, 1.0], dtype=torch.float64)
+    traj = meanflow_trajectory(true_average_velocity, x0, grid)
+    assert traj.shape == (4, 3, 2, 4)
+    torch.testing.assert_close(traj[0], x0)
+    torch.testing.assert_close(traj[-1], MU + S1 * x0)
+    torch.testing.assert_close(traj[-1], meanflow_sample(true_average_velocity, x0, grid))
+    with pytest.raises(ValueError, match="grid"):
+        meanflow_sample(true_average_velocity, x0, torch.tensor([0.0]))
+
+
+class _AttentionU(torch.nn.Module):
+    """A net using F.scaled_dot_product_attention over frames (no forward AD in the
+    fused kernels): the objective must run it through the math backend."""
+
+    def __init__(self, c=4):
+        super().__init__()
+        self.qkv = torch.nn.Conv1d(c + 2, 3 * c, 1)
+
+    def forward(self, x, t, r):
+        tt = torch.stack([t, r], dim=1)[:, :, None].expand(-1, 2, x.shape[2])
+        q, k, v = self.qkv(torch.cat([x, tt], dim=1)).transpose(1, 2).chunk(3, dim=-1)
+        return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0].transpose(1, 2)
+
+
+def test_loss_runs_through_sdpa_attention():
+    torch.manual_seed(0)
+    net = _AttentionU()
+    out = MeanFlowObjective(r_neq_t_fraction=1.0).loss(net, torch.randn(2, 4, 6),
+                                                       generator=torch.Generator().manual_seed(0))
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and all(p.grad is not None for p in net.parameters())
+
+
+def test_from_config_and_validation():
+    obj = build_objective(ObjectiveConfig(name="meanflow", r_neq_t_fraction=0.5, adaptive_p=0.5,
+                                          logit_mean=-0.4))
+    assert isinstance(obj, MeanFlowObjective)
+    assert obj.r_neq_t_fraction == 0.5 and obj.adaptive_p == 0.5 and obj.time_sampling.logit_mean == -0.4
+    with pytest.raises(ConfigError):
+        MeanFlowObjective(r_neq_t_fraction=1.5)
+    with pytest.raises(ConfigError):
+        MeanFlowObjective(adaptive_c=0.0)

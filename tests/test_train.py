@@ -1,0 +1,153 @@
+"""Trainer: metrics, checkpoints, bit-identical resume, the NaN/spike guard, SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import load_checkpoint
+from core.config import merge
+from core.train import Callback, Trainer, TrainingError
+from core.train.metrics import TimeBins, read_metrics
+from core.train.setup import lr_factor
+
+from conftest import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_lr_schedule_closed_form():
+    # warm-up: (s+1)/W; cosine: 0.5 (1 + cos(pi p)), p = (s - W) / (T - W)
+    assert lr_factor(0, 4, 20, "cosine") == pytest.approx(0.25)
+    assert lr_factor(3, 4, 20, "cosine") == pytest.approx(1.0)
+    assert lr_factor(12, 4, 20, "cosine") == pytest.approx(0.5)
+    assert lr_factor(20, 4, 20, "cosine") == pytest.approx(0.0)
+    assert lr_factor(12, 4, 20, "linear") == pytest.approx(0.5)
+    assert lr_factor(12, 4, 20, "constant") == 1.0
+
+
+def test_time_bins():
+    bins = TimeBins(10)
+    bins.add(torch.tensor([0.0, 0.05, 0.55, 1.0]), torch.tensor([1.0, 3.0, 5.0, 7.0]))
+    m = bins.means()
+    assert m[0] == 2.0 and m[5] == 5.0 and m[9] == 7.0 and m[1] is None
+
+
+def test_train_writes_metrics_checkpoints_and_config(tmp_path, tiny_cfg):
+    trainer = Trainer(tiny_cfg, tmp_path, progress=False)
+    last = trainer.fit()
+    assert last == tmp_path / "checkpoints" / "step_00000006.pt"
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    train_rows = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4, 5, 6]
+    for r in train_rows:
+        assert len(r["t_bins"]) == 10
+        for key in ("flow", "duration", "prior", "lr", "grad_norm", "examples_per_s"):
+            assert math.isfinite(r[key])
+    assert sum(1 for r in rows if "val_loss" in r) == 2
+    ck = load_checkpoint(last)
+    assert ck.step == 6 and ck.speakers == ["alice", "bob"]
+    assert ck.config.model.n_speakers == 2 and ck.config.model.vocab_size == trainer.data.tokenizer.vocab_size
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["n_speakers"] == 2
+    # the EMA weights differ from the raw ones after training
+    assert any(not torch.equal(ck.weights[k], ck.model_weights[k]) for k in ck.weights if ck.weights[k].is_floating_point())
+
+
+class StopAt(Callback):
+    def __init__(self, step):
+        self.at = step
+
+    def on_step_end(self, trainer, step, losses):
+        if step == self.at:
+            trainer.request_stop()
+
+
+@pytest.mark.parametrize("objective", ["cfm", "meanflow"])
+def test_resume_is_bit_identical(tmp_path, tiny_corpus, objective):
+    cfg = merge(tiny_config(tiny_corpus, steps=8, checkpoint_every=100, val_every=0),
+                {"objective": {"name": objective}})
+    full = Trainer(cfg, tmp_path / "a", progress=False)
+    full.fit()
+    part = Trainer(cfg, tmp_path / "b", progress=False, callbacks=[StopAt(3)])
+    assert part.fit().name == "step_00000003.pt"
+    resumed = Trainer(cfg, tmp_path / "b", progress=False, resume=True)
+    assert resumed.step == 3
+    resumed.fit()
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ea, eb = full.ema.model.state_dict(), resumed.ema.model.state_dict()
+    assert all(torch.equal(ea[k], eb[k]) for k in ea)
+    la = [r["loss"] for r in read_metrics(tmp_path / "a" / "metrics.jsonl") if "loss" in r]
+    lb = [r["loss"] for r in read_metrics(tmp_path / "b" / "metrics.jsonl") if "loss" in r]
+    assert la == lb
+
+
+def test_nan_guard_skips_and_stops(tmp_path, tiny_cfg, monkeypatch):
+    trainer = Trainer(merge(tiny_cfg, {"training": {"max_bad_steps": 3}}), tmp_path, progress=False)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    real = trainer.loss_module.forward
+
+    def nan_forward(*a, **k):
+        out = real(*a, **k)
+        out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(trainer.loss_module, "forward", nan_forward)
+    with pytest.raises(TrainingError, match="3 consecutive bad steps"):
+        trainer.fit()
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "a NaN step changed the weights"
+    events = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r.get("event") == "bad_step"]
+    assert len(events) == 3 and "nan" in events[0]["reason"]
+
+
+def test_spike_guard_skips_one_step(tmp_path, tiny_cfg):
+    trainer = Trainer(tiny_cfg, tmp_path, progress=False)
+    trainer.step, trainer.loss_avg = 50, 1e-6   # a running mean far below any real loss
+    out = trainer.train_step(next(trainer.batches()))
+    assert out["skipped"] and "spike" in out["reason"] and trainer.step == 50
+
+
+def test_resume_skips_torn_newest_checkpoint(tmp_path, tiny_cfg):
+    Trainer(tiny_cfg, tmp_path, progress=False).fit()
+    (tmp_path / "checkpoints" / "step_00000099.pt").write_bytes(b"PK\x03\x04 torn")
+    resumed = Trainer(merge(tiny_cfg, {"training": {"steps": 8}}), tmp_path, progress=False, resume=True)
+    assert resumed.step == 6
+
+
+def test_sigkill_resume_loses_at_most_the_steps_since_checkpoint(tmp_path, tiny_corpus):
+    cfg = tiny_config(tiny_corpus, steps=400, checkpoint_every=2, val_every=0, log_every=1)
+    cfg_path = tmp_path / "cfg.json"
+    cfg.save(cfg_path)
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "core", "train", "--config", str(cfg_path), "--out", str(run),
+                             "--device", "cpu", "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list((run / "checkpoints").glob("step_*.pt"))) < 2:
+            time.sleep(0.2)
+        assert len(list((run / "checkpoints").glob("step_*.pt"))) >= 2, "no checkpoints were written"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    logged = max(r["step"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r)
+    resumed = Trainer(cfg, run, progress=False, resume=True)
+    assert resumed.step % 2 == 0 and logged - resumed.step <= 2
+    start = resumed.step
+    resumed.config.training.steps = start + 2
+    resumed.fit()
+    steps = [r["step"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r]
+    assert steps == list(range(1, start + 3)), "metrics history must be continuous after resume"
