@@ -132,8 +132,9 @@ class ObjectiveConfig:
     """Training objective.
 
     ``cfm``: conditional flow matching on the straight path x_t = (1-t) x0 + t x1,
-    target x1 - x0.  ``edm``: Karras x0-prediction baseline.  ``meanflow``: average
-    velocity u(z, r, t) for one-step generation.
+    target x1 - x0; ``time_sampling`` and ``weighting`` apply to it only.  ``edm``: Karras x0-prediction baseline.  ``meanflow``: average
+    velocity u(z, r, t) for one-step generation; (r, t) are logit-normal with
+    ``logit_mean``/``logit_std``.
     """
 
     name: Literal["cfm", "edm", "meanflow"] = "cfm"
@@ -178,6 +179,12 @@ class ObjectiveConfig:
             raise ConfigError("objective.r_neq_t_fraction must be in [0, 1]")
         if self.adaptive_c <= 0:
             raise ConfigError("objective.adaptive_c must be positive")
+        if self.adaptive_p < 0:
+            raise ConfigError("objective.adaptive_p must be >= 0")
+        if self.discrete_steps < 2:
+            raise ConfigError("objective.discrete_steps must be >= 2")
+        if self.snr_clip <= 0:
+            raise ConfigError("objective.snr_clip must be positive")
 
 
 @dataclass

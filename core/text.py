@@ -182,6 +182,14 @@ def _decade(m: re.Match) -> str:
     return _plural(year_to_words(int(m[1])))
 
 
+@_rule(r"([01]?\d|2[0-3]):([0-5]\d)\b")  # clock times: "10:30", "3:05", "7:00"
+def _clock(m: re.Match) -> str:
+    hour, minute = number_to_words(int(m[1])), int(m[2])
+    if minute == 0:
+        return f"{hour} o'clock"
+    return f"{hour} {'oh ' if minute < 10 else ''}{number_to_words(minute)}"
+
+
 @_rule(rf"{_NUM}\.(\d+)")
 def _decimal_number(m: re.Match) -> str:
     return _decimal(m[1], m[2])
@@ -224,7 +232,7 @@ def normalize_text(text: str, language: str = "en") -> str:
     Always: Unicode NFKC, control characters to spaces, whitespace collapsed and stripped.
     English (``en``, ``en-us``, ``en-gb``, ...) also: curly quotes made straight,
     abbreviations (Mr., Dr., St., etc., vs., ...), currency ("$5" -> "five dollars"),
-    percentages, ordinals ("21st" -> "twenty-first"), decades, decimals
+    percentages, ordinals ("21st" -> "twenty-first"), decades, clock times, decimals
     ("3.5" -> "three point five"), years ("1984" -> "nineteen eighty-four", every plain
     4-digit number 1001..2999 is read as a year), integers up to trillions and symbols
     (& @ + = %).  Case is kept.

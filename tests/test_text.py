@@ -46,6 +46,7 @@ NORMALIZER_CASES = [
      "In nineteen eighty-four and nineteen oh five and two thousand and two thousand eight and twenty twenty-four"),
     ("the 1990s", "the nineteen nineties"),
     ("pi is 3.14", "pi is three point one four"),
+    ("at 10:30, 3:05 or 7:00", "at ten thirty, three oh five or seven o'clock"),
     ("1,234,567 people", "one million two hundred thirty-four thousand five hundred sixty-seven people"),
     ("3000000000 stars", "three billion stars"),
     ("-5 degrees", "minus five degrees"),
@@ -293,9 +294,12 @@ def test_phonemes_ipa_pinned():
 def test_phonemes_batch_matches_single_and_keeps_punctuation():
     tok = PhonemeTokenizer()
     texts = ["The quick brown fox; jumps over the lazy dog.", "hello—world", "\"Quoted\" (paren)?",
-             "she sells sea shells", "", "hello"]
+             "she sells sea shells", "", "hello", "x \u2013 y", "hello...world"]
+    # espeak-ng prints two lines for the last two (a clause break inside one run): the batch
+    # must notice the line count and still line every text up with its own IPA
     batch = tok.phonemize_batch(texts)
     assert batch == [tok.phonemize(t) for t in texts]
+    assert batch[6].startswith("ˈɛks") and batch[7].startswith("həlˈoʊ")
     assert batch[0].count(";") == 1 and batch[0].endswith(".") and batch[4] == ""
     assert "—" in batch[1] and batch[2].startswith('"') and batch[2].endswith(")?")
     for ids in tok.encode_batch(texts[:4]):  # common English IPA is all in the default symbols

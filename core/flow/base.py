@@ -90,7 +90,8 @@ class Objective:
         raise NotImplementedError
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        fields = ", ".join(f"{k}={tuple(v.shape) if isinstance(v, Tensor) else v!r}"
+                           for k, v in vars(self).items())
         return f"{type(self).__name__}({fields})"
 
 

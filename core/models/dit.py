@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from .layers import FeedForward, SelfAttention, TimeEmbedding, check_attention, zero_padding
+from .layers import FeedForward, SelfAttention, TimeEmbedding, check_attention, rotary_tables, zero_padding
 
 __all__ = ["VelocityDiT", "DiTBlock", "ConvPositionEmbedding"]
 
@@ -93,10 +93,12 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
 
-    def forward(self, x: Tensor, c_act: Tensor, mask: Tensor, attention: str = "sdpa") -> Tensor:
+    def forward(self, x: Tensor, c_act: Tensor, mask: Tensor, attention: str = "sdpa",
+                rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """x (B, T, D), c_act = silu(c) (B, D), mask (B, T) -> (B, T, D)."""
         sh1, sc1, g1, sh2, sc2, g2 = self.modulation(c_act).chunk(6, dim=-1)
-        x = x + g1[:, None, :] * self.drop(self.attn(_modulate(self.norm1(x), sh1, sc1), mask, attention))
+        h = self.attn(_modulate(self.norm1(x), sh1, sc1), mask, attention, rope)
+        x = x + g1[:, None, :] * self.drop(h)
         return x + g2[:, None, :] * self.drop(self.ff(_modulate(self.norm2(x), sh2, sc2)))
 
 
@@ -109,6 +111,7 @@ class VelocityDiT(nn.Module):
         self.n_mels = n_mels
         self.text_dim = model.text_dim
         self.meanflow = meanflow
+        self.head_dim = dim // model.heads
         self.in_proj = nn.Linear(n_mels + model.text_dim, dim)
         self.conv_pos = ConvPositionEmbedding(dim)
         self.time_embed = TimeEmbedding(dim)
@@ -150,6 +153,7 @@ class VelocityDiT(nn.Module):
             raise ValueError(f"cond must be ({b}, {n}, {self.text_dim}) to match x, got {tuple(cond.shape)}")
         if mask.shape != (b, n):
             raise ValueError(f"mask must be ({b}, {n}) to match x, got {tuple(mask.shape)}")
+        mask = mask.to(torch.bool)
         t = _batch_time(t, b, x)
         r = None if r is None else _batch_time(r, b, x)
         c_act = F.silu(self.conditioning_vector(t, r, speaker))
@@ -161,8 +165,9 @@ class VelocityDiT(nn.Module):
             cond = torch.where(drop.to(torch.bool)[:, None, None], null, cond)
         h = self.in_proj(torch.cat([x.transpose(1, 2), cond], dim=-1))
         h = h + self.conv_pos(h, mask)
+        rope = rotary_tables(n, self.head_dim, x.device, x.dtype)
         for block in self.blocks:
-            h = block(h, c_act, mask, attention)
+            h = block(h, c_act, mask, attention, rope)
         shift, scale = self.final_modulation(c_act).chunk(2, dim=-1)
         out = self.out_proj(_modulate(self.final_norm(h), shift, scale))
         return zero_padding(out, mask).transpose(1, 2).to(x.dtype)

@@ -106,11 +106,15 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, mask: Tensor, attention: str = "sdpa") -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, attention: str = "sdpa",
+                rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """``rope``: precomputed :func:`rotary_tables` for this length and head width
+        (a network computes them once per forward); computed here when None."""
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if self.rotary:
-            cos, sin = rotary_tables(n, self.head_dim, x.device, q.dtype)
+            cos, sin = rope if rope is not None else rotary_tables(n, self.head_dim, x.device, q.dtype)
+            cos, sin = cos.to(q.dtype), sin.to(q.dtype)
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         key_mask = mask[:, None, None, :]  # (B, 1, 1, T): broadcast over heads and queries
         if attention == "sdpa":

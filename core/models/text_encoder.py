@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from .layers import FeedForward, SelfAttention, zero_padding
+from .layers import FeedForward, SelfAttention, rotary_tables, zero_padding
 
 __all__ = ["GRN", "ConvNeXtBlock", "TransformerLayer", "TextEncoder"]
 
@@ -75,8 +75,9 @@ class TransformerLayer(nn.Module):
         self.ff = FeedForward(channels, ff_mult, dropout)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, mask: Tensor, attention: str = "sdpa") -> Tensor:
-        x = x + self.drop(self.attn(self.norm1(x), mask, attention))
+    def forward(self, x: Tensor, mask: Tensor, attention: str = "sdpa",
+                rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), mask, attention, rope))
         return x + self.drop(self.ff(self.norm2(x)))
 
 
@@ -92,6 +93,7 @@ class TextEncoder(nn.Module):
     def __init__(self, model: ModelConfig) -> None:
         super().__init__()
         d = model.text_dim
+        self.head_dim = d // model.text_heads
         self.embed = nn.Embedding(model.vocab_size, d, padding_idx=0)
         self.speaker_proj = nn.Linear(model.speaker_dim, d) if model.n_speakers > 1 else None
         self.convnext = nn.ModuleList(ConvNeXtBlock(d, 2 * d, dropout=model.dropout)
@@ -103,6 +105,7 @@ class TextEncoder(nn.Module):
     def forward(self, tokens: Tensor, mask: Tensor, speaker: Tensor | None = None,
                 attention: str = "sdpa") -> Tensor:
         """tokens (B, L) long, mask (B, L) bool, speaker (B, S) or None -> (B, L, text_dim)."""
+        mask = mask.to(torch.bool)
         x = self.embed(tokens)
         if self.speaker_proj is not None:
             if speaker is None:
@@ -111,6 +114,7 @@ class TextEncoder(nn.Module):
         for block in self.convnext:
             x = block(x, mask)
         x = zero_padding(x, mask)
+        rope = rotary_tables(x.shape[1], self.head_dim, x.device, x.dtype)
         for layer in self.transformer:
-            x = layer(x, mask, attention)
+            x = layer(x, mask, attention, rope)
         return zero_padding(self.norm(x), mask)

@@ -16,6 +16,10 @@ Training (``conditioning``):
     mode each row is dropped (null text condition) with probability ``cond_drop_prob``.
 Inference (``inference_conditioning``): durations predicted (or given), expanded the
 same way, nothing dropped.  Then ``velocity(x, t, cond, ...)`` is the network call.
+
+Gradients: the text encoder learns from the prior loss and, through ``cond``, from the
+flow loss the caller computes; the duration predictor sees detached text features.
+At initialisation the velocity is exactly 0 (adaLN-Zero blocks, zero output layer).
 """
 
 from __future__ import annotations
@@ -249,6 +253,8 @@ class TTSModel(nn.Module):
         Returns (B, n_mels, T), padded frames zero.  No host syncs.
         """
         attention = check_attention(attention or self.config.attention)
+        # a drop tensor is always passed (all False when nothing is dropped), so the null
+        # condition is in every graph: DDP never sees it as an unused parameter
         spk = cond.speaker_emb if self.speaker_embedding is not None else None
         return self.velocity_net(x, t, cond.cond, cond.mel_mask, spk, r=r,
                                  drop=cond.drop if drop is None else drop, attention=attention)

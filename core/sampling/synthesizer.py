@@ -1,0 +1,393 @@
+"""The Synthesizer: text -> mel (flow sampling) -> waveform (vocoder).
+
+Time convention: t = 0 is Gaussian noise, t = 1 is the mel spectrogram.  Sampling
+starts at ``x0 = temperature * N(0, I)`` in the model's normalised mel space, shape
+``(B, n_mels, T)``, and follows the checkpoint's objective to t = 1:
+
+* ``cfm`` / ``edm``: ``integrate(objective.velocity(net), x0, grid, solver)`` (EDM's
+  velocity is its probability-flow ODE written in this time);
+* ``meanflow``: average-velocity jumps ``z <- z + (t_{k+1} - t_k) u(z, t_k, t_{k+1})``
+  over the grid (``steps=1``: ``x1 = x0 + u(x0, 0, 1)``).  Such a jump is already exact
+  for the learned u, so there is no solver choice: the solver must be ``euler``.
+
+Guidance (``cfg``) is applied to the network output in one batched forward, see
+:mod:`core.sampling.guidance`.
+
+Reproducibility.  Every text of a call is an *item*; item ``k`` of a list draws its
+noise from its own CPU ``torch.Generator`` seeded with ``seed + k`` (a long text's
+sentence chunks draw one after another from that generator), so an item renders the
+same mel (to float round-off) alone with ``seed=settings["seed"]`` as inside the
+batch, on any device.  ``seed=None`` picks a random seed and records it.
+
+Long text is cut with :func:`core.text.split_sentences` into chunks of at most
+``CHUNK_CHARS`` characters, all chunks of all items go through the network in one
+padded, masked batch, and each item's chunk waveforms are joined with an equal-power
+cross-fade of ``CROSSFADE_SECONDS``.  The item's ``mel`` is its chunk mels
+concatenated along frames (so its audio is shorter than ``frames * hop`` by the
+overlaps).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import secrets
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..config import Config, ConfigError, choice_error
+from ..text import TextError, TextFrontEnd, split_sentences, tokenizer_from_dict
+from ..version import __version__
+from .grids import SCHEDULES, SWAY_RANGE, time_grid
+from .guidance import check_cfg, model_net
+from .solvers import FIXED_STEP_SOLVERS, integrate, nfe_per_step
+
+__all__ = ["Synthesis", "Synthesizer", "PRECISIONS", "CHUNK_CHARS", "CROSSFADE_SECONDS", "OPTION_NAMES",
+           "DEMO_CHECKPOINT", "crossfade_join"]
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+CHUNK_CHARS = 300
+CROSSFADE_SECONDS = 0.05
+OPTION_NAMES = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg", "temperature", "seed", "speaker")
+"""The ``synthesize`` keyword options recorded in ``Synthesis.settings`` (with the text):
+``synth.synthesize(s["text"], **{k: s[k] for k in OPTION_NAMES})`` re-renders it."""
+
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "demo.pt"
+_AMP = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Synthesis:
+    """One synthesised text.
+
+    audio: (samples,) float32 mono in [-1, 1] at ``sample_rate``.
+    mel: (n_mels, T) float32 log-mel (the data end, t = 1).
+    nfe: velocity (network) evaluations; with ``cfg > 0`` each is one forward of a
+        doubled batch.
+    timings: seconds for the whole call (shared by the items of a list):
+        ``acoustic`` (text encoder + sampling), ``vocoder``, ``total``.
+    settings: everything needed to re-render (text, the options of
+        :data:`OPTION_NAMES`, vocoder name, checkpoint path + sha256, code version,
+        objective, precision, number of chunks).
+    trajectory: None unless asked: (N + 1, n_mels, T) float32 log-mel states at the
+        grid times (``trajectory[-1]`` equals ``mel``); ``times``: the (N + 1,) grid.
+    """
+
+    audio: np.ndarray
+    sample_rate: int
+    mel: np.ndarray
+    nfe: int
+    timings: dict[str, float]
+    settings: dict[str, Any]
+    trajectory: Optional[np.ndarray] = None
+    times: Optional[np.ndarray] = field(default=None)
+
+    @property
+    def duration(self) -> float:
+        """Length of ``audio`` in seconds."""
+        return len(self.audio) / self.sample_rate
+
+
+def crossfade_join(pieces: Sequence[np.ndarray], overlap: int) -> np.ndarray:
+    """Join 1-D clips with an equal-power cross-fade (cos/sin ramps, gains squared sum
+    to 1) of ``overlap`` samples, shortened where a clip is shorter than that.
+
+    Length: ``sum(len(p)) - sum(overlaps)``.
+    """
+    out = np.asarray(pieces[0], dtype=np.float64)
+    for piece in pieces[1:]:
+        piece = np.asarray(piece, dtype=np.float64)
+        n = min(overlap, len(out), len(piece))
+        if n == 0:
+            out = np.concatenate([out, piece])
+            continue
+        u = (np.arange(n) + 0.5) / n
+        mid = out[len(out) - n:] * np.cos(0.5 * np.pi * u) + piece[:n] * np.sin(0.5 * np.pi * u)
+        out = np.concatenate([out[:len(out) - n], mid, piece[n:]])
+    return out
+
+
+def _resolve_device(device: Union[str, torch.device, None]) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"unknown device {device!r} ({exc}); valid: auto, cpu, cuda, cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for but CUDA is not available; use cpu or auto")
+    return dev
+
+
+def _number(name: str, value: Any, lo: float, hi: float = math.inf, lo_open: bool = False) -> float:
+    """Validate a finite real option in [lo, hi] (or (lo, hi] with ``lo_open``)."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    if not ok or (value <= lo if lo_open else value < lo) or value > hi:
+        rng = f"{'(' if lo_open else '['}{lo}, {hi}{']' if math.isfinite(hi) else ')'}"
+        raise ConfigError(f"{name} must be a number in {rng}, got {value!r}")
+    return float(value)
+
+
+class Synthesizer:
+    """Text to speech with a trained model, its objective and a vocoder.
+
+    Build with :meth:`from_checkpoint`.  ``model`` is a :class:`core.models.TTSModel`
+    (eval mode, on ``device``); ``speakers`` the checkpoint's speaker names (index = id);
+    ``precision`` runs the network under bf16/fp16 autocast (the ODE state stays float32).
+    """
+
+    def __init__(self, model: torch.nn.Module, objective, config: Config, tokenizer, speakers: Sequence[str],
+                 vocoder, device: Union[str, torch.device, None] = None, checkpoint_path: Optional[str] = None,
+                 checkpoint_sha256: str = "", precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise choice_error("precision", precision, PRECISIONS)
+        from ..vocoders import check_compatible
+
+        check_compatible(vocoder, config.audio)
+        self.device = _resolve_device(device)
+        self.model = model.eval().to(self.device)
+        self.objective = objective
+        self.config = config
+        self.front_end = TextFrontEnd(config.text, tokenizer)
+        self.speakers = [str(s) for s in speakers]
+        self.vocoder = vocoder.to(self.device)
+        self.checkpoint_path = None if checkpoint_path is None else str(checkpoint_path)
+        self.checkpoint_sha256 = checkpoint_sha256
+        self.precision = precision
+        self.sample_rate = int(config.audio.sample_rate)
+
+    @classmethod
+    def from_checkpoint(cls, path: Union[str, Path, None] = None, device: Union[str, torch.device, None] = None,
+                        vocoder: Any = "auto", precision: str = "fp32") -> "Synthesizer":
+        """Load a checkpoint (EMA weights) and a vocoder.
+
+        path: a ``.pt`` / ``.safetensors`` checkpoint; None: the bundled demo voice
+            ``assets/demo.pt`` (an error when it is not there).
+        device: ``None`` / ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, ...
+        vocoder: a spec for :func:`core.vocoders.load_vocoder` (``auto``, ``griffin-lim``,
+            a Vocos folder, ``hub:<id>``) or a ready :class:`core.vocoders.Vocoder`; its mel
+            settings must match the checkpoint's.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of the network).
+        """
+        from ..checkpoint import CheckpointError, load_checkpoint
+        from ..flow import build_objective
+        from ..models import TTSModel
+        from ..text import build_tokenizer
+        from ..vocoders import Vocoder, load_vocoder
+
+        if precision not in PRECISIONS:
+            raise choice_error("precision", precision, PRECISIONS)
+        if path is None:
+            if not DEMO_CHECKPOINT.is_file():
+                raise CheckpointError(f"no checkpoint given and the bundled demo voice {DEMO_CHECKPOINT} is not "
+                                      "there; pass a checkpoint path (e.g. <run>/checkpoints/step_*.pt)")
+            path = DEMO_CHECKPOINT
+        dev = _resolve_device(device)
+        ck = load_checkpoint(path)
+        cfg = ck.config
+        model = TTSModel(cfg.model, n_mels=cfg.audio.n_mels, meanflow=cfg.objective.name == "meanflow")
+        try:
+            model.load_state_dict(ck.weights)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: weights do not fit the model its config describes: "
+                                  f"{str(exc).splitlines()[0]}") from None
+        state = ck.extra.get("tokenizer")
+        tokenizer = tokenizer_from_dict(state) if state is not None else build_tokenizer(cfg.text)
+        voc = vocoder if isinstance(vocoder, Vocoder) else load_vocoder(vocoder, cfg.audio, dev)
+        return cls(model, build_objective(cfg.objective), cfg, tokenizer, ck.speakers, voc, dev,
+                   checkpoint_path=str(ck.path), checkpoint_sha256=ck.sha256, precision=precision)
+
+    # ------------------------------------------------------------------ options
+    @property
+    def objective_name(self) -> str:
+        return self.config.objective.name
+
+    def speaker_id(self, speaker: Union[str, int, None]) -> int:
+        """Speaker id from a name, an index or None (the first speaker)."""
+        n = self.config.model.n_speakers
+        named = [s for s in self.speakers if s]
+        known = (", ".join(named) + f" (or an index 0..{n - 1})") if named else f"an index 0..{n - 1}"
+        if speaker is None:
+            return 0
+        if isinstance(speaker, str):
+            if speaker in self.speakers and speaker:
+                return self.speakers.index(speaker)
+            if speaker.strip().isdigit():
+                speaker = int(speaker)
+            else:
+                raise choice_error("speaker", speaker, [known])
+        if isinstance(speaker, bool) or not isinstance(speaker, numbers.Integral) or not 0 <= speaker < n:
+            raise choice_error("speaker", speaker, [known])
+        return int(speaker)
+
+    def speaker_name(self, sid: int) -> Union[str, int]:
+        name = self.speakers[sid] if sid < len(self.speakers) else ""
+        return name if name else sid
+
+    def _check_options(self, steps, solver, schedule, sway, duration_scale, cfg, temperature, seed):
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+            raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
+        if solver not in FIXED_STEP_SOLVERS:
+            raise choice_error("solver", solver, FIXED_STEP_SOLVERS)
+        if self.objective_name == "meanflow" and solver != "euler":
+            raise ConfigError(f"a MeanFlow checkpoint samples by average-velocity jumps, which need no ODE "
+                              f"solver: solver must be 'euler', got {solver!r}")
+        if schedule not in SCHEDULES:
+            raise choice_error("schedule", schedule, SCHEDULES)
+        sway = _number("sway", sway, *SWAY_RANGE)
+        duration_scale = _number("duration_scale", duration_scale, 0.0, lo_open=True)
+        temperature = _number("temperature", temperature, 0.0)
+        cfg = check_cfg(cfg)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not 0 <= seed < 2 ** 62):
+            raise ConfigError(f"seed must be None or an integer in [0, 2**62), got {seed!r}")
+        grid = time_grid(int(steps), schedule, sway if schedule == "sway" else None)
+        return grid, sway, duration_scale, cfg, temperature
+
+    # ------------------------------------------------------------------ synthesis
+    def synthesize(self, text: Union[str, Sequence[str]], *, steps: int = 10, solver: str = "euler",
+                   schedule: str = "sway", sway: float = -1.0, duration_scale: float = 1.0, cfg: float = 0.0,
+                   temperature: float = 1.0, seed: Optional[int] = None, speaker: Union[str, int, None] = None,
+                   return_trajectory: bool = False) -> Union[Synthesis, list[Synthesis]]:
+        """Synthesise ``text`` (a string -> :class:`Synthesis`; a list -> a list, in ONE
+        padded, masked batch).
+
+        steps: solver steps (>= 1) on the ``schedule`` grid (``linear``, ``power``,
+            ``sway``, ``epss``); ``sway`` is the sway coefficient in [-1, 1] (used by the
+            ``sway`` schedule only).  solver: ``euler``, ``midpoint``, ``heun``, ``rk4``
+            (NFE = steps x 1, 2, 2, 4).  duration_scale > 0 (> 1 speaks slower).
+            cfg >= 0: guidance strength (0 = none).  temperature >= 0 scales the
+            initial noise.  seed: see the module docstring.  speaker: name or index
+            (None: the first).  Raises ConfigError / TextError on a bad option or text
+            before any network call.
+        """
+        total_start = time.perf_counter()
+        items = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
+        if items is None or not items or not all(isinstance(t, str) for t in items):
+            raise TextError(f"text must be a string or a non-empty list of strings, got {type(text).__name__}")
+        grid, sway, duration_scale, cfg, temperature = self._check_options(
+            steps, solver, schedule, sway, duration_scale, cfg, temperature, seed)
+        sid = self.speaker_id(speaker)
+        limit = self.config.text.max_chars
+        chunk_chars = min(CHUNK_CHARS, limit)
+        chunks: list[list[str]] = []
+        for item in items:
+            if not item.strip():
+                raise TextError("text is empty; give at least one word to speak")
+            if len(item) > limit:
+                raise TextError(f"text is {len(item)} characters long, over the limit of {limit} "
+                                "(text.max_chars); shorten it or synthesise it in parts")
+            chunks.append(split_sentences(item, chunk_chars))
+        token_lists = self.front_end.encode_batch([c for cs in chunks for c in cs])
+        base_seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
+
+        acoustic_start = time.perf_counter()
+        run = self._acoustic(token_lists, [len(cs) for cs in chunks], base_seed, sid, grid, solver,
+                             duration_scale, cfg, temperature, return_trajectory)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        vocoder_start = time.perf_counter()
+        wav = self.vocoder.decode(run.vocoder_input).float().cpu().numpy()
+        end = time.perf_counter()
+        timings = {"acoustic": vocoder_start - acoustic_start, "vocoder": end - vocoder_start,
+                   "total": end - total_start}
+        return self._assemble(items, chunks, run, wav, timings, base_seed, sid, dict(
+            steps=int(steps), solver=solver, schedule=schedule, sway=sway, duration_scale=duration_scale,
+            cfg=cfg, temperature=temperature), text if isinstance(text, str) else None)
+
+    @torch.inference_mode()
+    def _acoustic(self, token_lists, n_chunks, base_seed, sid, grid, solver, duration_scale, cfg, temperature,
+                  return_trajectory) -> "_AcousticRun":
+        """Tokens of every chunk -> denormalised mel batch (+ trajectory); see synthesize."""
+        dev, model = self.device, self.model
+        lengths = [len(ids) for ids in token_lists]
+        tokens = torch.zeros(len(token_lists), max(lengths), dtype=torch.long)
+        for row, ids in enumerate(token_lists):
+            tokens[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        token_mask = torch.arange(tokens.shape[1])[None] < torch.tensor(lengths)[:, None]
+        tokens, token_mask = tokens.to(dev), token_mask.to(dev)
+        speakers = torch.full((len(token_lists),), sid, dtype=torch.long, device=dev)
+        amp = _AMP[self.precision]
+        autocast = torch.autocast(dev.type, dtype=amp) if amp is not None else nullcontext()
+        with autocast:
+            cond = model.inference_conditioning(tokens, token_mask, speakers, duration_scale=duration_scale)
+        frames = cond.mel_mask.sum(1).tolist()  # one host sync, before the loop
+        x0 = self._initial_noise(frames, n_chunks, base_seed, temperature, cond.mel_mask.shape[1])
+        grid = grid.to(dev)
+        with autocast:
+            net = model_net(model, cond, cfg)
+            if self.objective_name == "meanflow":
+                from ..flow import meanflow_sample, meanflow_trajectory
+
+                u = self.objective.average_velocity(net)
+                states = meanflow_trajectory(u, x0, grid) if return_trajectory else meanflow_sample(u, x0, grid)[None]
+                nfe = grid.numel() - 1
+            else:
+                out = integrate(self.objective.velocity(net), x0, grid, solver, return_trajectory=return_trajectory)
+                states = out.states if return_trajectory else out[None]
+                nfe = (grid.numel() - 1) * nfe_per_step(solver)
+        mel = model.denormalize_mel(states[-1].float())
+        silence = math.log(self.config.audio.log_clip)
+        voc_in = torch.where(cond.mel_mask[:, None, :], mel, torch.full_like(mel, silence))
+        traj_mel = model.denormalize_mel(states.float()).cpu().numpy() if return_trajectory else None
+        return _AcousticRun(mel=mel.cpu().numpy(), frames=frames, nfe=nfe, vocoder_input=voc_in,
+                            trajectory=traj_mel, times=grid.float().cpu().numpy())
+
+    def _initial_noise(self, frames: list[int], n_chunks: list[int], base_seed: int, temperature: float,
+                       width: int) -> Tensor:
+        """x0 (rows, n_mels, width): item k's chunks drawn in order from a CPU generator
+        seeded ``base_seed + k``, times ``temperature``; padded frames 0."""
+        n_mels = self.config.audio.n_mels
+        x0 = torch.zeros(len(frames), n_mels, width)
+        row = 0
+        for k, count in enumerate(n_chunks):
+            gen = torch.Generator().manual_seed(base_seed + k)
+            for _ in range(count):
+                x0[row, :, :frames[row]] = torch.randn(n_mels, frames[row], generator=gen)
+                row += 1
+        return (x0 * temperature).to(self.device)
+
+    def _assemble(self, items, chunks, run, wav, timings, base_seed, sid, options, single) -> Any:
+        from ..audio import peak_safe
+
+        hop = self.config.audio.hop_length
+        overlap = int(round(CROSSFADE_SECONDS * self.sample_rate))
+        out, row = [], 0
+        for k, item in enumerate(items):
+            rows = range(row, row + len(chunks[k]))
+            row += len(chunks[k])
+            pieces = [wav[r, :run.frames[r] * hop] for r in rows]
+            mel = np.concatenate([run.mel[r, :, :run.frames[r]] for r in rows], axis=1)
+            traj = None
+            if run.trajectory is not None:
+                traj = np.concatenate([run.trajectory[:, r, :, :run.frames[r]] for r in rows], axis=2)
+            settings = {"text": item, **options, "seed": base_seed + k, "speaker": self.speaker_name(sid),
+                        "vocoder": self.vocoder.name, "checkpoint": self.checkpoint_path,
+                        "checkpoint_sha256": self.checkpoint_sha256, "code_version": __version__,
+                        "objective": self.objective_name, "precision": self.precision, "chunks": len(chunks[k])}
+            out.append(Synthesis(audio=peak_safe(crossfade_join(pieces, overlap)), sample_rate=self.sample_rate,
+                                 mel=mel.astype(np.float32), nfe=run.nfe, timings=dict(timings), settings=settings,
+                                 trajectory=None if traj is None else traj.astype(np.float32),
+                                 times=None if traj is None else run.times))
+        return out[0] if single is not None else out
+
+
+@dataclass
+class _AcousticRun:
+    """Batch result of the acoustic stage: mel (rows, n_mels, width) log-mel, frames per
+    row, nfe, vocoder_input (rows, n_mels, width) on the device with silent padding,
+    trajectory (N + 1, rows, n_mels, width) or None, times (N + 1,)."""
+
+    mel: np.ndarray
+    frames: list[int]
+    nfe: int
+    vocoder_input: Tensor
+    trajectory: Optional[np.ndarray]
+    times: np.ndarray

@@ -1,0 +1,525 @@
+"""Blind listening tests: designs, stimulus rendering, per-rater trial orders and the
+rater's state machine.  No UI here: the Panel page binds to :class:`RaterSession`.
+
+* A :class:`TestDesign` names a MOS (ACR 1..5) or A/B preference test, its conditions
+  (a checkpoint + sampler settings, or a folder of ``<sentence_id>.wav`` files), its
+  sentences and optional gold (attention) trials.
+* :func:`render_stimuli` renders each (condition, sentence) once through a callable,
+  normalises it to -23 LUFS (ITU-R BS.1770 via ``core.audio``) and writes
+  ``<folder>/stimuli/<random hex>.wav``: file names and URLs reveal nothing about the
+  condition.  Provenance (checkpoint sha256, settings, seed, vocoder, code version,
+  loudness gain) is recorded in the :class:`~studio.results.ResultsStore`.  Existing
+  stimuli are reused.
+* :func:`build_trials` randomises a rater's order from a recorded seed: MOS presents
+  every stimulus once; A/B presents every pair of conditions per sentence with the
+  sides drawn at random.
+* :class:`RaterSession` walks one rater through the order: a rating is accepted only
+  after every clip of the trial was played to the end; play counts and the response
+  time (first play to submit) are recorded; a new session object for the same rater
+  resumes at the first unanswered trial.
+
+Gold trials: MOS ``"anchor"`` presents a degraded copy of the reference condition's
+clip (low-passed at 1 kHz, white noise at 10 dB SNR, re-normalised), expected to score
+<= 2.  A/B ``"identical"`` pairs the reference clip with a byte copy under another
+opaque id (expected "none"); ``"obvious"`` pairs it with its degraded anchor (expected:
+the reference side).  Anchors form a condition labelled ``"anchor:<reference>"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+import secrets
+import shutil
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+import param
+from scipy import signal
+
+import core
+from core import audio as core_audio
+from core.config import choice_error
+from studio.results import TEST_TYPES, DuplicateRatingError, RatingError, RatingRecord, ResultsStore, StimulusRecord, Trial
+
+__all__ = ["Condition", "Sentence", "GoldTrial", "TestDesign", "RenderedClip", "render_stimuli", "degrade_for_anchor",
+           "build_trials", "Clip", "TrialView", "RaterSession", "ListeningError", "Trial", "MOS_LABELS",
+           "CMOS_LABELS", "SETTING_NAMES", "TARGET_LUFS"]
+
+TARGET_LUFS = -23.0
+SETTING_NAMES = ("steps", "solver", "schedule", "sway", "cfg", "duration_scale", "temperature", "vocoder", "speaker")
+GOLD_KINDS = {"mos": ("anchor",), "ab": ("identical", "obvious")}
+ANCHOR_PREFIX = "anchor:"
+ANCHOR_LOWPASS_HZ = 1000.0
+ANCHOR_SNR_DB = 10.0
+MOS_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
+CMOS_LABELS = {-3: "A much better", -2: "A better", -1: "A slightly better", 0: "About the same",
+               1: "B slightly better", 2: "B better", 3: "B much better"}
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+PathLike = Union[str, Path]
+
+
+class ListeningError(ValueError):
+    """A test design or rendering problem; the message says what to fix."""
+
+
+def _keys(what: str, d: dict, valid: Sequence[str]) -> None:
+    if not isinstance(d, dict):
+        raise ListeningError(f"{what} must be a JSON object, got {type(d).__name__}")
+    for k in d:
+        if k not in valid:
+            raise choice_error(f"{what} key", k, valid)
+
+
+# --------------------------------------------------------------------------- designs
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A system under test: ``checkpoint`` (rendered with ``settings`` and ``seed``) or
+    ``folder`` (existing ``<sentence_id>.wav`` files); exactly one of them."""
+
+    label: str
+    checkpoint: Optional[str] = None
+    folder: Optional[str] = None
+    settings: dict = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.label, str) or not self.label.strip():
+            raise ListeningError(f"condition label must be a non-empty string, got {self.label!r}")
+        if self.label.startswith(ANCHOR_PREFIX):
+            raise ListeningError(f"condition label {self.label!r}: the prefix {ANCHOR_PREFIX!r} is reserved for anchors")
+        if (self.checkpoint is None) == (self.folder is None):
+            raise ListeningError(f"condition {self.label!r} needs exactly one of checkpoint or folder")
+        _keys(f"settings of condition {self.label!r}", self.settings, SETTING_NAMES)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ListeningError(f"seed of condition {self.label!r} must be an integer, got {self.seed!r}")
+        object.__setattr__(self, "settings", json.loads(json.dumps(self.settings)))  # plain JSON values
+        for name in ("checkpoint", "folder"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, str(getattr(self, name)))
+
+    @property
+    def kind(self) -> str:
+        return "checkpoint" if self.checkpoint is not None else "folder"
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "checkpoint": self.checkpoint, "folder": self.folder,
+                "settings": self.settings, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence: ``id`` (letters, digits, ``_.-``; names ``<id>.wav`` in folder conditions) and text."""
+
+    id: str
+    text: str
+
+    def __post_init__(self):
+        if not isinstance(self.id, str) or not _ID.match(self.id):
+            raise ListeningError(f"sentence id {self.id!r} must be 1-64 letters, digits, '_', '.', '-'")
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise ListeningError(f"sentence {self.id!r} needs a non-empty text")
+
+
+@dataclass(frozen=True)
+class GoldTrial:
+    """An attention trial built from ``reference``'s clip of ``sentence_id`` (see module doc)."""
+
+    kind: str
+    reference: str
+    sentence_id: str
+
+
+@dataclass(frozen=True)
+class TestDesign:
+    """A listening test: ``test_type`` "mos" or "ab", conditions (at least 2 for A/B),
+    sentences and gold trials.  ``test_id`` keys it in the results store."""
+
+    __test__ = False  # not a pytest test class
+
+    test_id: str
+    test_type: str
+    conditions: tuple
+    sentences: tuple
+    gold: tuple = ()
+    name: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.test_id, str) or not _ID.match(self.test_id):
+            raise ListeningError(f"test id {self.test_id!r} must be 1-64 letters, digits, '_', '.', '-'")
+        if self.test_type not in TEST_TYPES:
+            raise choice_error("test type", self.test_type, TEST_TYPES)
+        for name, kind in (("conditions", Condition), ("sentences", Sentence), ("gold", GoldTrial)):
+            items = tuple(getattr(self, name))
+            if not all(isinstance(x, kind) for x in items):
+                raise ListeningError(f"{name} must be {kind.__name__} records")
+            object.__setattr__(self, name, items)
+        labels = [c.label for c in self.conditions]
+        need = 1 if self.test_type == "mos" else 2
+        if len(labels) < need:
+            raise ListeningError(f"a {self.test_type} test needs at least {need} condition(s), got {len(labels)}")
+        if len(set(labels)) != len(labels):
+            raise ListeningError(f"condition labels must be unique, got {labels}")
+        ids = [s.id for s in self.sentences]
+        if not ids or len(set(ids)) != len(ids):
+            raise ListeningError(f"sentences need unique ids and at least one sentence, got {ids}")
+        for g in self.gold:
+            if g.kind not in GOLD_KINDS[self.test_type]:
+                raise choice_error(f"gold trial kind for a {self.test_type} test", g.kind, GOLD_KINDS[self.test_type])
+            if g.reference not in labels:
+                raise choice_error("gold reference condition", g.reference, labels)
+            if g.sentence_id not in ids:
+                raise choice_error("gold sentence id", g.sentence_id, ids)
+        if len(set(self.gold)) != len(self.gold):
+            raise ListeningError("gold trials must not repeat")
+
+    def to_dict(self) -> dict:
+        return {"test_id": self.test_id, "test_type": self.test_type, "name": self.name,
+                "conditions": [c.to_dict() for c in self.conditions],
+                "sentences": [{"id": s.id, "text": s.text} for s in self.sentences],
+                "gold": [{"kind": g.kind, "reference": g.reference, "sentence_id": g.sentence_id} for g in self.gold]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TestDesign":
+        _keys("test design", d, ("test_id", "test_type", "name", "conditions", "sentences", "gold"))
+        for c in d.get("conditions", []):
+            _keys("condition", c, ("label", "checkpoint", "folder", "settings", "seed"))
+        for s in d.get("sentences", []):
+            _keys("sentence", s, ("id", "text"))
+        for g in d.get("gold", []):
+            _keys("gold trial", g, ("kind", "reference", "sentence_id"))
+        return cls(d.get("test_id"), d.get("test_type"), tuple(Condition(**c) for c in d.get("conditions", [])),
+                   tuple(Sentence(**s) for s in d.get("sentences", [])),
+                   tuple(GoldTrial(**g) for g in d.get("gold", [])), d.get("name", ""))
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@dataclass
+class RenderedClip:
+    """What a render callable returns: float mono ``audio`` (samples,), its rate, provenance."""
+
+    audio: np.ndarray
+    sample_rate: int
+    provenance: dict = field(default_factory=dict)
+
+
+Render = Callable[[Condition, str, int], Any]  # -> RenderedClip or (audio, sample_rate, provenance)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def degrade_for_anchor(audio: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
+    """Low anchor: 8th-order Butterworth low-pass at 1 kHz (zero phase) plus white noise
+    at 10 dB SNR from ``seed``.  ``(samples,) -> (samples,)`` float32, not normalised."""
+    x = np.asarray(audio, dtype=np.float64)
+    sos = signal.butter(8, min(ANCHOR_LOWPASS_HZ, 0.45 * sample_rate), fs=sample_rate, output="sos")
+    y = signal.sosfiltfilt(sos, x) if x.size > 60 else x.copy()
+    power = float(np.mean(y ** 2)) if y.size else 0.0
+    noise = np.random.default_rng(seed).standard_normal(y.shape) * math.sqrt(power / 10 ** (ANCHOR_SNR_DB / 10))
+    return (y + noise).astype(np.float32)
+
+
+def _as_clip(result: Any, what: str) -> RenderedClip:
+    if isinstance(result, tuple) and len(result) == 3:
+        result = RenderedClip(*result)
+    if not isinstance(result, RenderedClip):
+        raise ListeningError(f"render for {what} must return RenderedClip or (audio, sample_rate, provenance), "
+                             f"got {type(result).__name__}")
+    audio = np.asarray(result.audio, dtype=np.float32)
+    if audio.ndim != 1 or audio.size == 0:
+        raise ListeningError(f"render for {what} returned audio of shape {audio.shape}; need (samples,) mono")
+    if isinstance(result.sample_rate, bool) or int(result.sample_rate) != result.sample_rate or result.sample_rate <= 0:
+        raise ListeningError(f"render for {what} returned sample rate {result.sample_rate!r}")
+    if not isinstance(result.provenance, dict):
+        raise ListeningError(f"render for {what} must return a provenance dict")
+    return RenderedClip(audio, int(result.sample_rate), dict(result.provenance))
+
+
+def _write_clip(clip: RenderedClip, path: Path, target_lufs: float) -> tuple:
+    """Normalise and write; returns (loudness after, loudness provenance)."""
+    res = core_audio.match_loudness(clip.audio, clip.sample_rate, target_lufs)
+    core_audio.save_wav(path, res.audio, clip.sample_rate)
+    after = core_audio.loudness(res.audio, clip.sample_rate)
+    finite = (lambda v: v if math.isfinite(v) else None)
+    return after, {"target_lufs": target_lufs, "measured_lufs": finite(res.measured_lufs),
+                   "gain_db": res.gain_db, "peak_limited": res.peak_limited, "sample_rate": clip.sample_rate}
+
+
+def _put(store: ResultsStore, test_id: str, cid: int, sentence: Sentence, folder: Path, variant: str,
+         make: Callable[[], tuple]) -> None:
+    """Render-and-record one stimulus unless it exists on disk already.  ``make()``
+    returns ``(RenderedClip, provenance)`` or ``(source path to copy, provenance)``."""
+    old = store.find_stimulus(test_id, cid, sentence.id, variant)
+    if old is not None and Path(old.path).is_file():
+        return
+    stimulus_id = old.stimulus_id if old else secrets.token_hex(8)
+    path = Path(old.path) if old else folder / f"{stimulus_id}.wav"
+    made, prov = make()
+    if isinstance(made, RenderedClip):
+        lufs, prov["loudness"] = _write_clip(made, path, prov.pop("target_lufs"))
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(made, path)
+        lufs = prov.pop("loudness_lufs")
+    if old:
+        store.update_stimulus(stimulus_id, loudness_lufs=lufs, provenance=prov)
+    else:
+        store.add_stimulus(test_id, cid, sentence.id, sentence.text, path.resolve(), loudness_lufs=lufs,
+                           provenance=prov, variant=variant, stimulus_id=stimulus_id)
+
+
+def render_stimuli(design: TestDesign, store: ResultsStore, folder: PathLike, render: Optional[Render] = None, *,
+                   target_lufs: float = TARGET_LUFS) -> list[StimulusRecord]:
+    """Create the test in ``store`` and render every missing stimulus into
+    ``folder/stimuli/`` (see module doc); returns all stimuli of the test.
+
+    ``render(condition, text, seed)`` renders checkpoint conditions (``seed`` is the
+    condition's); folder conditions read ``<folder>/<sentence_id>.wav``.
+    """
+    out = Path(folder) / "stimuli"
+    tid = store.create_test(design.test_type, design.name or design.test_id, design.to_dict(), test_id=design.test_id)
+    by_label = {}
+    for cond in design.conditions:
+        sha = ""
+        if cond.kind == "checkpoint":
+            if render is None:
+                raise ListeningError(f"condition {cond.label!r} is a checkpoint: render_stimuli needs a render callable")
+            if not Path(cond.checkpoint).is_file():
+                raise ListeningError(f"checkpoint of condition {cond.label!r} not found: {cond.checkpoint}")
+            sha = _sha256(Path(cond.checkpoint))
+        vocoder = str(cond.settings.get("vocoder", ""))
+        cid = store.add_condition(tid, cond.label, cond.kind, checkpoint_sha256=sha, settings=cond.settings,
+                                  seed=cond.seed if cond.kind == "checkpoint" else None, vocoder=vocoder,
+                                  app_version=core.__version__)
+        by_label[cond.label] = cid
+        base = {"condition_kind": cond.kind, "settings": cond.settings, "app_version": core.__version__,
+                "target_lufs": target_lufs}
+        for sentence in design.sentences:
+            def make(cond=cond, sentence=sentence):
+                prov = dict(base, sentence_id=sentence.id)
+                if cond.kind == "folder":
+                    src = Path(cond.folder) / f"{sentence.id}.wav"
+                    a = core_audio.load_wav_with_rate(src)
+                    prov.update(source=str(src), source_sha256=_sha256(src), vocoder=vocoder)
+                    return RenderedClip(a.samples, a.sample_rate), prov
+                clip = _as_clip(render(cond, sentence.text, cond.seed), f"{cond.label!r} / {sentence.id!r}")
+                prov.update(checkpoint=cond.checkpoint, checkpoint_sha256=sha, seed=cond.seed,
+                            vocoder=str(clip.provenance.get("vocoder", vocoder)), render=clip.provenance)
+                return clip, prov
+            _put(store, tid, cid, sentence, out, "", make)
+    sentences = {s.id: s for s in design.sentences}
+    for g in design.gold:
+        ref = store.find_stimulus(tid, by_label[g.reference], g.sentence_id)
+        sentence = sentences[g.sentence_id]
+        if g.kind == "identical":
+            _put(store, tid, by_label[g.reference], sentence, out, "copy",
+                 lambda ref=ref: (ref.path, dict(ref.provenance, copy_of=ref.stimulus_id,
+                                                 loudness_lufs=ref.loudness_lufs)))
+            continue
+        noise_seed = zlib.crc32(f"{g.reference}/{g.sentence_id}".encode())
+        settings = {"reference": g.reference, "lowpass_hz": ANCHOR_LOWPASS_HZ, "snr_db": ANCHOR_SNR_DB}
+        aid = store.add_condition(tid, ANCHOR_PREFIX + g.reference, "anchor", settings=settings,
+                                  app_version=core.__version__)
+
+        def make_anchor(ref=ref, noise_seed=noise_seed, settings=settings):
+            a = core_audio.load_wav_with_rate(ref.path)
+            prov = {"condition_kind": "anchor", "anchor_of": ref.stimulus_id, "degradation": settings,
+                    "noise_seed": noise_seed, "app_version": core.__version__, "target_lufs": target_lufs}
+            return RenderedClip(degrade_for_anchor(a.samples, a.sample_rate, noise_seed), a.sample_rate), prov
+        _put(store, tid, aid, sentence, out, "", make_anchor)
+    return store.stimuli(tid)
+
+
+# --------------------------------------------------------------------------- trial orders
+
+
+def build_trials(design: TestDesign, stimuli: Sequence[StimulusRecord], seed: int) -> list[Trial]:
+    """A rater's randomised trial order (``random.Random(seed)``: the same seed gives the
+    same order).  MOS: every condition x sentence stimulus once, plus gold anchors.  A/B:
+    every pair of conditions (design order) for every sentence, sides swapped with
+    probability 1/2, plus gold pairs.  Trials hold stimulus ids only, never labels."""
+    rng = random.Random(seed)
+    table = {(s.condition, s.sentence_id, s.variant): s for s in stimuli}
+
+    def get(label: str, sentence_id: str, variant: str = "") -> str:
+        if (label, sentence_id, variant) not in table:
+            raise ListeningError(f"no stimulus for condition {label!r}, sentence {sentence_id!r}; run render_stimuli")
+        return table[(label, sentence_id, variant)].stimulus_id
+
+    text = {s.id: s.text for s in design.sentences}
+    trials = []
+    if design.test_type == "mos":
+        for c in design.conditions:
+            trials += [Trial("mos", s.id, s.text, (get(c.label, s.id),)) for s in design.sentences]
+        trials += [Trial("mos", g.sentence_id, text[g.sentence_id], (get(ANCHOR_PREFIX + g.reference, g.sentence_id),),
+                         gold="score<=2") for g in design.gold]
+    else:
+        def pair(sid: str, first: str, second: str, gold: Optional[str] = None) -> Trial:
+            swapped = rng.random() < 0.5
+            ids = (second, first) if swapped else (first, second)
+            if gold == "reference":
+                gold = "choice=B" if swapped else "choice=A"
+            return Trial("ab", sid, text[sid], ids, swapped, gold)
+
+        labels = [c.label for c in design.conditions]
+        for s in design.sentences:
+            for i in range(len(labels)):
+                for j in range(i + 1, len(labels)):
+                    trials.append(pair(s.id, get(labels[i], s.id), get(labels[j], s.id)))
+        for g in design.gold:
+            ref = get(g.reference, g.sentence_id)
+            if g.kind == "identical":
+                trials.append(pair(g.sentence_id, ref, get(g.reference, g.sentence_id, "copy"), "choice=none"))
+            else:
+                trials.append(pair(g.sentence_id, ref, get(ANCHOR_PREFIX + g.reference, g.sentence_id), "reference"))
+    rng.shuffle(trials)
+    return trials
+
+
+# --------------------------------------------------------------------------- the rater's session
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A clip as the rater's page sees it: side ``name`` ("A", "B"; "clip" for MOS), the
+    opaque ``stimulus_id``, the file ``path`` and ``url`` (``url_prefix`` + file name)."""
+
+    name: str
+    stimulus_id: str
+    path: str
+    url: str
+
+
+@dataclass(frozen=True)
+class TrialView:
+    """The current trial for the page: 1-based ``number`` of ``total``, kind, text, clips."""
+
+    number: int
+    total: int
+    kind: str
+    text: str
+    clips: tuple
+
+
+class RaterSession(param.Parameterized):
+    """One rater in one test (bind a page to its parameters; read-only from outside).
+
+    ``mark_played(clip, to_end)`` after each playback (``play_started`` optionally when
+    one starts; the response time runs from the first start, or first ``mark_played``,
+    to ``submit``).  ``submit`` raises :class:`~studio.results.RatingError` with a message
+    for the rater until every clip was played to the end, or for an invalid answer.
+    Play state of an unanswered trial is not persisted: after a resume it is heard again.
+    """
+
+    rater_id = param.String(default="", constant=True)
+    test_id = param.String(default="", constant=True)
+    test_type = param.String(default="", constant=True)
+    session_id = param.String(default="", constant=True)
+    position = param.Integer(default=0, constant=True, doc="index of the current trial (total when done)")
+    total = param.Integer(default=0, constant=True)
+    answered = param.Integer(default=0, constant=True)
+    progress = param.Number(default=0.0, bounds=(0.0, 1.0), constant=True, doc="answered / total")
+    done = param.Boolean(default=False, constant=True)
+    ready = param.Boolean(default=False, constant=True, doc="every clip played to the end: submit allowed")
+
+    def __init__(self, store: ResultsStore, test_id: str, rater_id: str, *, url_prefix: str = "",
+                 clock: Callable[[], float] = time.monotonic, seed: Optional[int] = None):
+        design = TestDesign.from_dict(store.test(test_id).design)
+        stimuli = store.stimuli(test_id)
+        if not stimuli:
+            raise ListeningError(f"test {test_id!r} has no stimuli yet; run render_stimuli first")
+        rater = rater_id.strip() if isinstance(rater_id, str) else rater_id
+        record = store.start_or_resume_session(test_id, rater, seed=seed,
+                                               make_order=lambda s: build_trials(design, stimuli, s))
+        super().__init__(rater_id=rater, test_id=test_id, test_type=design.test_type,
+                         session_id=record.session_id, total=len(record.order))
+        self._store, self._order, self._clock = store, record.order, clock
+        self._paths = {s.stimulus_id: s.path for s in stimuli}
+        self._prefix = url_prefix.rstrip("/")
+        self._sync()
+
+    def _sync(self) -> None:
+        done = self._store.answered(self.session_id)
+        position = next((i for i in range(self.total) if i not in done), self.total)
+        with param.edit_constant(self):
+            self.param.update(position=position, answered=len(done), done=position >= self.total,
+                              progress=len(done) / self.total if self.total else 1.0, ready=False)
+        self._plays = {sid: [0, False] for sid in (self._order[position].stimulus_ids if position < self.total else ())}
+        self._started: Optional[float] = None
+
+    @property
+    def current(self) -> Optional[TrialView]:
+        """The trial to answer, or None when done."""
+        if self.done:
+            return None
+        trial = self._order[self.position]
+        names = ("clip",) if trial.kind == "mos" else ("A", "B")
+        clips = []
+        for name, sid in zip(names, trial.stimulus_ids):
+            path = self._paths[sid]
+            clips.append(Clip(name, sid, path, f"{self._prefix}/{Path(path).name}" if self._prefix else ""))
+        return TrialView(self.position + 1, self.total, trial.kind, trial.text, tuple(clips))
+
+    def _clip_id(self, clip: Union[Clip, str]) -> str:
+        if self.done:
+            raise RatingError("the test is finished: there is nothing left to play")
+        sid = clip.stimulus_id if isinstance(clip, Clip) else clip
+        if sid not in self._plays:
+            raise ListeningError(f"clip {sid!r} is not part of the current trial")
+        return sid
+
+    def play_started(self, clip: Union[Clip, str]) -> None:
+        """A playback of ``clip`` (a :class:`Clip` or stimulus id) began."""
+        self._clip_id(clip)
+        if self._started is None:
+            self._started = self._clock()
+
+    def mark_played(self, clip: Union[Clip, str], to_end: bool) -> None:
+        """A playback of ``clip`` ended, ``to_end`` if it reached the end; counts one play."""
+        sid = self._clip_id(clip)
+        if self._started is None:
+            self._started = self._clock()
+        self._plays[sid][0] += 1
+        self._plays[sid][1] = self._plays[sid][1] or bool(to_end)
+        with param.edit_constant(self):
+            self.ready = all(heard for _, heard in self._plays.values())
+
+    def submit(self, score: Optional[int] = None, choice: Optional[str] = None,
+               cmos: Optional[int] = None) -> RatingRecord:
+        """Record the answer to the current trial and move to the next unanswered one."""
+        view = self.current
+        if view is None:
+            raise RatingError("the test is finished: every trial has been answered")
+        missing = [c.name for c in view.clips if not self._plays[c.stimulus_id][1]]
+        if missing:
+            which = " and ".join(missing)
+            raise RatingError(f"please play {'the clip' if view.kind == 'mos' else 'clip ' + which} "
+                              "to the end before rating")
+        ids = [c.stimulus_id for c in view.clips]
+        try:
+            rating = self._store.record_rating(
+                self.session_id, self.position, score=score, choice=choice, cmos=cmos,
+                play_counts=[self._plays[s][0] for s in ids], listened_to_end=[self._plays[s][1] for s in ids],
+                response_time_s=max(0.0, self._clock() - self._started))
+        except DuplicateRatingError:  # answered in another window: move on, then tell the page
+            self._sync()
+            raise
+        self._sync()
+        return rating

@@ -1,0 +1,603 @@
+"""Listening-test results on disk: one SQLite database ``results.sqlite`` per folder.
+
+Durability: the database runs in WAL mode with ``synchronous=FULL`` and every rating
+is its own ``BEGIN IMMEDIATE ... COMMIT`` transaction, so a rating is on disk when
+:meth:`ResultsStore.record_rating` returns.  (WAL with ``NORMAL`` would already survive
+the server process being killed, since committed frames sit in the OS page cache; FULL
+also fsyncs the WAL at each commit so a power cut loses nothing either.  One fsync per
+human rating costs nothing noticeable.)
+
+Concurrency: one connection per thread (and per process after a fork); writers in one
+process queue on a lock, writers in different processes on SQLite's busy timeout.
+
+Tables: ``tests``, ``conditions``, ``stimuli``, ``sessions`` (one per rater and test,
+holding the rater's randomised trial order and position), ``ratings`` (one row per
+rating) and ``schema_version``.
+
+Duplicates: a second rating for the same trial of a session is refused
+(:class:`DuplicateRatingError`) unless ``revise=True``; a revision marks the earlier
+row superseded (kept for audit) and inserts a new one.  Exports and statistics use the
+current (non-superseded) rating of each trial.
+
+CSV export (:data:`CSV_COLUMNS`, one row per current rating; the condition is revealed
+only here).  For MOS rows ``stimulus_id``/``condition`` name the clip and its condition,
+``score`` is 1..5, ``condition_a``/``condition_b``/``presented_order``/``choice`` are
+empty.  For A/B rows two-clip fields are ``"<A side>|<B side>"`` (``stimulus_id``,
+``play_count``, ``checkpoint_sha256``, ``seed``, ``app_version``; ``settings_json`` is a
+JSON list ``[A, B]``), ``condition`` is the chosen condition (empty for "none"),
+``presented_order`` is ``"AB"`` when side A holds the pair's first condition in the
+test design and ``"BA"`` when the sides were swapped, and ``score`` is the optional CMOS
+(-3 = A much better .. +3 = B much better).  ``listened_to_end`` is ``true`` when every
+clip was heard to the end (always, for accepted ratings).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import secrets
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence, TextIO, Union
+
+__all__ = ["ResultsStore", "ResultsError", "RatingError", "DuplicateRatingError", "Trial", "TestRecord",
+           "ConditionRecord", "StimulusRecord", "SessionRecord", "RatingRecord", "CSV_COLUMNS", "TEST_TYPES",
+           "CONDITION_KINDS", "AB_CHOICES", "SCHEMA_VERSION", "MIGRATIONS"]
+
+DB_NAME = "results.sqlite"
+TEST_TYPES = ("mos", "ab")
+CONDITION_KINDS = ("checkpoint", "folder", "anchor")
+AB_CHOICES = ("A", "B", "none")
+MOS_RANGE = (1, 5)
+CMOS_RANGE = (-3, 3)
+CSV_COLUMNS = ("test_id", "test_type", "rater_id", "session_id", "trial_index", "sentence_id", "text",
+               "stimulus_id", "condition", "condition_a", "condition_b", "presented_order", "score", "choice",
+               "play_count", "listened_to_end", "response_time_s", "timestamp_utc", "checkpoint_sha256",
+               "settings_json", "seed", "app_version")
+
+SCHEMA_VERSION = 1
+# MIGRATIONS[v](conn) upgrades a version-v database to v + 1 inside the open transaction.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tests (
+    test_id TEXT PRIMARY KEY, type TEXT NOT NULL CHECK (type IN ('mos', 'ab')),
+    name TEXT NOT NULL, created TEXT NOT NULL, design_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS conditions (
+    condition_id INTEGER PRIMARY KEY AUTOINCREMENT, test_id TEXT NOT NULL REFERENCES tests(test_id),
+    label TEXT NOT NULL, kind TEXT NOT NULL, checkpoint_sha256 TEXT NOT NULL, settings_json TEXT NOT NULL,
+    seed INTEGER, vocoder TEXT NOT NULL, app_version TEXT NOT NULL, UNIQUE (test_id, label));
+CREATE TABLE IF NOT EXISTS stimuli (
+    stimulus_id TEXT PRIMARY KEY, test_id TEXT NOT NULL REFERENCES tests(test_id),
+    condition_id INTEGER NOT NULL REFERENCES conditions(condition_id), sentence_id TEXT NOT NULL,
+    text TEXT NOT NULL, path TEXT NOT NULL, loudness_lufs REAL, provenance_json TEXT NOT NULL,
+    variant TEXT NOT NULL DEFAULT '', UNIQUE (test_id, condition_id, sentence_id, variant));
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY, rater_id TEXT NOT NULL, test_id TEXT NOT NULL REFERENCES tests(test_id),
+    seed INTEGER NOT NULL, created TEXT NOT NULL, order_json TEXT NOT NULL, position INTEGER NOT NULL,
+    UNIQUE (test_id, rater_id));
+CREATE TABLE IF NOT EXISTS ratings (
+    rating_id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL REFERENCES sessions(session_id),
+    trial_index INTEGER NOT NULL, score INTEGER, choice TEXT, cmos INTEGER, play_counts_json TEXT NOT NULL,
+    listened_json TEXT NOT NULL, response_time_s REAL NOT NULL, timestamp_utc TEXT NOT NULL,
+    superseded INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX IF NOT EXISTS ratings_current ON ratings (session_id, trial_index) WHERE superseded = 0;
+"""
+
+
+class ResultsError(ValueError):
+    """Bad input or state for the results store; the message says what to do."""
+
+
+class RatingError(ResultsError):
+    """A rating that is refused (invalid value, clip not heard to the end, ...)."""
+
+
+class DuplicateRatingError(RatingError):
+    """The trial already has a rating in this session (pass ``revise=True`` to replace it)."""
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _stamp(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a rater's order.  ``stimulus_ids`` in presentation order: ``(clip,)``
+    for MOS, ``(A, B)`` for A/B.  ``swapped``: side A holds the later condition of the
+    pair in design order.  ``gold``: expectation of an attention trial (``"score<=2"``,
+    ``"choice=none"``, ``"choice=A"``, ``"choice=B"``) or None.  Holds no condition names."""
+
+    kind: str
+    sentence_id: str
+    text: str
+    stimulus_ids: tuple
+    swapped: bool = False
+    gold: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["stimulus_ids"] = list(self.stimulus_ids)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Trial":
+        return cls(d["kind"], d["sentence_id"], d["text"], tuple(d["stimulus_ids"]), bool(d["swapped"]), d["gold"])
+
+
+@dataclass(frozen=True)
+class TestRecord:
+    __test__ = False  # not a pytest test class
+
+    test_id: str
+    test_type: str
+    name: str
+    created: str
+    design: dict
+
+
+@dataclass(frozen=True)
+class ConditionRecord:
+    condition_id: int
+    test_id: str
+    label: str
+    kind: str
+    checkpoint_sha256: str
+    settings: dict
+    seed: Optional[int]
+    vocoder: str
+    app_version: str
+
+
+@dataclass(frozen=True)
+class StimulusRecord:
+    stimulus_id: str
+    test_id: str
+    condition_id: int
+    condition: str
+    sentence_id: str
+    text: str
+    path: str
+    loudness_lufs: Optional[float]
+    provenance: dict
+    variant: str
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    session_id: str
+    test_id: str
+    rater_id: str
+    seed: int
+    created: str
+    order: tuple  # of Trial
+    position: int  # first unanswered trial (len(order) when done)
+
+
+@dataclass(frozen=True)
+class RatingRecord:
+    """A rating with its trial resolved (conditions in presentation order)."""
+
+    rating_id: int
+    test_id: str
+    test_type: str
+    session_id: str
+    rater_id: str
+    trial_index: int
+    sentence_id: str
+    text: str
+    stimulus_ids: tuple
+    conditions: tuple
+    swapped: bool
+    gold: Optional[str]
+    score: Optional[int]
+    choice: Optional[str]
+    cmos: Optional[int]
+    play_counts: tuple
+    listened_to_end: tuple
+    response_time_s: float
+    timestamp_utc: str
+    superseded: bool
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class ResultsStore:
+    """The results database of one folder (``folder/results.sqlite``), safe to share
+    between threads and processes.  ``now`` returns the current UTC time (tests pin it)."""
+
+    def __init__(self, folder: Union[str, Path], *, now: Callable[[], datetime] = _utc_now):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / DB_NAME
+        self._now = now
+        self._local = threading.local()
+        self._lock = threading.Lock()  # serialises this process's writers
+        self._conns: list = []  # (pid, connection) for close()
+        self._conns_lock = threading.Lock()
+        with self._write() as c:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    c.execute(statement)
+            rows = c.execute("SELECT version FROM schema_version").fetchall()
+            if not rows:
+                c.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            else:
+                self._migrate(c, int(rows[0][0]))
+
+    def _migrate(self, c: sqlite3.Connection, found: int) -> None:
+        if found > SCHEMA_VERSION:
+            raise ResultsError(f"{self.path} has results schema version {found}, newer than this code's "
+                               f"{SCHEMA_VERSION}; update the studio to read it")
+        while found < SCHEMA_VERSION:
+            if found not in MIGRATIONS:
+                raise ResultsError(f"{self.path}: no migration from results schema version {found}")
+            MIGRATIONS[found](c)
+            found += 1
+            c.execute("UPDATE schema_version SET version = ?", (found,))
+
+    # ---- connections and transactions
+
+    def _conn(self) -> sqlite3.Connection:
+        local, pid = self._local, os.getpid()
+        if getattr(local, "pid", None) != pid:  # new thread, or inherited through fork
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 60000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise ResultsError(f"cannot put {self.path} in WAL mode (got {mode!r}); use a local disk")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            local.pid, local.conn = pid, conn
+            with self._conns_lock:
+                self._conns.append((pid, conn))
+        return local.conn
+
+    @contextmanager
+    def _write(self):
+        conn = self._conn()
+        with self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _read(self, sql: str, args: Sequence = ()) -> list:
+        return self._conn().execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        """Close this process's connections (the store reopens them on next use)."""
+        pid = os.getpid()
+        with self._conns_lock:
+            mine = [c for p, c in self._conns if p == pid]
+            self._conns = [(p, c) for p, c in self._conns if p != pid]
+        for c in mine:
+            c.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> "ResultsStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- tests, conditions, stimuli
+
+    def create_test(self, test_type: str, name: str = "", design: Optional[dict] = None, *,
+                    test_id: Optional[str] = None) -> str:
+        """Create a test and return its id (random hex unless given).  Creating an
+        existing id again with the same type and design returns it; a different one is
+        an error."""
+        if test_type not in TEST_TYPES:
+            raise ResultsError(f"unknown test type {test_type!r}; valid: {', '.join(TEST_TYPES)}")
+        test_id = test_id or secrets.token_hex(6)
+        if not isinstance(test_id, str) or not test_id.strip():
+            raise ResultsError(f"test_id must be a non-empty string, got {test_id!r}")
+        design_json = _dumps(design or {})
+        with self._write() as c:
+            row = c.execute("SELECT type, design_json FROM tests WHERE test_id = ?", (test_id,)).fetchone()
+            if row is None:
+                c.execute("INSERT INTO tests VALUES (?, ?, ?, ?, ?)",
+                          (test_id, test_type, name or test_id, _stamp(self._now()), design_json))
+            elif tuple(row) != (test_type, design_json):
+                raise ResultsError(f"test {test_id!r} already exists with a different type or design; "
+                                   "choose a new test id")
+        return test_id
+
+    def test(self, test_id: str) -> TestRecord:
+        rows = self._read("SELECT test_id, type, name, created, design_json FROM tests WHERE test_id = ?", (test_id,))
+        if not rows:
+            raise ResultsError(f"no test {test_id!r} in {self.path}")
+        r = rows[0]
+        return TestRecord(r[0], r[1], r[2], r[3], json.loads(r[4]))
+
+    def tests(self) -> list[TestRecord]:
+        return [self.test(r[0]) for r in self._read("SELECT test_id FROM tests ORDER BY created, test_id")]
+
+    def add_condition(self, test_id: str, label: str, kind: str, *, checkpoint_sha256: str = "",
+                      settings: Optional[dict] = None, seed: Optional[int] = None, vocoder: str = "",
+                      app_version: str = "") -> int:
+        """Add a condition and return its id.  Adding the same label again with the same
+        kind, hash, settings, seed and vocoder returns the existing id (re-rendering);
+        anything else differing is an error."""
+        if kind not in CONDITION_KINDS:
+            raise ResultsError(f"unknown condition kind {kind!r}; valid: {', '.join(CONDITION_KINDS)}")
+        if not isinstance(label, str) or not label.strip():
+            raise ResultsError(f"condition label must be a non-empty string, got {label!r}")
+        self.test(test_id)
+        values = (kind, checkpoint_sha256 or "", _dumps(settings or {}), seed, vocoder or "")
+        with self._write() as c:
+            row = c.execute("SELECT condition_id, kind, checkpoint_sha256, settings_json, seed, vocoder FROM conditions"
+                            " WHERE test_id = ? AND label = ?", (test_id, label)).fetchone()
+            if row is None:
+                cur = c.execute("INSERT INTO conditions (test_id, label, kind, checkpoint_sha256, settings_json, seed,"
+                                " vocoder, app_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                (test_id, label, *values, app_version or ""))
+                return int(cur.lastrowid)
+            if tuple(row[1:]) != values:
+                raise ResultsError(f"condition {label!r} of test {test_id!r} already exists with different "
+                                   "settings; its stimuli would be stale, so create a new test id")
+            return int(row[0])
+
+    def conditions(self, test_id: str) -> list[ConditionRecord]:
+        rows = self._read("SELECT condition_id, test_id, label, kind, checkpoint_sha256, settings_json, seed, vocoder,"
+                          " app_version FROM conditions WHERE test_id = ? ORDER BY condition_id", (test_id,))
+        return [ConditionRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8]) for r in rows]
+
+    def add_stimulus(self, test_id: str, condition_id: int, sentence_id: str, text: str, path: Union[str, Path], *,
+                     loudness_lufs: Optional[float] = None, provenance: Optional[dict] = None, variant: str = "",
+                     stimulus_id: Optional[str] = None) -> str:
+        """Record a rendered clip; returns its opaque id (random hex unless given)."""
+        stimulus_id = stimulus_id or secrets.token_hex(8)
+        lufs = float(loudness_lufs) if loudness_lufs is not None and math.isfinite(loudness_lufs) else None
+        with self._write() as c:
+            if c.execute("SELECT 1 FROM conditions WHERE condition_id = ? AND test_id = ?",
+                         (condition_id, test_id)).fetchone() is None:
+                raise ResultsError(f"condition {condition_id} does not belong to test {test_id!r}")
+            try:
+                c.execute("INSERT INTO stimuli VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          (stimulus_id, test_id, condition_id, sentence_id, text, str(path), lufs,
+                           _dumps(provenance or {}), variant))
+            except sqlite3.IntegrityError as exc:
+                raise ResultsError(f"stimulus for condition {condition_id}, sentence {sentence_id!r}, variant "
+                                   f"{variant!r} of test {test_id!r} already exists ({exc})") from None
+        return stimulus_id
+
+    def update_stimulus(self, stimulus_id: str, *, loudness_lufs: Optional[float], provenance: dict) -> None:
+        """Replace the measured loudness and provenance of a clip rendered again."""
+        lufs = float(loudness_lufs) if loudness_lufs is not None and math.isfinite(loudness_lufs) else None
+        with self._write() as c:
+            c.execute("UPDATE stimuli SET loudness_lufs = ?, provenance_json = ? WHERE stimulus_id = ?",
+                      (lufs, _dumps(provenance), stimulus_id))
+
+    _STIM_SQL = ("SELECT s.stimulus_id, s.test_id, s.condition_id, c.label, s.sentence_id, s.text, s.path,"
+                 " s.loudness_lufs, s.provenance_json, s.variant FROM stimuli s"
+                 " JOIN conditions c ON c.condition_id = s.condition_id")
+
+    def stimuli(self, test_id: str) -> list[StimulusRecord]:
+        rows = self._read(self._STIM_SQL + " WHERE s.test_id = ? ORDER BY s.condition_id, s.rowid", (test_id,))
+        return [StimulusRecord(*r[:8], json.loads(r[8]), r[9]) for r in rows]
+
+    def find_stimulus(self, test_id: str, condition_id: int, sentence_id: str,
+                      variant: str = "") -> Optional[StimulusRecord]:
+        rows = self._read(self._STIM_SQL + " WHERE s.test_id = ? AND s.condition_id = ? AND s.sentence_id = ?"
+                          " AND s.variant = ?", (test_id, condition_id, sentence_id, variant))
+        return StimulusRecord(*rows[0][:8], json.loads(rows[0][8]), rows[0][9]) if rows else None
+
+    # ---- sessions
+
+    def start_or_resume_session(self, test_id: str, rater_id: str, *,
+                                make_order: Optional[Callable[[int], Sequence[Trial]]] = None,
+                                seed: Optional[int] = None) -> SessionRecord:
+        """The rater's session of a test: the existing one (same order, position), or a
+        new one whose order is ``make_order(seed)`` with a recorded seed (random unless
+        given).  Every trial must name stimuli of this test."""
+        if not isinstance(rater_id, str) or not rater_id.strip() or len(rater_id) > 200:
+            raise ResultsError(f"rater id must be a non-empty string of at most 200 characters, got {rater_id!r}")
+        test_type = self.test(test_id).test_type
+        with self._write() as c:
+            row = c.execute("SELECT session_id FROM sessions WHERE test_id = ? AND rater_id = ?",
+                            (test_id, rater_id)).fetchone()
+            if row is None:
+                if make_order is None:
+                    raise ResultsError(f"rater {rater_id!r} has no session in test {test_id!r}; "
+                                       "starting one needs make_order")
+                seed = secrets.randbits(31) if seed is None else int(seed)
+                order = list(make_order(seed))
+                known = {r[0] for r in c.execute("SELECT stimulus_id FROM stimuli WHERE test_id = ?", (test_id,))}
+                for t in order:
+                    if t.kind != test_type or len(t.stimulus_ids) != (1 if test_type == "mos" else 2):
+                        raise ResultsError(f"trial {t} does not fit a {test_type} test")
+                    if not set(t.stimulus_ids) <= known:
+                        raise ResultsError(f"trial {t} names stimuli that test {test_id!r} does not have")
+                session_id = secrets.token_hex(8)
+                c.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, 0)",
+                          (session_id, rater_id, test_id, seed, _stamp(self._now()),
+                           _dumps([t.to_dict() for t in order])))
+            else:
+                session_id = row[0]
+        return self.session(session_id)
+
+    def session(self, session_id: str) -> SessionRecord:
+        rows = self._read("SELECT session_id, test_id, rater_id, seed, created, order_json, position FROM sessions"
+                          " WHERE session_id = ?", (session_id,))
+        if not rows:
+            raise ResultsError(f"no session {session_id!r} in {self.path}")
+        r = rows[0]
+        return SessionRecord(r[0], r[1], r[2], r[3], r[4], tuple(Trial.from_dict(d) for d in json.loads(r[5])), r[6])
+
+    def sessions(self, test_id: str) -> list[SessionRecord]:
+        rows = self._read("SELECT session_id FROM sessions WHERE test_id = ? ORDER BY created, rater_id", (test_id,))
+        return [self.session(r[0]) for r in rows]
+
+    def answered(self, session_id: str) -> set:
+        """Trial indices of the session that have a current rating."""
+        return {r[0] for r in self._read("SELECT trial_index FROM ratings WHERE session_id = ? AND superseded = 0",
+                                         (session_id,))}
+
+    # ---- ratings
+
+    def record_rating(self, session_id: str, trial_index: int, *, score: Optional[int] = None,
+                      choice: Optional[str] = None, cmos: Optional[int] = None, play_counts: Sequence[int],
+                      listened_to_end: Sequence[bool], response_time_s: float, revise: bool = False) -> RatingRecord:
+        """Validate and commit one rating (its own transaction; durable on return).
+
+        MOS: ``score`` an integer 1..5.  A/B: ``choice`` "A", "B" or "none", and an
+        optional ``cmos`` integer -3..3 (B relative to A) whose sign agrees with the
+        choice (negative for A, positive for B, 0 for none).  ``play_counts`` and
+        ``listened_to_end`` have one entry per clip in presentation order; every clip
+        must have been played to the end.  A trial already rated is refused unless
+        ``revise`` (then the earlier rating is kept but superseded).
+        """
+        session = self.session(session_id)
+        if not _is_int(trial_index) or not 0 <= trial_index < len(session.order):
+            raise RatingError(f"trial index {trial_index!r} is outside 0..{len(session.order) - 1}")
+        trial = session.order[trial_index]
+        names = ("clip",) if trial.kind == "mos" else ("A", "B")
+        _check_values(trial.kind, score, choice, cmos)
+        if len(play_counts) != len(names) or len(listened_to_end) != len(names):
+            raise RatingError(f"play_counts and listened_to_end need one entry per clip ({', '.join(names)})")
+        for name, count, heard in zip(names, play_counts, listened_to_end):
+            if not heard:
+                raise RatingError(f"clip {name} was not played to the end; a rating needs every clip heard in full")
+            if not _is_int(count) or count < 1:
+                raise RatingError(f"play count of clip {name} must be an integer >= 1, got {count!r}")
+        if not isinstance(response_time_s, (int, float)) or not math.isfinite(response_time_s) or response_time_s < 0:
+            raise RatingError(f"response_time_s must be a finite number >= 0, got {response_time_s!r}")
+        with self._write() as c:
+            old = c.execute("SELECT rating_id FROM ratings WHERE session_id = ? AND trial_index = ? AND superseded = 0",
+                            (session_id, trial_index)).fetchone()
+            if old is not None and not revise:
+                raise DuplicateRatingError(f"trial {trial_index} of session {session_id} is already rated; "
+                                           "pass revise=True to replace the rating")
+            if old is None and revise:
+                raise RatingError(f"trial {trial_index} of session {session_id} has no rating to revise")
+            if old is not None:
+                c.execute("UPDATE ratings SET superseded = 1 WHERE rating_id = ?", (old[0],))
+            cur = c.execute("INSERT INTO ratings (session_id, trial_index, score, choice, cmos, play_counts_json,"
+                            " listened_json, response_time_s, timestamp_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (session_id, trial_index, score, choice, cmos, _dumps(list(play_counts)),
+                             _dumps([bool(h) for h in listened_to_end]), float(response_time_s),
+                             _stamp(self._now())))
+            rating_id = cur.lastrowid
+            done = {r[0] for r in c.execute("SELECT trial_index FROM ratings WHERE session_id = ? AND superseded = 0",
+                                            (session_id,))}
+            position = next((i for i in range(len(session.order)) if i not in done), len(session.order))
+            c.execute("UPDATE sessions SET position = ? WHERE session_id = ?", (position, session_id))
+        return next(r for r in self._ratings("r.rating_id = ?", (rating_id,)))
+
+    def ratings(self, test_id: str, *, include_superseded: bool = False) -> list[RatingRecord]:
+        """Ratings of a test in commit order, with conditions resolved."""
+        where = "s.test_id = ?" + ("" if include_superseded else " AND r.superseded = 0")
+        return self._ratings(where, (test_id,))
+
+    def _ratings(self, where: str, args: Sequence) -> list[RatingRecord]:
+        rows = self._read("SELECT r.rating_id, s.test_id, t.type, r.session_id, s.rater_id, r.trial_index, s.order_json,"
+                          " r.score, r.choice, r.cmos, r.play_counts_json, r.listened_json, r.response_time_s,"
+                          " r.timestamp_utc, r.superseded FROM ratings r JOIN sessions s ON s.session_id = r.session_id"
+                          " JOIN tests t ON t.test_id = s.test_id WHERE " + where + " ORDER BY r.rating_id", args)
+        labels = {}
+        orders: dict = {}
+        out = []
+        for r in rows:
+            if r[1] not in labels:
+                labels[r[1]] = {s.stimulus_id: s.condition for s in self.stimuli(r[1])}
+            if r[3] not in orders:
+                orders[r[3]] = json.loads(r[6])
+            trial = Trial.from_dict(orders[r[3]][r[5]])
+            out.append(RatingRecord(r[0], r[1], r[2], r[3], r[4], r[5], trial.sentence_id, trial.text,
+                                    trial.stimulus_ids, tuple(labels[r[1]][s] for s in trial.stimulus_ids),
+                                    trial.swapped, trial.gold, r[7], r[8], r[9], tuple(json.loads(r[10])),
+                                    tuple(json.loads(r[11])), r[12], r[13], bool(r[14])))
+        return out
+
+    # ---- export
+
+    def export_csv(self, test_id: str, dest: Union[str, Path, TextIO]) -> int:
+        """Write the current ratings of a test as CSV (:data:`CSV_COLUMNS`); returns the
+        number of rows.  ``dest`` is a path (written atomically) or an open text file."""
+        self.test(test_id)
+        conds = {c.label: c for c in self.conditions(test_id)}
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        rows = self.ratings(test_id)
+        for r in rows:
+            writer.writerow(_csv_row(r, [conds[label] for label in r.conditions]))
+        if isinstance(dest, (str, Path)):
+            dest = Path(dest)
+            tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
+            tmp.write_text(buf.getvalue(), encoding="utf-8", newline="")
+            os.replace(tmp, dest)
+        else:
+            dest.write(buf.getvalue())
+        return len(rows)
+
+
+def _check_values(kind: str, score, choice, cmos) -> None:
+    if kind == "mos":
+        if choice is not None or cmos is not None:
+            raise RatingError("a MOS trial takes a score, not a choice or cmos")
+        if not _is_int(score) or not MOS_RANGE[0] <= score <= MOS_RANGE[1]:
+            raise RatingError(f"MOS score must be an integer 1..5, got {score!r}")
+        return
+    if score is not None:
+        raise RatingError("an A/B trial takes a choice (and optional cmos), not a score")
+    if choice not in AB_CHOICES:
+        raise RatingError(f"unknown choice {choice!r}; valid: {', '.join(AB_CHOICES)}")
+    if cmos is not None:
+        if not _is_int(cmos) or not CMOS_RANGE[0] <= cmos <= CMOS_RANGE[1]:
+            raise RatingError(f"cmos must be an integer -3..3, got {cmos!r}")
+        expected = {"A": cmos < 0, "B": cmos > 0, "none": cmos == 0}[choice]
+        if not expected:
+            raise RatingError(f"cmos {cmos} contradicts choice {choice!r} (A: negative, B: positive, none: 0)")
+
+
+def _opt(x) -> str:
+    return "" if x is None else str(x)
+
+
+def _csv_row(r: RatingRecord, conds: list) -> list:
+    if r.test_type == "mos":
+        c = conds[0]
+        return [r.test_id, r.test_type, r.rater_id, r.session_id, r.trial_index, r.sentence_id, r.text,
+                r.stimulus_ids[0], c.label, "", "", "", r.score, "", r.play_counts[0],
+                "true" if all(r.listened_to_end) else "false", f"{r.response_time_s:.3f}", r.timestamp_utc,
+                c.checkpoint_sha256, _dumps(c.settings), _opt(c.seed), c.app_version]
+    chosen = {"A": conds[0].label, "B": conds[1].label}.get(r.choice, "")
+
+    def both(values: Iterable) -> str:
+        return "|".join(_opt(v) for v in values)
+
+    return [r.test_id, r.test_type, r.rater_id, r.session_id, r.trial_index, r.sentence_id, r.text,
+            both(r.stimulus_ids), chosen, conds[0].label, conds[1].label, "BA" if r.swapped else "AB",
+            _opt(r.cmos), r.choice, both(r.play_counts), "true" if all(r.listened_to_end) else "false",
+            f"{r.response_time_s:.3f}", r.timestamp_utc, both(c.checkpoint_sha256 for c in conds),
+            _dumps([c.settings for c in conds]), both(c.seed for c in conds), both(c.app_version for c in conds)]
