@@ -122,9 +122,12 @@ class Vocoder:
 
 def _device(device: Device) -> torch.device:
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise VocoderError(f"unknown device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VocoderError(f"device {device!r} asked for, but CUDA is not available here; use 'cpu'")
+    return dev
 
 
 # --------------------------------------------------------------------------- Vocos

@@ -239,6 +239,7 @@ class ResultsStore:
         self._lock = threading.Lock()  # serialises this process's writers
         self._conns: list = []  # (pid, connection) for close()
         self._conns_lock = threading.Lock()
+        self._orders: dict = {}  # session_id -> tuple of Trial
         with self._write() as c:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -446,12 +447,19 @@ class ResultsStore:
         return self.session(session_id)
 
     def session(self, session_id: str) -> SessionRecord:
-        rows = self._read("SELECT session_id, test_id, rater_id, seed, created, order_json, position FROM sessions"
+        rows = self._read("SELECT session_id, test_id, rater_id, seed, created, position FROM sessions"
                           " WHERE session_id = ?", (session_id,))
         if not rows:
             raise ResultsError(f"no session {session_id!r} in {self.path}")
         r = rows[0]
-        return SessionRecord(r[0], r[1], r[2], r[3], r[4], tuple(Trial.from_dict(d) for d in json.loads(r[5])), r[6])
+        return SessionRecord(r[0], r[1], r[2], r[3], r[4], self._order(session_id), r[5])
+
+    def _order(self, session_id: str) -> tuple:
+        """A session's trial order (immutable once written, so parsed once per store)."""
+        if session_id not in self._orders:
+            (text,), = self._read("SELECT order_json FROM sessions WHERE session_id = ?", (session_id,))
+            self._orders[session_id] = tuple(Trial.from_dict(d) for d in json.loads(text))
+        return self._orders[session_id]
 
     def sessions(self, test_id: str) -> list[SessionRecord]:
         rows = self._read("SELECT session_id FROM sessions WHERE test_id = ? ORDER BY created, rater_id", (test_id,))
@@ -519,23 +527,21 @@ class ResultsStore:
         return self._ratings(where, (test_id,))
 
     def _ratings(self, where: str, args: Sequence) -> list[RatingRecord]:
-        rows = self._read("SELECT r.rating_id, s.test_id, t.type, r.session_id, s.rater_id, r.trial_index, s.order_json,"
-                          " r.score, r.choice, r.cmos, r.play_counts_json, r.listened_json, r.response_time_s,"
-                          " r.timestamp_utc, r.superseded FROM ratings r JOIN sessions s ON s.session_id = r.session_id"
+        rows = self._read("SELECT r.rating_id, s.test_id, t.type, r.session_id, s.rater_id, r.trial_index, r.score,"
+                          " r.choice, r.cmos, r.play_counts_json, r.listened_json, r.response_time_s, r.timestamp_utc,"
+                          " r.superseded FROM ratings r JOIN sessions s ON s.session_id = r.session_id"
                           " JOIN tests t ON t.test_id = s.test_id WHERE " + where + " ORDER BY r.rating_id", args)
-        labels = {}
-        orders: dict = {}
+        labels: dict = {}
         out = []
-        for r in rows:
-            if r[1] not in labels:
-                labels[r[1]] = {s.stimulus_id: s.condition for s in self.stimuli(r[1])}
-            if r[3] not in orders:
-                orders[r[3]] = json.loads(r[6])
-            trial = Trial.from_dict(orders[r[3]][r[5]])
-            out.append(RatingRecord(r[0], r[1], r[2], r[3], r[4], r[5], trial.sentence_id, trial.text,
-                                    trial.stimulus_ids, tuple(labels[r[1]][s] for s in trial.stimulus_ids),
-                                    trial.swapped, trial.gold, r[7], r[8], r[9], tuple(json.loads(r[10])),
-                                    tuple(json.loads(r[11])), r[12], r[13], bool(r[14])))
+        for (rating_id, test_id, test_type, session_id, rater_id, index, score, choice, cmos, plays, heard,
+             response_time_s, stamp, superseded) in rows:
+            if test_id not in labels:
+                labels[test_id] = {s.stimulus_id: s.condition for s in self.stimuli(test_id)}
+            trial = self._order(session_id)[index]
+            out.append(RatingRecord(rating_id, test_id, test_type, session_id, rater_id, index, trial.sentence_id,
+                                    trial.text, trial.stimulus_ids, tuple(labels[test_id][s] for s in trial.stimulus_ids),
+                                    trial.swapped, trial.gold, score, choice, cmos, tuple(json.loads(plays)),
+                                    tuple(json.loads(heard)), response_time_s, stamp, bool(superseded)))
         return out
 
     # ---- export

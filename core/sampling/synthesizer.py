@@ -49,7 +49,7 @@ from .grids import SCHEDULES, SWAY_RANGE, time_grid
 from .guidance import check_cfg, model_net
 from .solvers import FIXED_STEP_SOLVERS, integrate, nfe_per_step
 
-__all__ = ["Synthesis", "Synthesizer", "PRECISIONS", "CHUNK_CHARS", "CROSSFADE_SECONDS", "OPTION_NAMES",
+__all__ = ["Synthesis", "Synthesizer", "check_options", "PRECISIONS", "CHUNK_CHARS", "CROSSFADE_SECONDS", "OPTION_NAMES",
            "DEMO_CHECKPOINT", "crossfade_join"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -133,6 +133,34 @@ def _number(name: str, value: Any, lo: float, hi: float = math.inf, lo_open: boo
         rng = f"{'(' if lo_open else '['}{lo}, {hi}{']' if math.isfinite(hi) else ')'}"
         raise ConfigError(f"{name} must be a number in {rng}, got {value!r}")
     return float(value)
+
+
+def check_options(steps: int, solver: str, schedule: str, sway: float, duration_scale: float, cfg: float,
+                  temperature: float, seed: Optional[int]) -> "_Options":
+    """Validate the sampling options of :meth:`Synthesizer.synthesize` (no checkpoint
+    needed); raises :class:`ConfigError` naming the option and its valid values."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
+    if solver not in FIXED_STEP_SOLVERS:
+        raise choice_error("solver", solver, FIXED_STEP_SOLVERS)
+    if schedule not in SCHEDULES:
+        raise choice_error("schedule", schedule, SCHEDULES)
+    sway = _number("sway", sway, *SWAY_RANGE)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or not 0 <= seed < 2 ** 62):
+        raise ConfigError(f"seed must be None or an integer in [0, 2**62), got {seed!r}")
+    return _Options(grid=time_grid(int(steps), schedule, sway if schedule == "sway" else None),
+                    values=dict(steps=int(steps), solver=solver, schedule=schedule, sway=sway,
+                                duration_scale=_number("duration_scale", duration_scale, 0.0, lo_open=True),
+                                cfg=check_cfg(cfg), temperature=_number("temperature", temperature, 0.0)))
+
+
+@dataclass
+class _Options:
+    """Checked options: the (steps + 1,) CPU time grid and the option values by name."""
+
+    grid: Tensor
+    values: dict[str, Any]
 
 
 class Synthesizer:
@@ -231,26 +259,6 @@ class Synthesizer:
         name = self.speakers[sid] if sid < len(self.speakers) else ""
         return name if name else sid
 
-    def _check_options(self, steps, solver, schedule, sway, duration_scale, cfg, temperature, seed):
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-            raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
-        if solver not in FIXED_STEP_SOLVERS:
-            raise choice_error("solver", solver, FIXED_STEP_SOLVERS)
-        if self.objective_name == "meanflow" and solver != "euler":
-            raise ConfigError(f"a MeanFlow checkpoint samples by average-velocity jumps, which need no ODE "
-                              f"solver: solver must be 'euler', got {solver!r}")
-        if schedule not in SCHEDULES:
-            raise choice_error("schedule", schedule, SCHEDULES)
-        sway = _number("sway", sway, *SWAY_RANGE)
-        duration_scale = _number("duration_scale", duration_scale, 0.0, lo_open=True)
-        temperature = _number("temperature", temperature, 0.0)
-        cfg = check_cfg(cfg)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or not 0 <= seed < 2 ** 62):
-            raise ConfigError(f"seed must be None or an integer in [0, 2**62), got {seed!r}")
-        grid = time_grid(int(steps), schedule, sway if schedule == "sway" else None)
-        return grid, sway, duration_scale, cfg, temperature
-
     # ------------------------------------------------------------------ synthesis
     def synthesize(self, text: Union[str, Sequence[str]], *, steps: int = 10, solver: str = "euler",
                    schedule: str = "sway", sway: float = -1.0, duration_scale: float = 1.0, cfg: float = 0.0,
@@ -272,8 +280,10 @@ class Synthesizer:
         items = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
         if items is None or not items or not all(isinstance(t, str) for t in items):
             raise TextError(f"text must be a string or a non-empty list of strings, got {type(text).__name__}")
-        grid, sway, duration_scale, cfg, temperature = self._check_options(
-            steps, solver, schedule, sway, duration_scale, cfg, temperature, seed)
+        opts = check_options(steps, solver, schedule, sway, duration_scale, cfg, temperature, seed)
+        if self.objective_name == "meanflow" and solver != "euler":
+            raise ConfigError(f"a MeanFlow checkpoint samples by average-velocity jumps, which need no ODE "
+                              f"solver: solver must be 'euler', got {solver!r}")
         sid = self.speaker_id(speaker)
         limit = self.config.text.max_chars
         chunk_chars = min(CHUNK_CHARS, limit)
@@ -289,24 +299,23 @@ class Synthesizer:
         base_seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
 
         acoustic_start = time.perf_counter()
-        run = self._acoustic(token_lists, [len(cs) for cs in chunks], base_seed, sid, grid, solver,
-                             duration_scale, cfg, temperature, return_trajectory)
+        run = self._acoustic(token_lists, [len(cs) for cs in chunks], base_seed, sid, opts, bool(return_trajectory))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         vocoder_start = time.perf_counter()
-        wav = self.vocoder.decode(run.vocoder_input).float().cpu().numpy()
+        wav = self._vocode(run.mel_device, run.frames)
         end = time.perf_counter()
         timings = {"acoustic": vocoder_start - acoustic_start, "vocoder": end - vocoder_start,
                    "total": end - total_start}
-        return self._assemble(items, chunks, run, wav, timings, base_seed, sid, dict(
-            steps=int(steps), solver=solver, schedule=schedule, sway=sway, duration_scale=duration_scale,
-            cfg=cfg, temperature=temperature), text if isinstance(text, str) else None)
+        return self._assemble(items, chunks, run, wav, timings, base_seed, sid, opts.values,
+                              isinstance(text, str))
 
     @torch.inference_mode()
-    def _acoustic(self, token_lists, n_chunks, base_seed, sid, grid, solver, duration_scale, cfg, temperature,
-                  return_trajectory) -> "_AcousticRun":
+    def _acoustic(self, token_lists: list[list[int]], n_chunks: list[int], base_seed: int, sid: int,
+                  opts: _Options, return_trajectory: bool) -> "_AcousticRun":
         """Tokens of every chunk -> denormalised mel batch (+ trajectory); see synthesize."""
         dev, model = self.device, self.model
+        solver, cfg = opts.values["solver"], opts.values["cfg"]
         lengths = [len(ids) for ids in token_lists]
         tokens = torch.zeros(len(token_lists), max(lengths), dtype=torch.long)
         for row, ids in enumerate(token_lists):
@@ -317,10 +326,11 @@ class Synthesizer:
         amp = _AMP[self.precision]
         autocast = torch.autocast(dev.type, dtype=amp) if amp is not None else nullcontext()
         with autocast:
-            cond = model.inference_conditioning(tokens, token_mask, speakers, duration_scale=duration_scale)
+            cond = model.inference_conditioning(tokens, token_mask, speakers,
+                                                duration_scale=opts.values["duration_scale"])
         frames = cond.mel_mask.sum(1).tolist()  # one host sync, before the loop
-        x0 = self._initial_noise(frames, n_chunks, base_seed, temperature, cond.mel_mask.shape[1])
-        grid = grid.to(dev)
+        x0 = self._initial_noise(frames, n_chunks, base_seed, opts.values["temperature"], cond.mel_mask.shape[1])
+        grid = opts.grid.to(dev)
         with autocast:
             net = model_net(model, cond, cfg)
             if self.objective_name == "meanflow":
@@ -334,11 +344,21 @@ class Synthesizer:
                 states = out.states if return_trajectory else out[None]
                 nfe = (grid.numel() - 1) * nfe_per_step(solver)
         mel = model.denormalize_mel(states[-1].float())
-        silence = math.log(self.config.audio.log_clip)
-        voc_in = torch.where(cond.mel_mask[:, None, :], mel, torch.full_like(mel, silence))
         traj_mel = model.denormalize_mel(states.float()).cpu().numpy() if return_trajectory else None
-        return _AcousticRun(mel=mel.cpu().numpy(), frames=frames, nfe=nfe, vocoder_input=voc_in,
+        return _AcousticRun(mel=mel.cpu().numpy(), frames=frames, nfe=nfe, mel_device=mel,
                             trajectory=traj_mel, times=grid.float().cpu().numpy())
+
+    def _vocode(self, mel: Tensor, frames: list[int]) -> list[np.ndarray]:
+        """Waveform (frames[r] * hop,) of each row of ``mel`` (rows, n_mels, width).
+        Rows of equal length share one vocoder call; none is padded, so a row vocodes
+        exactly as it would alone (a padded batch would change the end of short rows)."""
+        out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(frames)
+        for n in sorted(set(frames)):
+            rows = [r for r, f in enumerate(frames) if f == n]
+            wav = self.vocoder.decode(mel[rows, :, :n]).float().cpu().numpy()
+            for i, r in enumerate(rows):
+                out[r] = wav[i]
+        return out
 
     def _initial_noise(self, frames: list[int], n_chunks: list[int], base_seed: int, temperature: float,
                        width: int) -> Tensor:
@@ -354,16 +374,17 @@ class Synthesizer:
                 row += 1
         return (x0 * temperature).to(self.device)
 
-    def _assemble(self, items, chunks, run, wav, timings, base_seed, sid, options, single) -> Any:
+    def _assemble(self, items: list[str], chunks: list[list[str]], run: "_AcousticRun", wav: list[np.ndarray],
+                  timings: dict[str, float], base_seed: int, sid: int, options: dict[str, Any],
+                  single: bool) -> Union[Synthesis, list[Synthesis]]:
         from ..audio import peak_safe
 
-        hop = self.config.audio.hop_length
         overlap = int(round(CROSSFADE_SECONDS * self.sample_rate))
         out, row = [], 0
         for k, item in enumerate(items):
             rows = range(row, row + len(chunks[k]))
             row += len(chunks[k])
-            pieces = [wav[r, :run.frames[r] * hop] for r in rows]
+            pieces = [wav[r] for r in rows]
             mel = np.concatenate([run.mel[r, :, :run.frames[r]] for r in rows], axis=1)
             traj = None
             if run.trajectory is not None:
@@ -376,18 +397,18 @@ class Synthesizer:
                                  mel=mel.astype(np.float32), nfe=run.nfe, timings=dict(timings), settings=settings,
                                  trajectory=None if traj is None else traj.astype(np.float32),
                                  times=None if traj is None else run.times))
-        return out[0] if single is not None else out
+        return out[0] if single else out
 
 
 @dataclass
 class _AcousticRun:
-    """Batch result of the acoustic stage: mel (rows, n_mels, width) log-mel, frames per
-    row, nfe, vocoder_input (rows, n_mels, width) on the device with silent padding,
-    trajectory (N + 1, rows, n_mels, width) or None, times (N + 1,)."""
+    """Batch result of the acoustic stage: mel (rows, n_mels, width) log-mel (numpy, and
+    ``mel_device`` on the device), frames per row, nfe, trajectory (N + 1, rows, n_mels,
+    width) or None, times (N + 1,)."""
 
     mel: np.ndarray
     frames: list[int]
     nfe: int
-    vocoder_input: Tensor
+    mel_device: Tensor
     trajectory: Optional[np.ndarray]
     times: np.ndarray

@@ -66,7 +66,9 @@ class LossModule(nn.Module):
         duration = cond.losses["duration"]
         prior = cond.losses["prior"]
         loss = out.loss + self.duration_weight * duration + prior
-        return {"loss": loss, "flow": out.loss.detach(), "duration": duration.detach(), "prior": prior.detach(),
+        mse = out.terms.get("mse", out.per_example.mean())
+        return {"loss": loss, "flow": out.loss.detach(), "mse": torch.as_tensor(mse).detach(),
+                "duration": duration.detach(), "prior": prior.detach(),
                 "per_example": out.per_example.detach(), "t": out.t.detach()}
 
 
@@ -267,7 +269,8 @@ class Trainer:
         self.bad_consecutive = 0
         self.loss_avg = loss_value if self.loss_avg is None else 0.98 * self.loss_avg + 0.02 * loss_value
         self.bins.add(out["t"], out["per_example"])
-        return {"skipped": False, "loss": loss_value, "flow": float(out["flow"]), "duration": float(out["duration"]),
+        return {"skipped": False, "loss": loss_value, "flow": float(out["flow"]), "mse": float(out["mse"]),
+                "duration": float(out["duration"]),
                 "prior": float(out["prior"]), "grad_norm": norm_value, "batch_size": batch_size}
 
     # ------------------------------------------------------------------ validation
@@ -403,7 +406,7 @@ class Trainer:
                 out = self.train_step(next(batches))
                 if out["skipped"]:
                     continue
-                for k in ("loss", "flow", "duration", "prior", "grad_norm"):
+                for k in ("loss", "flow", "mse", "duration", "prior", "grad_norm"):
                     window[k] = window.get(k, 0.0) + out[k]
                 n_window += 1
                 examples += out["batch_size"]

@@ -252,7 +252,7 @@ for i in range(int(sys.argv[3])):
 
 def test_sigkill_loses_no_acknowledged_rating(tmp_path):
     store, tid, stims = make_test(tmp_path)
-    total = 100000
+    total = 3000
     sid = store.start_or_resume_session(tid, "r1", make_order=mos_order(stims, total)).session_id
     env = dict(os.environ, PYTHONPATH=str(REPO))
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), sid, str(total)], stdout=subprocess.PIPE,

@@ -1,0 +1,309 @@
+"""``python -m core corpus``: the flite demo corpus (generated, never committed).
+
+The Debian ``flite`` synthesiser speaks the sentences of :mod:`core.corpus_text` in
+several voices; each clip is resampled from flite's native rate (16 kHz, 8 kHz for
+``kal``) to 24 kHz with :func:`core.audio.resample` and written atomically as 16-bit
+mono WAV.  Every voice speaks every sentence.  Layout of ``DIR``::
+
+    corpus.json             the settings (seed, grammar version, voices, counts, rate)
+    sentences.txt           training sentences, one ``id|text`` per line
+    heldout.txt             held-out sentences (never in training), ``id|text``
+    wavs/<voice>/<id>.wav   training audio
+    heldout_wavs/<voice>/<id>.wav   flite recordings of the held-out sentences
+    manifest.csv            ``audio_path,text,speaker,id`` (read by core.data.read_manifest)
+    heldout_manifest.csv    the same for the held-out recordings (the evaluation references)
+
+Manifest ids are ``<voice>_<sentence id>``.  The build is deterministic for a seed and
+resumable: a complete WAV at 24 kHz is kept, anything else (missing, truncated, another
+rate) is rendered again; re-running with the same seed and more sentences or voices only
+adds files.  A folder built with another seed or grammar version is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import soundfile as sf
+import torch
+
+from .audio import load_wav_with_rate, resample, save_wav
+from .checkpoint import atomic_write
+from .corpus_text import GRAMMAR_VERSION, corpus_sentences
+
+__all__ = ["CorpusError", "FliteMissing", "CorpusReport", "DEFAULT_VOICES", "LIMITED_DOMAIN_VOICES",
+           "SAMPLE_RATE", "find_flite", "list_voices", "check_voices", "flite_speak", "render_wav",
+           "wav_is_complete", "build_corpus", "add_arguments", "run"]
+
+SAMPLE_RATE = 24000
+DEFAULT_VOICES = ("slt", "rms", "awb", "kal16")
+LIMITED_DOMAIN_VOICES = ("awb_time",)  # speaks only clock times; useless for general text
+FLITE_TIMEOUT_S = 120
+INSTALL_HINT = "install it with `sudo apt-get install flite` (Debian/Ubuntu)"
+
+
+class CorpusError(ValueError):
+    """The corpus cannot be built as asked; the message says what to change."""
+
+
+class FliteMissing(CorpusError):
+    """The ``flite`` program is not on PATH."""
+
+
+# --------------------------------------------------------------------------- flite
+
+
+def find_flite() -> str:
+    """Path of the ``flite`` executable, or :class:`FliteMissing` saying how to install it."""
+    path = shutil.which("flite")
+    if path is None:
+        raise FliteMissing(f"the speech synthesiser flite was not found on PATH; {INSTALL_HINT}")
+    return path
+
+
+def list_voices(flite: Optional[str] = None) -> list[str]:
+    """Voices ``flite -lv`` lists, without the limited-domain ones (``awb_time``)."""
+    flite = flite or find_flite()
+    proc = subprocess.run([flite, "-lv"], capture_output=True, text=True, timeout=30)
+    line = next((l for l in proc.stdout.splitlines() if "Voices available" in l), None)
+    if proc.returncode != 0 or line is None:
+        raise CorpusError(f"`{flite} -lv` did not list voices (exit {proc.returncode}): "
+                          f"{(proc.stderr or proc.stdout).strip()[:200]}")
+    return [v for v in line.split(":", 1)[1].split() if v not in LIMITED_DOMAIN_VOICES]
+
+
+def check_voices(voices: Sequence[str], available: Sequence[str]) -> list[str]:
+    """``voices`` without duplicates (order kept); an unknown one is an error listing ``available``."""
+    out: list[str] = []
+    for v in voices:
+        if v not in available:
+            raise CorpusError(f"unknown flite voice {v!r}; valid: {', '.join(available)}")
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise CorpusError(f"no voices given; valid: {', '.join(available)}")
+    return out
+
+
+def flite_speak(text: str, voice: str, flite: Optional[str] = None):
+    """Speak ``text`` with flite's ``voice``; returns a :class:`core.audio.AudioClip` at
+    flite's native rate (float32 mono)."""
+    flite = flite or find_flite()
+    fd, tmp = tempfile.mkstemp(prefix="flite-", suffix=".wav")
+    os.close(fd)
+    try:
+        proc = subprocess.run([flite, "-voice", voice, "-t", text, "-o", tmp],
+                              capture_output=True, text=True, timeout=FLITE_TIMEOUT_S)
+        if proc.returncode != 0 or os.path.getsize(tmp) <= 44:
+            raise CorpusError(f"flite (voice {voice}) failed on {text!r} (exit {proc.returncode}): "
+                              f"{proc.stderr.strip()[:200]}")
+        return load_wav_with_rate(tmp)
+    finally:
+        os.unlink(tmp)
+
+
+def render_wav(text: str, voice: str, path: str | Path, flite: Optional[str] = None,
+               sample_rate: int = SAMPLE_RATE) -> Path:
+    """Speak ``text`` and write it to ``path`` at ``sample_rate`` (16-bit PCM, atomic)."""
+    clip = flite_speak(text, voice, flite)
+    wav = resample(torch.from_numpy(clip.samples), clip.sample_rate, sample_rate)
+    return save_wav(path, wav, sample_rate)
+
+
+def wav_is_complete(path: str | Path, sample_rate: int = SAMPLE_RATE) -> bool:
+    """True for a whole mono WAV file at ``sample_rate`` with at least one sample.
+
+    Whole means the RIFF size in the header matches the file size, so a file cut short
+    (a copy or a disk interrupted half way) is caught even though libsndfile would read
+    what is left of it.
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return False
+        if struct.unpack("<I", head[4:8])[0] + 8 != size:
+            return False
+        info = sf.info(str(p))
+    except (OSError, RuntimeError, sf.LibsndfileError):
+        return False
+    return info.samplerate == sample_rate and info.channels == 1 and info.frames > 0
+
+
+# --------------------------------------------------------------------------- the build
+
+
+@dataclass
+class CorpusReport:
+    """What :func:`build_corpus` did: files ``rendered`` now, ``kept`` from an earlier run."""
+
+    out: Path
+    voices: list[str]
+    sentences: int
+    heldout: int
+    rendered: int = 0
+    kept: int = 0
+    manifest: Path = field(default=Path())
+    heldout_manifest: Path = field(default=Path())
+
+    def summary(self) -> str:
+        return (f"{self.sentences} training + {self.heldout} held-out sentences x {len(self.voices)} voices "
+                f"({', '.join(self.voices)}): rendered {self.rendered} wavs, kept {self.kept}; "
+                f"manifests {self.manifest} and {self.heldout_manifest}")
+
+
+@dataclass
+class _Job:
+    text: str
+    voice: str
+    path: Path
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _check_settings(out: Path, seed: int) -> None:
+    """Refuse to resume a folder that was built with a different seed or grammar."""
+    settings = out / "corpus.json"
+    if not settings.is_file():
+        return
+    try:
+        old = json.loads(settings.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CorpusError(f"{settings} is unreadable ({exc}); remove it or use another --out") from None
+    for key, new in (("seed", seed), ("grammar_version", GRAMMAR_VERSION)):
+        if old.get(key) != new:
+            raise CorpusError(f"{out} holds a corpus built with {key} {old.get(key)!r}, not {new!r}; "
+                              "use the same value or another --out folder")
+
+
+def _manifest_text(rows: list[tuple[str, str, str, str]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["audio_path", "text", "speaker", "id"])
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _remove_stale_temps(folders: list[Path]) -> None:
+    """Temporary files an interrupted atomic write left behind (``.<name>.wav.<random>.tmp``)."""
+    for folder in folders:
+        if folder.is_dir():
+            for tmp in folder.glob(".*.wav.*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def build_corpus(out: str | Path, sentences: int = 2000, voices: Sequence[str] = DEFAULT_VOICES,
+                 seed: int = 0, heldout: int = 100, jobs: Optional[int] = None,
+                 progress: Optional[bool] = None) -> CorpusReport:
+    """Build (or finish) the flite corpus in ``out``; see the module docstring for the layout.
+
+    ``sentences`` training and ``heldout`` held-out sentences, each spoken by every voice;
+    ``jobs`` flite processes at a time (default ``min(4, cpu count)``); ``progress``
+    shows a tqdm bar (``None``: only on a terminal).  Raises :class:`FliteMissing` without
+    flite and :class:`CorpusError` for an unknown voice or a folder from another seed.
+    """
+    from tqdm import tqdm
+
+    if sentences < 1:
+        raise CorpusError(f"sentences must be >= 1, got {sentences}")
+    if heldout < 0:
+        raise CorpusError(f"heldout must be >= 0, got {heldout}")
+    jobs = jobs if jobs is not None else min(4, os.cpu_count() or 1)
+    if jobs < 1:
+        raise CorpusError(f"jobs must be >= 1, got {jobs}")
+    flite = find_flite()
+    voices = check_voices(list(voices), list_voices(flite))
+    out = Path(out)
+    _check_settings(out, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = corpus_sentences(sentences, heldout, seed)
+    settings = {"seed": seed, "grammar_version": GRAMMAR_VERSION, "sample_rate": SAMPLE_RATE,
+                "voices": voices, "sentences": sentences, "heldout": heldout}
+    _write_text(out / "corpus.json", json.dumps(settings, indent=2) + "\n")
+
+    train_ids = [f"s{i:05d}" for i in range(len(sets.train))]
+    held_ids = [f"h{i:04d}" for i in range(len(sets.heldout))]
+    _write_text(out / "sentences.txt", "".join(f"{i}|{t}\n" for i, t in zip(train_ids, sets.train)))
+    _write_text(out / "heldout.txt", "".join(f"{i}|{t}\n" for i, t in zip(held_ids, sets.heldout)))
+
+    manifests: dict[str, list[tuple[str, str, str, str]]] = {"manifest.csv": [], "heldout_manifest.csv": []}
+    todo: list[_Job] = []
+    report = CorpusReport(out, voices, len(sets.train), len(sets.heldout))
+    for name, folder, ids, texts in (("manifest.csv", "wavs", train_ids, sets.train),
+                                     ("heldout_manifest.csv", "heldout_wavs", held_ids, sets.heldout)):
+        _remove_stale_temps([out / folder / v for v in voices])
+        for voice in voices:
+            for sid, text in zip(ids, texts):
+                rel = f"{folder}/{voice}/{sid}.wav"
+                manifests[name].append((rel, text, voice, f"{voice}_{sid}"))
+                if wav_is_complete(out / rel):
+                    report.kept += 1
+                else:
+                    todo.append(_Job(text, voice, out / rel))
+
+    bar = tqdm(total=report.kept + len(todo), initial=report.kept, desc="flite corpus", unit="wav",
+               disable=None if progress is None else not progress)
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(render_wav, j.text, j.voice, j.path, flite) for j in todo}
+            try:
+                while futures:
+                    done, futures = wait(futures, return_when=FIRST_EXCEPTION)
+                    for f in done:
+                        f.result()  # re-raises a flite failure; finished files stay for the next run
+                        report.rendered += 1
+                        bar.update(1)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # let running flite calls finish their files
+                raise
+    finally:
+        bar.close()
+
+    report.manifest = out / "manifest.csv"
+    report.heldout_manifest = out / "heldout_manifest.csv"
+    for name, rows in manifests.items():
+        _write_text(out / name, _manifest_text(rows))
+    return report
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="corpus folder (created; an existing one is resumed)")
+    parser.add_argument("--sentences", type=int, default=2000, help="training sentences (default 2000)")
+    parser.add_argument("--voices", default=",".join(DEFAULT_VOICES),
+                        help=f"comma-separated flite voices (default {','.join(DEFAULT_VOICES)}; "
+                             "`flite -lv` lists them; kal is 8 kHz)")
+    parser.add_argument("--seed", type=int, default=0, help="sentence seed (default 0)")
+    parser.add_argument("--heldout", type=int, default=100, help="held-out sentences (default 100)")
+    parser.add_argument("--jobs", type=int, default=None, help="parallel flite processes (default min(4, CPUs))")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .cli import UsageError
+
+    voices = [v.strip() for v in args.voices.split(",") if v.strip()]
+    try:
+        report = build_corpus(args.out, sentences=args.sentences, voices=voices, seed=args.seed,
+                              heldout=args.heldout, jobs=args.jobs, progress=False if args.quiet else None)
+    except CorpusError as exc:
+        raise UsageError(str(exc)) from None
+    print(report.summary())
+    return 0
