@@ -72,10 +72,10 @@ class ListeningError(ValueError):
 
 def _keys(what: str, d: dict, valid: Sequence[str]) -> None:
     if not isinstance(d, dict):
-        raise ListeningError(f"{what} must be a JSON object, got {type(d).__name__}")
+        raise ListeningError(f"expected a JSON object for the {what.removesuffix(' key')}, got {type(d).__name__}")
     for k in d:
         if k not in valid:
-            raise choice_error(f"{what} key", k, valid)
+            raise choice_error(what, k, valid)
 
 
 # --------------------------------------------------------------------------- designs
@@ -99,10 +99,13 @@ class Condition:
             raise ListeningError(f"condition label {self.label!r}: the prefix {ANCHOR_PREFIX!r} is reserved for anchors")
         if (self.checkpoint is None) == (self.folder is None):
             raise ListeningError(f"condition {self.label!r} needs exactly one of checkpoint or folder")
-        _keys(f"settings of condition {self.label!r}", self.settings, SETTING_NAMES)
+        _keys(f"condition {self.label!r} setting", self.settings, SETTING_NAMES)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ListeningError(f"seed of condition {self.label!r} must be an integer, got {self.seed!r}")
-        object.__setattr__(self, "settings", json.loads(json.dumps(self.settings)))  # plain JSON values
+        try:  # keep plain JSON values: settings are stored and compared as JSON
+            object.__setattr__(self, "settings", json.loads(json.dumps(self.settings, allow_nan=False)))
+        except (TypeError, ValueError) as exc:
+            raise ListeningError(f"settings of condition {self.label!r} must be plain JSON values: {exc}") from None
         for name in ("checkpoint", "folder"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, str(getattr(self, name)))
@@ -190,13 +193,13 @@ class TestDesign:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TestDesign":
-        _keys("test design", d, ("test_id", "test_type", "name", "conditions", "sentences", "gold"))
+        _keys("test design key", d, ("test_id", "test_type", "name", "conditions", "sentences", "gold"))
         for c in d.get("conditions", []):
-            _keys("condition", c, ("label", "checkpoint", "folder", "settings", "seed"))
+            _keys("condition key", c, ("label", "checkpoint", "folder", "settings", "seed"))
         for s in d.get("sentences", []):
-            _keys("sentence", s, ("id", "text"))
+            _keys("sentence key", s, ("id", "text"))
         for g in d.get("gold", []):
-            _keys("gold trial", g, ("kind", "reference", "sentence_id"))
+            _keys("gold trial key", g, ("kind", "reference", "sentence_id"))
         return cls(d.get("test_id"), d.get("test_type"), tuple(Condition(**c) for c in d.get("conditions", [])),
                    tuple(Sentence(**s) for s in d.get("sentences", [])),
                    tuple(GoldTrial(**g) for g in d.get("gold", [])), d.get("name", ""))
@@ -236,6 +239,22 @@ def degrade_for_anchor(audio: np.ndarray, sample_rate: int, seed: int) -> np.nda
     return (y + noise).astype(np.float32)
 
 
+def _plain(obj: Any) -> Any:
+    """JSON-safe copy of a provenance value: numpy scalars and arrays become numbers and
+    lists, paths strings, non-finite floats None, anything else unknown its ``str``."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return _plain(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    return str(obj)
+
+
 def _as_clip(result: Any, what: str) -> RenderedClip:
     if isinstance(result, tuple) and len(result) == 3:
         result = RenderedClip(*result)
@@ -249,7 +268,7 @@ def _as_clip(result: Any, what: str) -> RenderedClip:
         raise ListeningError(f"render for {what} returned sample rate {result.sample_rate!r}")
     if not isinstance(result.provenance, dict):
         raise ListeningError(f"render for {what} must return a provenance dict")
-    return RenderedClip(audio, int(result.sample_rate), dict(result.provenance))
+    return RenderedClip(audio, int(result.sample_rate), _plain(result.provenance))
 
 
 def _write_clip(clip: RenderedClip, path: Path, target_lufs: float) -> tuple:

@@ -240,15 +240,17 @@ class ResultsStore:
         self._conns: list = []  # (pid, connection) for close()
         self._conns_lock = threading.Lock()
         self._orders: dict = {}  # session_id -> tuple of Trial
-        with self._write() as c:
+        with self._write() as c:  # migrate an existing database first, then create what is missing
+            rows = []
+            if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone():
+                rows = c.execute("SELECT version FROM schema_version").fetchall()
+            if rows:
+                self._migrate(c, int(rows[0][0]))
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)
-            rows = c.execute("SELECT version FROM schema_version").fetchall()
             if not rows:
                 c.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            else:
-                self._migrate(c, int(rows[0][0]))
 
     def _migrate(self, c: sqlite3.Connection, found: int) -> None:
         if found > SCHEMA_VERSION:

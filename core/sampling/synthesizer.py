@@ -237,6 +237,11 @@ class Synthesizer:
     def objective_name(self) -> str:
         return self.config.objective.name
 
+    def autocast(self):
+        """The autocast context of ``precision`` on the device (a no-op for fp32)."""
+        amp = _AMP[self.precision]
+        return torch.autocast(self.device.type, dtype=amp) if amp is not None else nullcontext()
+
     def speaker_id(self, speaker: Union[str, int, None]) -> int:
         """Speaker id from a name, an index or None (the first speaker)."""
         n = self.config.model.n_speakers
@@ -323,15 +328,13 @@ class Synthesizer:
         token_mask = torch.arange(tokens.shape[1])[None] < torch.tensor(lengths)[:, None]
         tokens, token_mask = tokens.to(dev), token_mask.to(dev)
         speakers = torch.full((len(token_lists),), sid, dtype=torch.long, device=dev)
-        amp = _AMP[self.precision]
-        autocast = torch.autocast(dev.type, dtype=amp) if amp is not None else nullcontext()
-        with autocast:
+        with self.autocast():
             cond = model.inference_conditioning(tokens, token_mask, speakers,
                                                 duration_scale=opts.values["duration_scale"])
         frames = cond.mel_mask.sum(1).tolist()  # one host sync, before the loop
         x0 = self._initial_noise(frames, n_chunks, base_seed, opts.values["temperature"], cond.mel_mask.shape[1])
         grid = opts.grid.to(dev)
-        with autocast:
+        with self.autocast():
             net = model_net(model, cond, cfg)
             if self.objective_name == "meanflow":
                 from ..flow import meanflow_sample, meanflow_trajectory

@@ -49,7 +49,8 @@ class FakeRender:
         f0 = {"alpha": 220.0, "beta": 330.0}[condition.label]
         level = {"alpha": 0.02, "beta": 0.6}[condition.label]
         audio = level * np.sin(2 * np.pi * f0 * t) * np.hanning(t.size)
-        return audio.astype(np.float32), sr, {"made_by": condition.label, "vocoder": "griffinlim"}
+        extra = {"nfe": np.int64(4), "timings": {"total": np.float32(0.5)}, "where": Path("x"), "bad": float("nan")}
+        return audio.astype(np.float32), sr, {"made_by": condition.label, "vocoder": "griffinlim", "extra": extra}
 
 
 def checkpoints(tmp_path):
@@ -104,8 +105,10 @@ def play_all(session, clock, counts=None):
 
 def test_design_validation():
     c = Condition("alpha", checkpoint="a.pt")
-    with pytest.raises(ConfigError, match="unknown settings of condition 'x' key 'stepz'; valid: steps, solver"):
+    with pytest.raises(ConfigError, match="unknown condition 'x' setting 'stepz'; valid: steps, solver"):
         Condition("x", checkpoint="a.pt", settings={"stepz": 4})
+    with pytest.raises(ListeningError, match="plain JSON values"):
+        Condition("x", checkpoint="a.pt", settings={"cfg": float("nan")})
     with pytest.raises(ListeningError, match="exactly one of checkpoint or folder"):
         Condition("x", checkpoint="a.pt", folder="f")
     with pytest.raises(ListeningError, match="reserved"):
@@ -147,6 +150,7 @@ def test_render_normalises_hides_names_records_provenance_and_caches(tmp_path):
             assert s.provenance["checkpoint_sha256"] == sha[s.condition]
             assert s.provenance["seed"] == {"alpha": 1, "beta": 2}[s.condition]
             assert s.provenance["vocoder"] == "griffinlim"
+            assert s.provenance["render"]["extra"] == {"nfe": 4, "timings": {"total": 0.5}, "where": "x", "bad": None}
             assert (s.provenance["loudness"]["gain_db"] > 0) == (s.condition == "alpha")  # alpha is quiet
     conds = {c.label: c for c in store.conditions("t1")}
     assert (conds["alpha"].checkpoint_sha256, conds["alpha"].seed, conds["gamma"].kind) == (sha["alpha"], 1, "folder")

@@ -1,0 +1,195 @@
+"""``python -m core bench``: an honest sampling-speed benchmark of a checkpoint (JSON out).
+
+Everything is measured side by side in one run, on one sentence (``--text``), with a
+fixed seed so every configuration sees the same shapes; each configuration gets one
+warm-up call that is not timed, then the median of ``--repeats`` timed calls.
+
+* ``rtf``: real-time factor (seconds of compute per second of audio; < 1 is faster than
+  real time) of the total, the acoustic stage (text encoder + sampling) and the vocoder,
+  at 1, 5, 10, 32 steps for each solver (euler, midpoint, heun, rk4; MeanFlow
+  checkpoints only euler: their jumps need no solver).
+* ``sampler_overhead``: acoustic time / (NFE x median time of one bare network forward
+  at the same shape); 1.0 means sampling costs nothing beyond the network calls (the
+  text encoder and the loop's arithmetic are the rest).  Goal: <= 1.05.
+* ``guidance_cost``: time with ``cfg > 0`` (one batched forward of 2B rows per
+  evaluation) over the time without, at the same steps.
+* ``batch_throughput``: seconds of audio produced per second of wall time, for lists
+  of 1, 8 and 32 copies of the sentence synthesised in one batched call.
+
+``--quick`` (for tests) measures steps 1 and 5, solvers euler and heun, batches 1 and 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from .solvers import nfe_per_step
+
+__all__ = ["add_arguments", "run", "run_benchmark", "ForwardTimer", "DEFAULT_TEXT", "FULL_PLAN", "QUICK_PLAN"]
+
+DEFAULT_TEXT = ("The quick brown fox jumps over the lazy dog, and then it runs back home "
+                "before the evening rain begins to fall.")
+FULL_PLAN = {"steps": (1, 5, 10, 32), "solvers": ("euler", "midpoint", "heun", "rk4"), "batches": (1, 8, 32),
+             "guidance_steps": 10, "batch_steps": 10}
+QUICK_PLAN = {"steps": (1, 5), "solvers": ("euler", "heun"), "batches": (1, 2),
+              "guidance_steps": 5, "batch_steps": 5}
+GUIDANCE_CFG = 2.0
+SEED = 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="checkpoint file (.pt or .safetensors)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per configuration (median), default 3")
+    parser.add_argument("--out", default=None, help="also write the JSON to this file")
+    parser.add_argument("--quick", action="store_true", help="few configurations (steps 1, 5; euler, heun; "
+                                                             "batches 1, 2): for tests")
+    parser.add_argument("--vocoder", default="auto", help="vocoder spec as for synth (default auto)")
+    parser.add_argument("--precision", default="fp32", help="network precision: fp32, bf16, fp16")
+    parser.add_argument("--text", default=DEFAULT_TEXT, help="the sentence to synthesise")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
+    from .synthesizer import Synthesizer
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
+    if not args.text.strip():
+        raise UsageError("--text is empty")
+    synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, vocoder=args.vocoder,
+                                        precision=args.precision)
+    report = run_benchmark(synth, plan=QUICK_PLAN if args.quick else FULL_PLAN, repeats=args.repeats,
+                           text=args.text)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class ForwardTimer:
+    """Times bare network forwards (``model.velocity``, batch 1) at the shape the
+    synthesizer gives ``text``, under the synthesizer's precision."""
+
+    def __init__(self, synth, text: str) -> None:
+        self.model, self.device, self.autocast = synth.model, synth.device, synth.autocast
+        tokens = torch.tensor([synth.front_end(text)], device=self.device)
+        mask = torch.ones_like(tokens, dtype=torch.bool)
+        speakers = torch.zeros(1, dtype=torch.long, device=self.device)
+        with torch.inference_mode(), self.autocast():
+            self.cond = self.model.inference_conditioning(tokens, mask, speakers)
+        self.x = torch.randn(1, synth.config.audio.n_mels, self.cond.mel_mask.shape[1], device=self.device)
+        self.t = torch.full((1,), 0.5, device=self.device)
+        self.r = self.t if synth.objective_name == "meanflow" else None
+
+    def seconds(self, calls: int) -> float:
+        """Wall time of ``calls`` forwards in a row (device synchronised at both ends)."""
+        with torch.inference_mode(), self.autocast():
+            _sync(self.device)
+            start = time.perf_counter()
+            for _ in range(calls):
+                self.model.velocity(self.x, self.t, self.cond, r=self.r)
+            _sync(self.device)
+        return time.perf_counter() - start
+
+
+def _measure(call: Callable[[], Any], repeats: int, forwards: Optional[ForwardTimer] = None,
+             nfe: int = 0) -> tuple[dict[str, float], Any, list[float]]:
+    """One untimed warm-up call, then ``repeats`` timed calls.  With ``forwards``, each
+    call is followed by ``nfe`` bare forwards, so the two are measured side by side.
+
+    Returns the median of each timing key, the first result, and the bare-forward
+    times of the repeats (seconds for ``nfe`` forwards; empty without ``forwards``)."""
+    call()
+    if forwards is not None:
+        forwards.seconds(nfe)
+    results, bare = [], []
+    for _ in range(repeats):
+        results.append(call())
+        if forwards is not None:
+            bare.append(forwards.seconds(nfe))
+    first = [r[0] if isinstance(r, list) else r for r in results]
+    med = {k: statistics.median(r.timings[k] for r in first) for k in first[0].timings}
+    return med, results[0], bare
+
+
+def _device_info(synth) -> dict[str, Any]:
+    dev = synth.device
+    info = {"device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else
+            (os.uname().machine if hasattr(os, "uname") else "cpu"),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            "precision": synth.precision}
+    if dev.type == "cuda":
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def run_benchmark(synth, plan: dict[str, Any] = FULL_PLAN, repeats: int = 3, text: str = DEFAULT_TEXT
+                  ) -> dict[str, Any]:
+    """Measure ``synth`` (a :class:`~core.sampling.synthesizer.Synthesizer`) as the module
+    docstring says; returns the JSON-able report."""
+    meanflow = synth.objective_name == "meanflow"
+    solvers = ("euler",) if meanflow else tuple(plan["solvers"])
+    steps_list: Sequence[int] = plan["steps"]
+    forwards = ForwardTimer(synth, text)
+
+    rtf, overhead = [], []
+    audio_s = 0.0
+    for solver in solvers:
+        for steps in steps_list:
+            nfe = steps * (1 if meanflow else nfe_per_step(solver))
+            med, res, bare = _measure(lambda: synth.synthesize(text, steps=steps, solver=solver, seed=SEED),
+                                      repeats, forwards, nfe)
+            audio_s = res.duration
+            rtf.append({"solver": solver, "steps": steps, "nfe": res.nfe, "audio_s": audio_s,
+                        **{f"{k}_s": v for k, v in med.items()},
+                        **{f"rtf_{k}": v / audio_s for k, v in med.items()}})
+            forward = statistics.median(bare) / nfe
+            overhead.append({"solver": solver, "steps": steps, "nfe": nfe, "forward_s": forward,
+                             "acoustic_s": med["acoustic"], "ratio": med["acoustic"] / (nfe * forward)})
+
+    g_steps = plan["guidance_steps"]
+    plain, _, _ = _measure(lambda: synth.synthesize(text, steps=g_steps, seed=SEED), repeats)
+    guided, _, _ = _measure(lambda: synth.synthesize(text, steps=g_steps, seed=SEED, cfg=GUIDANCE_CFG), repeats)
+    guidance = {"cfg": GUIDANCE_CFG, "steps": g_steps, "solver": "euler",
+                "acoustic_ratio": guided["acoustic"] / plain["acoustic"],
+                "total_ratio": guided["total"] / plain["total"]}
+
+    throughput = []
+    for batch in plan["batches"]:
+        med, res, _ = _measure(lambda: synth.synthesize([text] * batch, steps=plan["batch_steps"], seed=SEED),
+                               repeats)
+        seconds = sum(r.duration for r in res)
+        throughput.append({"batch": batch, "steps": plan["batch_steps"], "solver": "euler", "audio_s": seconds,
+                           "total_s": med["total"], "audio_s_per_s": seconds / med["total"],
+                           "acoustic_audio_s_per_s": seconds / med["acoustic"]})
+
+    return {**_device_info(synth),
+            "checkpoint": synth.checkpoint_path, "checkpoint_sha256": synth.checkpoint_sha256,
+            "objective": synth.objective_name, "vocoder": synth.vocoder.name,
+            "parameters": sum(p.numel() for p in synth.model.parameters()),
+            "text": text, "audio_s": audio_s, "repeats": repeats, "seed": SEED,
+            "rtf": rtf,
+            "sampler_overhead": {"goal": 1.05, "rows": overhead},
+            "guidance_cost": guidance,
+            "batch_throughput": throughput}

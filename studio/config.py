@@ -1,0 +1,213 @@
+"""Studio settings: which folders the app may read, and safe path resolution inside them.
+
+Folders come from ``panel serve studio/app.py --args --checkpoints DIR1,DIR2 --results DIR``
+or, when an option is not given, from the environment variables ``FLOWTTS_CHECKPOINTS``
+(folders separated by ``,`` or the OS path separator) and ``FLOWTTS_RESULTS``; with
+neither, ``./runs`` and ``./studio_results`` (relative to the directory the server
+was started in, resolved once when the settings are made).
+
+Safety: every path a browser can name (a checkpoint, a run folder, a Vocos folder) is
+resolved with symlinks followed and must then lie inside one of the configured folders
+(:func:`resolve_inside`); anything else -- ``..`` tricks, absolute paths elsewhere, a
+symlink pointing out -- raises :class:`PathRefused`.  Uploaded checkpoints land in
+``<results>/uploads``, which is one of the checkpoint roots.  The bundled demo voice
+``assets/demo.pt`` is always offered when it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping, Optional, Sequence
+
+__all__ = ["StudioConfigError", "PathRefused", "StudioSettings", "CheckpointEntry", "parse_settings",
+           "resolve_inside", "find_checkpoints", "find_runs", "safe_upload_name", "CHECKPOINT_SUFFIXES",
+           "DEMO_CHECKPOINT", "ENV_CHECKPOINTS", "ENV_RESULTS"]
+
+ENV_CHECKPOINTS = "FLOWTTS_CHECKPOINTS"
+ENV_RESULTS = "FLOWTTS_RESULTS"
+DEFAULT_CHECKPOINTS = "runs"
+DEFAULT_RESULTS = "studio_results"
+DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "demo.pt"
+CHECKPOINT_SUFFIXES = (".pt", ".safetensors")
+DEVICES = ("auto", "cpu", "cuda")
+_SKIP_DIRS = {"mel_cache", "samples", "stimuli", "__pycache__", "node_modules"}
+_MAX_DEPTH = 8
+
+
+class StudioConfigError(ValueError):
+    """A studio option is not valid; the message says which and what to do."""
+
+
+class PathRefused(ValueError):
+    """A path lies outside the folders the studio was configured to read."""
+
+
+@dataclass(frozen=True)
+class StudioSettings:
+    """The folders one studio server may read and write (absolute, resolved).
+
+    checkpoint_dirs: searched recursively for ``.pt`` / ``.safetensors`` checkpoints and
+        for training runs (folders holding ``metrics.jsonl``).
+    results_dir: listening-test results; uploads go to ``results_dir / "uploads"``.
+    demo_checkpoint: the bundled demo voice (offered only when the file exists).
+    device: where synthesis runs (``auto``: CUDA when available).
+    """
+
+    checkpoint_dirs: tuple[Path, ...]
+    results_dir: Path
+    demo_checkpoint: Path = DEMO_CHECKPOINT
+    device: str = "auto"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.results_dir / "uploads"
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        """Folders a browser-named path may lie in (checkpoint folders + uploads)."""
+        return self.checkpoint_dirs + (self.uploads_dir,)
+
+    def demo_available(self) -> bool:
+        return self.demo_checkpoint.is_file()
+
+    def missing_dirs(self) -> list[Path]:
+        """Configured checkpoint folders that do not exist (shown as a note)."""
+        return [d for d in self.checkpoint_dirs if not d.is_dir()]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # never sys.exit inside a served page
+        raise StudioConfigError(f"bad studio option: {message}; usage: {self.format_usage().strip()}")
+
+
+def _split_dirs(text: str) -> list[str]:
+    return [p.strip() for p in re.split(rf"[,{re.escape(os.pathsep)}]", text) if p.strip()]
+
+
+def parse_settings(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None,
+                   cwd: Optional[Path] = None) -> StudioSettings:
+    """Settings from ``--args`` options (``argv``, e.g. ``sys.argv[1:]``), falling back
+    to ``env`` (default ``os.environ``), then to the defaults; relative folders are taken
+    relative to ``cwd`` (default: the current directory).  Raises StudioConfigError."""
+    env = os.environ if env is None else env
+    base = Path.cwd() if cwd is None else Path(cwd)
+    parser = _Parser(prog="panel serve studio/app.py --args", add_help=False)
+    parser.add_argument("--checkpoints", help="checkpoint/run folders, comma separated")
+    parser.add_argument("--results", help="listening-test results folder (uploads go to <results>/uploads)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    args = parser.parse_args(list(argv or []))
+    dirs_text = args.checkpoints if args.checkpoints is not None else env.get(ENV_CHECKPOINTS, DEFAULT_CHECKPOINTS)
+    dirs = _split_dirs(dirs_text)
+    if not dirs:
+        raise StudioConfigError("--checkpoints names no folder; give DIR1,DIR2")
+    results = args.results if args.results is not None else env.get(ENV_RESULTS, DEFAULT_RESULTS)
+    if not results.strip():
+        raise StudioConfigError("--results names no folder")
+    if not (args.device in DEVICES or re.fullmatch(r"cuda:\d+", args.device)):
+        raise StudioConfigError(f"unknown device {args.device!r}; valid: {', '.join(DEVICES)}, cuda:N")
+
+    def absolute(p: str) -> Path:
+        q = Path(p).expanduser()
+        return (q if q.is_absolute() else base / q).resolve()
+
+    unique = tuple(dict.fromkeys(absolute(d) for d in dirs))
+    return StudioSettings(checkpoint_dirs=unique, results_dir=absolute(results), device=args.device)
+
+
+def resolve_inside(path: str | os.PathLike, roots: Sequence[Path]) -> Path:
+    """``path`` resolved (symlinks followed, ``..`` removed) if it lies inside one of
+    ``roots`` (themselves resolved); else :class:`PathRefused`.  A relative path is
+    taken relative to each root in turn."""
+    text = os.fspath(path)
+    if not text.strip() or "\x00" in text:
+        raise PathRefused("empty or invalid path")
+    resolved_roots = [Path(r).resolve() for r in roots]
+    raw = Path(text).expanduser()
+    candidates = [raw.resolve()] if raw.is_absolute() else [(r / raw).resolve() for r in resolved_roots]
+    for cand in candidates:
+        for root in resolved_roots:
+            if cand == root or root in cand.parents:
+                return cand
+    allowed = ", ".join(str(r) for r in resolved_roots) or "(none configured)"
+    raise PathRefused(f"{text}: outside the folders this studio may read ({allowed})")
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, list[str]]]:
+    """(folder, file names) under ``root``, skipping hidden and cache folders, not
+    following symlinked folders, at most ``_MAX_DEPTH`` levels deep."""
+    if not root.is_dir():
+        return
+    base_depth = len(root.parts)
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS
+                         and len(here.parts) - base_depth < _MAX_DEPTH)
+        yield here, sorted(files)
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    """A checkpoint the studio offers: ``label`` (shown) and resolved ``path``."""
+
+    label: str
+    path: Path
+
+
+def find_checkpoints(settings: StudioSettings) -> list[CheckpointEntry]:
+    """The demo voice (if present), then every checkpoint under the roots, sorted.
+    Labels are ``<root name>/<path below the root>``; files whose resolved target lies
+    outside the roots (symlinks out) are left out."""
+    found: list[CheckpointEntry] = []
+    if settings.demo_available():
+        found.append(CheckpointEntry("demo voice (bundled)", settings.demo_checkpoint.resolve()))
+    seen = {e.path for e in found}
+    for root in settings.roots:
+        for folder, files in _walk(root):
+            for name in files:
+                if not name.endswith(CHECKPOINT_SUFFIXES) or name.startswith("."):
+                    continue
+                try:
+                    path = resolve_inside(folder / name, settings.roots)
+                except PathRefused:
+                    continue
+                if path in seen:
+                    continue
+                seen.add(path)
+                found.append(CheckpointEntry(f"{root.name}/{(folder / name).relative_to(root).as_posix()}", path))
+    return found
+
+
+def find_runs(settings: StudioSettings) -> list[CheckpointEntry]:
+    """Training run folders (holding ``metrics.jsonl``) under the checkpoint folders,
+    labelled ``<root name>/<path below the root>``, newest-modified first."""
+    runs = []
+    for root in settings.checkpoint_dirs:
+        for folder, files in _walk(root):
+            if "metrics.jsonl" in files:
+                try:
+                    path = resolve_inside(folder, settings.checkpoint_dirs)
+                except PathRefused:
+                    continue
+                rel = folder.relative_to(root).as_posix()
+                label = root.name if rel == "." else f"{root.name}/{rel}"
+                runs.append((path.joinpath("metrics.jsonl").stat().st_mtime, CheckpointEntry(label, path)))
+    return [entry for _, entry in sorted(runs, key=lambda r: (-r[0], r[1].label))]
+
+
+def safe_upload_name(filename: str) -> str:
+    """A plain file name for an uploaded checkpoint: the base name with characters
+    other than letters, digits, ``._-`` replaced; the suffix must be ``.pt`` or
+    ``.safetensors``.  Raises StudioConfigError."""
+    base = re.split(r"[\\/]", filename or "")[-1]
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")
+    suffix = Path(base).suffix
+    if suffix not in CHECKPOINT_SUFFIXES:
+        raise StudioConfigError(f"upload {filename!r}: a checkpoint must end in "
+                                f"{' or '.join(CHECKPOINT_SUFFIXES)}")
+    if len(base) <= len(suffix):
+        base = "upload" + suffix
+    return base[-120:]

@@ -1,0 +1,101 @@
+"""A single-worker background runner: slow work (loading a model, synthesis) runs off
+the UI thread, one job at a time; a job submitted while another runs is refused, not
+queued.
+
+Results come back on the page's thread: under ``panel serve`` the ``done`` callback is
+scheduled with ``Document.add_next_tick_callback`` (the one thread-safe Bokeh document
+method), so it may update widgets and plots directly; without a server (tests, a
+notebook) it runs on the worker thread right after the work.  Exceptions of the work
+are caught and handed to ``done`` as :class:`JobOutcome` ``error``; those in
+``expected`` become their message alone (for the page), anything else is logged with
+its traceback and shown as ``"internal error: <type>: <message>"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import panel as pn
+import param
+
+__all__ = ["JobOutcome", "JobRunner"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobOutcome:
+    """What a job produced: ``value`` on success, else ``error`` (a message for users)."""
+
+    label: str
+    value: Any = None
+    error: Optional[str] = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class JobRunner(param.Parameterized):
+    """Runs one job at a time on a background thread.
+
+    ``busy`` is True from :meth:`submit` until the job's ``done`` callback has run;
+    ``label`` says what is running (for a busy indicator).
+    """
+
+    busy = param.Boolean(default=False, doc="a job is running")
+    label = param.String(default="", doc="what the running job does")
+
+    def __init__(self, expected: tuple[type[BaseException], ...] = (ValueError,), **params):
+        super().__init__(**params)
+        self._expected = expected
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def submit(self, work: Callable[[], Any], done: Callable[[JobOutcome], None], label: str = "working") -> bool:
+        """Start ``work()`` in the background and call ``done(outcome)`` afterwards.
+        Returns False (and does nothing) when a job is already running."""
+        with self._lock:
+            if not self._idle.is_set():
+                return False
+            self._idle.clear()
+        doc = pn.state.curdoc
+        doc = doc if doc is not None and doc.session_context is not None else None
+        self.param.update(busy=True, label=label)
+        threading.Thread(target=self._run, args=(work, done, label, doc), daemon=True,
+                         name=f"studio-job-{label}").start()
+        return True
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until no job runs (its ``done`` included); False on timeout."""
+        return self._idle.wait(timeout)
+
+    def _run(self, work, done, label: str, doc) -> None:
+        start = time.perf_counter()
+        try:
+            outcome = JobOutcome(label, value=work())
+        except self._expected as exc:
+            outcome = JobOutcome(label, error=str(exc) or type(exc).__name__)
+        except Exception as exc:  # shown without a traceback; the server log has it
+            log.exception("studio job %r failed", label)
+            outcome = JobOutcome(label, error=f"internal error: {type(exc).__name__}: {exc}")
+        outcome.seconds = time.perf_counter() - start
+        if doc is None:
+            self._finish(done, outcome)
+        else:
+            doc.add_next_tick_callback(lambda: self._finish(done, outcome))
+
+    def _finish(self, done, outcome: JobOutcome) -> None:
+        try:
+            done(outcome)
+        except Exception:
+            log.exception("studio job %r: updating the page failed", outcome.label)
+        finally:
+            self.param.update(busy=False, label="")
+            self._idle.set()
