@@ -71,6 +71,13 @@ class StudioSettings:
         """Folders a browser-named path may lie in (checkpoint folders + uploads)."""
         return self.checkpoint_dirs + (self.uploads_dir,)
 
+    @property
+    def checkpoint_roots(self) -> tuple[Path, ...]:
+        """Folders a checkpoint may be loaded from: :attr:`roots`, plus the bundled
+        demo's folder when the demo exists."""
+        demo = (self.demo_checkpoint.resolve().parent,) if self.demo_available() else ()
+        return self.roots + demo
+
     def demo_available(self) -> bool:
         return self.demo_checkpoint.is_file()
 

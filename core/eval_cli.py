@@ -1,0 +1,136 @@
+"""``python -m core eval``: score a checkpoint (or the flite references) on sentences.
+
+For each sentence of ``--sentences`` (``id|text`` lines, e.g. a corpus's ``heldout.txt``)
+the checkpoint speaks it, pocketsphinx transcribes it (WER), DNSMOS rates it, and with
+``--references`` (a manifest such as ``heldout_manifest.csv``, rows matched by text and
+``--speaker``) the MCD-DTW against the reference recording is measured.  RTF is the
+synthesizer's own ``timings["total"]`` over the audio length, after one unscored warm-up
+call.  ``--references-only`` scores the reference recordings themselves: the reference
+point for the same sentences (no checkpoint, no MCD, no RTF).
+
+The JSON report (``--out`` or stdout) holds ``settings``, ``means`` (``wer`` pooled over
+all words) and one row per sentence; a summary line goes to stderr.  Needs the eval
+extra: ``pip install -e ".[eval]"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["add_arguments", "run"]
+
+EVAL_MODULES = ("pocketsphinx", "speechmos", "onnxruntime", "librosa")
+
+
+def _speaker(value: str):
+    """A speaker given on the command line: an index when it is digits, else a name."""
+    return int(value) if value.strip().isdigit() else value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint to evaluate (default: the bundled demo voice)")
+    parser.add_argument("--sentences", required=True, help="sentence file: 'id|text' or plain text lines")
+    parser.add_argument("--references", default=None,
+                        help="manifest of reference recordings (e.g. <corpus>/heldout_manifest.csv) for MCD")
+    parser.add_argument("--references-only", action="store_true",
+                        help="score the reference recordings themselves instead of a checkpoint")
+    parser.add_argument("--speaker", type=_speaker, default=None,
+                        help="speaker name (or index) to synthesise and to pick references by")
+    parser.add_argument("--steps", type=int, default=10, help="solver steps (>= 1), default 10")
+    parser.add_argument("--solver", default="euler", help="ODE solver (euler, midpoint, heun, rk4)")
+    parser.add_argument("--schedule", default="sway", help="time grid (linear, power, sway, epss)")
+    parser.add_argument("--sway", type=float, default=-1.0, help="sway coefficient in [-1, 1], default -1")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed for every sentence (default 0)")
+    parser.add_argument("--vocoder", default="auto",
+                        help="auto, griffin-lim, a Vocos folder (config.yaml + pytorch_model.bin) or hub:<id>")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N sentences")
+    parser.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (it takes ~1 s per clip on CPU)")
+    parser.add_argument("--out", default=None, help="JSON report file (default: print to stdout)")
+
+
+def _check_extra() -> None:
+    import importlib.util
+
+    from .cli import UsageError
+
+    missing = [m for m in EVAL_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"evaluation needs the eval extra ({', '.join(missing)} not installed); "
+                         'install it with: pip install -e ".[eval]"')
+
+
+def _summary(means: dict) -> str:
+    parts = [f"WER {means['wer']:.3f}"]
+    for key, label in (("dnsmos_ovrl", "DNSMOS ovrl"), ("dnsmos_sig", "sig"), ("dnsmos_bak", "bak"),
+                       ("mcd", "MCD"), ("rtf", "RTF")):
+        if key in means:
+            parts.append(f"{label} {means[key]:.3f}")
+    return ", ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import eval as ev
+    from .audio import load_wav_with_rate
+    from .checkpoint import atomic_write
+    from .cli import UsageError
+
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    if args.references_only and args.references is None:
+        raise UsageError("--references-only needs --references MANIFEST (the recordings to score)")
+    if args.references_only and args.checkpoint is not None:
+        raise UsageError("--references-only scores the references, not a checkpoint; drop --checkpoint")
+    if args.out is not None and Path(args.out).suffix.lower() != ".json":
+        raise UsageError(f"--out must name a .json file, got {args.out!r}")
+    _check_extra()
+    sentences = ev.read_sentences(args.sentences)[: args.limit]
+    references = None
+    if args.references is not None:
+        if isinstance(args.speaker, int):
+            raise UsageError("--references picks rows by speaker name; give --speaker as a name")
+        references = ev.references_from_manifest(args.references, sentences, args.speaker)
+
+    settings = {"sentences": str(args.sentences), "references": args.references, "n": len(sentences),
+                "asr": "pocketsphinx en-us (bundled model)", "dnsmos": None if args.no_dnsmos else "speechmos dnsmos",
+                "mcd": "DCT-II of log-mel c1..c13, DTW, 10*sqrt(2)/ln(10)"}
+    if args.references_only:
+        settings["mode"] = "references"
+        settings["speaker"] = args.speaker
+
+        def speak(sentence):
+            clip = load_wav_with_rate(references[sentence.id])
+            return ev.EvalClip(clip.samples, clip.sample_rate)
+    else:
+        from .sampling.synthesizer import Synthesizer, check_options
+
+        check_options(args.steps, args.solver, args.schedule, args.sway, 1.0, 0.0, 1.0, args.seed)
+        if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+            raise UsageError(f"{args.checkpoint}: no such checkpoint file")
+        synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, vocoder=args.vocoder)
+        options = dict(steps=args.steps, solver=args.solver, schedule=args.schedule, sway=args.sway,
+                       seed=args.seed, speaker=args.speaker)
+
+        def speak(sentence):
+            return synth.synthesize(sentence.text, **options)
+
+        warm = speak(sentences[0])  # first call pays for kernels and caches; not scored
+        settings.update(mode="checkpoint", checkpoint=synth.checkpoint_path, **options,
+                        synthesis=warm.settings, vocoder=getattr(synth.vocoder, "name", args.vocoder),
+                        device=str(synth.device))
+    try:
+        report = ev.evaluate(speak, sentences, references, ev.Recognizer(),
+                             dnsmos_scorer=not args.no_dnsmos, mcd=not args.references_only, settings=settings)
+    except ev.MissingEvalExtra as exc:
+        raise UsageError(str(exc)) from None
+    text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    sys.stderr.write(f"{len(report.rows)} sentences: {_summary(report.means)}\n")
+    return 0
