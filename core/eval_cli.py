@@ -120,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
         warm = speak(sentences[0])  # first call pays for kernels and caches; not scored
         settings.update(mode="checkpoint", checkpoint=synth.checkpoint_path, **options,
-                        synthesis=warm.settings, vocoder=getattr(synth.vocoder, "name", args.vocoder),
-                        device=str(synth.device))
+                        synthesis={k: v for k, v in warm.settings.items() if k not in ("text", "seed", "chunks")},
+                        vocoder=synth.vocoder.name, device=str(synth.device))
     try:
         report = ev.evaluate(speak, sentences, references, ev.Recognizer(),
                              dnsmos_scorer=not args.no_dnsmos, mcd=not args.references_only, settings=settings)

@@ -70,6 +70,7 @@ class SynthesisService(param.Parameterized):
         self.runner = JobRunner(expected=EXPECTED_ERRORS)
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
+        self._speakers: dict[tuple[str, int], list[str]] = {}
         self._lock = threading.Lock()
         self.refresh_catalog()
 
@@ -104,14 +105,36 @@ class SynthesisService(param.Parameterized):
                 self._cache.popitem(last=False)
             return synth
 
+    def speakers(self, checkpoint: str) -> list[str]:
+        """Speaker labels of a checkpoint (reads it with :func:`core.load_checkpoint`
+        unless known); runs in jobs."""
+        known = self.known_speakers(checkpoint)
+        if known is not None:
+            return known
+        path = resolve_inside(checkpoint, self.settings.checkpoint_roots)
+        ck = core.load_checkpoint(path)
+        return self._remember(path, speaker_labels(ck.speakers, ck.config.model.n_speakers))
+
+    def known_speakers(self, checkpoint: str) -> Optional[list[str]]:
+        """Speaker labels already read for this file version, else None (no I/O but a stat)."""
+        try:
+            return self._speakers.get((checkpoint, os.stat(checkpoint).st_mtime_ns))
+        except OSError:
+            return None
+
+    def _remember(self, path: Path, labels: list[str]) -> list[str]:
+        self._speakers[(str(path), path.stat().st_mtime_ns)] = labels
+        return labels
+
     def render(self, checkpoint: str, vocoder: str, text: str, seed: int, options: dict[str, Any],
                trajectory: bool) -> Rendered:
         """Synthesise ``text`` (a job's work)."""
         synth = self.synthesizer(checkpoint, vocoder)
         result = synth.synthesize(text, seed=seed, return_trajectory=trajectory, **options)
         audio = synth.config.audio
-        return Rendered(result, audio.hop_length / audio.sample_rate, self.label_of(checkpoint),
-                        speaker_labels(synth))
+        labels = self._remember(Path(synth.checkpoint_path), speaker_labels(synth.speakers,
+                                                                            synth.config.model.n_speakers))
+        return Rendered(result, audio.hop_length / audio.sample_rate, self.label_of(checkpoint), labels)
 
     def save_upload(self, filename: str, data: bytes) -> CheckpointEntry:
         """Store an uploaded checkpoint in ``<results>/uploads`` after
@@ -141,10 +164,9 @@ class SynthesisService(param.Parameterized):
         return CheckpointEntry(self.label_of(str(dest.resolve())), dest.resolve())
 
 
-def speaker_labels(synth) -> list[str]:
-    """Speaker names of a synthesizer, unnamed speakers by index."""
-    n = synth.config.model.n_speakers
-    names = list(synth.speakers) + [""] * max(0, n - len(synth.speakers))
+def speaker_labels(speakers: list[str], n: int) -> list[str]:
+    """Labels of ``n`` speakers: their names, unnamed ones by index."""
+    names = list(speakers) + [""] * max(0, n - len(speakers))
     return [name or str(i) for i, name in enumerate(names[:n])]
 
 
@@ -162,6 +184,7 @@ class SynthControls(param.Parameterized):
     temperature = param.Number(default=1.0, bounds=(0.0, 2.0), doc="scale of the initial noise")
     vocoder = param.Selector(default="auto", objects=list(VOCODER_MODES))
     vocos_folder = param.String(default="", doc="Vocos folder (config.yaml + pytorch_model.bin)")
+    load_error = param.String(default="", doc="why the checkpoint's speakers could not be read")
 
     def __init__(self, service: SynthesisService, **params):
         super().__init__(**params)
@@ -184,15 +207,20 @@ class SynthControls(param.Parameterized):
         free again if it is busy now)."""
         if self.checkpoint is None or self.speakers_for == self.checkpoint:
             return
+        known = self.service.known_speakers(self.checkpoint)
+        if known is not None:
+            self.set_speakers(self.checkpoint, known)
+            return
         if self.speakers_for is not None:
             self.set_speakers(None, [])
         path = self.checkpoint
-        self.service.runner.submit(lambda: speaker_labels(self.service.synthesizer(path, "griffin-lim")),
-                                   lambda out: self.set_speakers(path, out.value if out.ok else []),
-                                   label="loading checkpoint")
+        self.service.runner.submit(lambda: self.service.speakers(path),
+                                   lambda out: self.set_speakers(path, out.value if out.ok else [], out.error or ""),
+                                   label="reading checkpoint")
 
-    def set_speakers(self, checkpoint: Optional[str], names: list[str]) -> None:
+    def set_speakers(self, checkpoint: Optional[str], names: list[str], error: str = "") -> None:
         self.speakers_for = checkpoint
+        self.load_error = error
         self.param.speaker.objects = [DEFAULT_SPEAKER] + [n for n in names if n != DEFAULT_SPEAKER]
         if self.speaker not in self.param.speaker.objects:
             self.speaker = DEFAULT_SPEAKER
@@ -308,6 +336,10 @@ class _RenderPage(pn.viewable.Viewer):
         super().__init__(**params)
         self.service = service
 
+    def _follow(self, controls: SynthControls) -> None:
+        """Show a controls' checkpoint-reading error as this page's alert."""
+        controls.param.watch(lambda e: setattr(self, "alert", e.new) if e.new else None, "load_error")
+
     def _submit(self, jobs: list[tuple[SynthControls, ClipView]], trajectory: bool) -> bool:
         self.param.update(alert="", notice="")
         runner = self.service.runner
@@ -370,6 +402,7 @@ class Explorer(_RenderPage):
     def __init__(self, service: SynthesisService, **params):
         super().__init__(service, **params)
         self.controls = SynthControls(service, name="settings")
+        self._follow(self.controls)
         self.clip = ClipView()
         self.upload_input = pn.widgets.FileInput(accept=".pt,.safetensors", multiple=False)
         self.upload_input.param.watch(self._on_upload, "value")
@@ -421,6 +454,8 @@ class CompareView(_RenderPage):
         super().__init__(service, **params)
         self.a = SynthControls(service, name="A")
         self.b = SynthControls(service, name="B", steps=32, schedule="linear")
+        self._follow(self.a)
+        self._follow(self.b)
         self.clip_a, self.clip_b = ClipView("A", detail=False), ClipView("B", detail=False)
 
     def generate(self) -> bool:

@@ -1,0 +1,70 @@
+"""``python -m core synth`` in a subprocess: a valid 24 kHz float WAV and the settings
+JSON on success; one ``error:`` line, exit 2 and no traceback on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sampling_fixtures import cfm_checkpoint  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synth(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "core", "synth", *args], cwd=ROOT, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_synth_writes_a_24khz_wav_and_prints_settings(cfm_checkpoint, tmp_path):
+    out = tmp_path / "a.wav"
+    proc = synth("--checkpoint", str(cfm_checkpoint), "--text", "red blue cat", "--out", str(out),
+                 "--steps", "3", "--solver", "heun", "--seed", "4", "--speaker", "bob", "--cfg", "0.5",
+                 "--vocoder", "griffin-lim", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    settings = json.loads(proc.stdout)
+    assert settings["seed"] == 4 and settings["solver"] == "heun" and settings["steps"] == 3
+    assert settings["speaker"] == "bob" and settings["cfg"] == 0.5 and settings["nfe"] == 6
+    assert settings["vocoder"] == "griffin-lim" and settings["out"] == str(out)
+    info = sf.info(out)
+    assert info.samplerate == 24000 and info.channels == 1 and info.subtype == "FLOAT"
+    audio, _ = sf.read(out, dtype="float32")
+    assert np.isfinite(audio).all() and 0 < np.abs(audio).max() <= 1.0
+    assert info.frames == round(settings["duration_s"] * 24000)
+
+
+def test_text_from_stdin(cfm_checkpoint, tmp_path):
+    out = tmp_path / "b.wav"
+    proc = synth("--checkpoint", str(cfm_checkpoint), "--text", "-", "--out", str(out), "--steps", "1",
+                 "--seed", "0", "--vocoder", "griffin-lim", "--device", "cpu", stdin="dog sun\n")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["text"] == "dog sun\n" and out.is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--checkpoint", "{missing}"], "no such checkpoint file"),
+    (["--solver", "euler2"], "unknown solver 'euler2'; valid: euler, midpoint, heun, rk4"),
+    (["--steps", "0"], "steps must be an integer >= 1"),
+    (["--sway", "1.5"], r"sway must be a number in [-1.0, 1.0]"),
+    (["--text", "   "], "text is empty"),
+    (["--steps", "many"], "invalid int value"),
+])
+def test_bad_input_is_one_line_and_exit_2(cfm_checkpoint, tmp_path, args, message):
+    base = {"--checkpoint": str(cfm_checkpoint), "--text": "red", "--out": str(tmp_path / "c.wav"),
+            "--vocoder": "griffin-lim", "--device": "cpu"}
+    extra = [a.format(missing=tmp_path / "nope.pt") for a in args]
+    for key, value in zip(extra[::2], extra[1::2]):
+        base[key] = value
+    proc = synth(*[x for kv in base.items() for x in kv])
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "c.wav").exists()
