@@ -35,10 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-import soundfile as sf
-import torch
-
-from .audio import load_wav_with_rate, resample, save_wav
 from .checkpoint import atomic_write
 from .corpus_text import GRAMMAR_VERSION, corpus_sentences
 
@@ -99,6 +95,8 @@ def check_voices(voices: Sequence[str], available: Sequence[str]) -> list[str]:
 def flite_speak(text: str, voice: str, flite: Optional[str] = None):
     """Speak ``text`` with flite's ``voice``; returns a :class:`core.audio.AudioClip` at
     flite's native rate (float32 mono)."""
+    from .audio import load_wav_with_rate
+
     flite = flite or find_flite()
     fd, tmp = tempfile.mkstemp(prefix="flite-", suffix=".wav")
     os.close(fd)
@@ -116,6 +114,10 @@ def flite_speak(text: str, voice: str, flite: Optional[str] = None):
 def render_wav(text: str, voice: str, path: str | Path, flite: Optional[str] = None,
                sample_rate: int = SAMPLE_RATE) -> Path:
     """Speak ``text`` and write it to ``path`` at ``sample_rate`` (16-bit PCM, atomic)."""
+    import torch
+
+    from .audio import resample, save_wav
+
     clip = flite_speak(text, voice, flite)
     wav = resample(torch.from_numpy(clip.samples), clip.sample_rate, sample_rate)
     return save_wav(path, wav, sample_rate)
@@ -128,6 +130,8 @@ def wav_is_complete(path: str | Path, sample_rate: int = SAMPLE_RATE) -> bool:
     (a copy or a disk interrupted half way) is caught even though libsndfile would read
     what is left of it.
     """
+    import soundfile as sf
+
     p = Path(path)
     try:
         size = p.stat().st_size

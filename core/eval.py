@@ -8,12 +8,14 @@
 * :func:`dnsmos` — Microsoft DNSMOS (P.835 SIG/BAK/OVRL and P.808) through the ONNX
   models the ``speechmos`` package ships, on 16 kHz audio, run by onnxruntime on the CPU.
 * :func:`mcd_dtw` — mel-cepstral distortion after dynamic time warping (definition in its
-  docstring).  Its cepstra are DCTs of log-mel frames, not SPTK mel-generalised cepstra,
-  so compare MCD values within this project only.
+  docstring).  Its cepstra are cosine transforms of log-mel frames scaled like SPTK's
+  mel-cepstrum, not SPTK's own analysis (pysptk is not used), so compare MCD values
+  within this project only.
 * :func:`rtf` — compute seconds per second of audio.
 
 :func:`evaluate` runs all of them over sentences; :mod:`core.eval_cli` is the command line.
-ASR, DNSMOS and resampling need the ``eval`` extra: ``pip install -e ".[eval]"``.
+The ASR and DNSMOS need the ``eval`` extra (``pip install -e ".[eval]"``); a missing
+package raises :class:`MissingEvalExtra` saying so.  WER, MCD and RTF need only core.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ import torch
 from .audio import load_wav_with_rate, mel_spectrogram, peak_safe, resample
 from .text import normalize_text
 
-__all__ = ["MissingEvalExtra", "WERResult", "normalize_for_wer", "wer", "Recognizer", "DNSMOSScore",
-           "DNSMOS", "dnsmos", "mel_cepstrum", "dtw_path", "mcd_dtw", "rtf", "MCD_CONST", "EvalSentence",
-           "EvalClip", "EvalRow", "EvalReport", "evaluate", "read_sentences", "references_from_manifest"]
+__all__ = ["MissingEvalExtra", "WERResult", "normalize_for_wer", "wer", "Recognizer", "DNSMOSScore", "DNSMOS",
+           "dnsmos", "cepstrum_from_logmel", "mel_cepstrum", "dtw_path", "mcd_dtw", "rtf", "MCD_CONST",
+           "EvalSentence", "EvalClip", "EvalRow", "EvalReport", "evaluate"]
 
 ASR_RATE = 16000
 MEL_RATE = 24000  # mel_cepstrum analyses at the core mel front end's rate
@@ -182,8 +184,9 @@ class DNSMOS:
     """The speechmos DNSMOS models in onnxruntime sessions limited to ``threads`` threads.
 
     ``scorer(audio, sample_rate) -> DNSMOSScore``; audio is resampled to 16 kHz and made
-    peak-safe; clips shorter than the model's 9.01 s window are repeated to fill it
-    (speechmos's rule), longer ones are scored in 1 s hops and averaged.
+    peak-safe.  As in Microsoft's ``dnsmos_local.py`` (which speechmos follows), a clip
+    shorter than the 9.01 s input window is doubled until it is at least that long, and
+    windows every 1 s are scored and averaged (a 3 s clip becomes 12 s: 3 windows).
     """
 
     def __init__(self, personalized: bool = False, threads: int = 1):
@@ -223,24 +226,45 @@ def dnsmos(audio: ArrayLike, sample_rate: int) -> DNSMOSScore:
 # --------------------------------------------------------------------------- MCD
 
 
-def mel_cepstrum(audio: ArrayLike, sample_rate: int, n_coeffs: int = 13, trim_db: Optional[float] = 40.0) -> np.ndarray:
-    """Mel cepstra ``(frames, n_coeffs)``: ``c_1 .. c_n`` (``c_0``, the level, left out).
+def cepstrum_from_logmel(logmel: np.ndarray, n_coeffs: int = 13) -> np.ndarray:
+    """Mel cepstra ``c_1 .. c_n`` of log-mel frames ``(frames, n_mels)`` -> ``(frames, n_coeffs)``.
 
-    The clip is resampled to 24 kHz; frames are :func:`core.audio.mel_spectrogram`
-    (Vocos settings: 100 HTK mel bands, hop 256, natural log of the magnitude), and each
-    frame's cepstrum is the orthonormal DCT-II of its log-mel vector.  With ``trim_db``,
-    leading and trailing frames whose mean log-mel is more than ``trim_db`` dB (of
-    magnitude) below the loudest frame are dropped, so silence padding does not count.
+    The cosine-series coefficients of each frame on its mel-warped frequency axis:
+    ``log_mel[b] = c_0 + 2 * sum_k c_k cos(pi k (b + 1/2) / n_mels)``, i.e. the orthonormal
+    DCT-II divided by ``sqrt(2 n_mels)``; the same convention as SPTK's mel-cepstrum
+    (``log|H(w~)| = c_0 + 2 sum c_k cos(k w~)``), so MCD values land in the usual dB range.
     """
     from scipy.fft import dct
 
+    n_mels = logmel.shape[1]
+    if not 1 <= n_coeffs < n_mels:
+        raise ValueError(f"n_coeffs must be in 1..{n_mels - 1}, got {n_coeffs}")
+    return dct(logmel, type=2, norm="ortho", axis=1)[:, 1:n_coeffs + 1] / math.sqrt(2.0 * n_mels)
+
+
+def mel_cepstrum(audio: ArrayLike, sample_rate: int, n_coeffs: int = 13, floor_db: Optional[float] = 60.0,
+                 trim_db: Optional[float] = 40.0) -> np.ndarray:
+    """Mel cepstra ``(frames, n_coeffs)`` of a clip: ``c_1 .. c_n`` (``c_0``, the level, left out).
+
+    The clip is resampled to 24 kHz; frames are :func:`core.audio.mel_spectrogram`
+    (Vocos settings: 100 HTK mel bands, window 1024, hop 256, natural log of the
+    magnitude) and :func:`cepstrum_from_logmel` turns each into cepstra.  Before that:
+    ``floor_db`` raises every mel value to at least ``floor_db`` dB below the clip's
+    largest one (so digital silence and an inaudible noise floor look the same), and
+    ``trim_db`` drops leading and trailing frames whose mean log-mel is more than
+    ``trim_db`` dB below the loudest frame's (silence padding does not count).  dB are
+    of magnitude (20 log10).  ``None`` turns either step off.
+    """
     mel = mel_spectrogram(torch.from_numpy(np.ascontiguousarray(_at_rate(audio, sample_rate, MEL_RATE))))
     logmel = mel[0].T.double().numpy()  # (frames, 100)
+    db = math.log(10.0) / 20.0  # natural-log units per dB of magnitude
+    if floor_db is not None:
+        logmel = np.maximum(logmel, logmel.max() - floor_db * db)
     if trim_db is not None:
         level = logmel.mean(axis=1)
-        keep = np.flatnonzero(level >= level.max() - trim_db * math.log(10.0) / 20.0)
+        keep = np.flatnonzero(level >= level.max() - trim_db * db)
         logmel = logmel[keep[0]:keep[-1] + 1]
-    return dct(logmel, type=2, norm="ortho", axis=1)[:, 1:n_coeffs + 1]
+    return cepstrum_from_logmel(logmel, n_coeffs)
 
 
 def _dtw_accumulate(cost: np.ndarray) -> np.ndarray:
@@ -260,7 +284,9 @@ def dtw_path(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Minimum-cost monotone alignment of frames ``a (n, d)`` and ``b (m, d)`` with Euclidean
     frame cost and steps (1,0), (0,1), (1,1); returns the frame-distance matrix's
     ``(n, m)`` entries along the path as ``(distances, path (L, 2))``."""
-    cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    from scipy.spatial.distance import cdist
+
+    cost = cdist(a, b, "euclidean")
     acc = _dtw_accumulate(cost)
     i, j, path = a.shape[0], b.shape[0], []
     while i > 0 and j > 0:
@@ -272,15 +298,15 @@ def dtw_path(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mcd_dtw(ref_audio: ArrayLike, hyp_audio: ArrayLike, sample_rate: int, n_coeffs: int = 13,
-            trim_db: Optional[float] = 40.0) -> float:
+            floor_db: Optional[float] = 60.0, trim_db: Optional[float] = 40.0) -> float:
     """Mel-cepstral distortion in dB between two clips at ``sample_rate``, after DTW.
 
     ``MCD = 10 sqrt(2) / ln 10 * mean over the DTW path of ||c_ref - c_hyp||_2`` with
-    ``c = mel_cepstrum(...)[:, :n_coeffs]`` (``c_1..c_13``, no ``c_0``) and the path of
-    :func:`dtw_path` (Euclidean frame cost).  0 for identical clips.
+    ``c = mel_cepstrum(...)`` (``c_1..c_13``, no ``c_0``; 60 dB floor, 40 dB edge trim)
+    and the path of :func:`dtw_path` (Euclidean frame cost).  0 for identical clips.
     """
-    dist, _ = dtw_path(mel_cepstrum(ref_audio, sample_rate, n_coeffs, trim_db),
-                       mel_cepstrum(hyp_audio, sample_rate, n_coeffs, trim_db))
+    dist, _ = dtw_path(mel_cepstrum(ref_audio, sample_rate, n_coeffs, floor_db, trim_db),
+                       mel_cepstrum(hyp_audio, sample_rate, n_coeffs, floor_db, trim_db))
     return float(MCD_CONST * dist.mean())
 
 
@@ -396,49 +422,3 @@ def evaluate(synthesize_fn: Callable[[EvalSentence], Any], sentences: Sequence[E
             row.mcd = mcd_dtw(_at_rate(ref.samples, ref.sample_rate, rate), audio, rate)
         rows.append(row)
     return EvalReport(rows, _means(rows), dict(settings or {}))
-
-
-def read_sentences(path: Union[str, Path]) -> list[EvalSentence]:
-    """Sentences from a text file: ``id|text`` or plain ``text`` lines (id ``line<N>``);
-    blank lines and ``#`` comments are skipped.  Ids must be unique."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"sentences file not found: {p}")
-    out, seen = [], set()
-    for n, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        sid, text = line.split("|", 1) if "|" in line else (f"line{n}", line)
-        sid, text = sid.strip(), text.strip()
-        if not text or not normalize_for_wer(text):
-            raise ValueError(f"{p}:{n}: sentence has no words")
-        if sid in seen:
-            raise ValueError(f"{p}:{n}: duplicate sentence id {sid!r}")
-        seen.add(sid)
-        out.append(EvalSentence(sid, text))
-    if not out:
-        raise ValueError(f"{p}: no sentences")
-    return out
-
-
-def references_from_manifest(manifest: Union[str, Path], sentences: Sequence[EvalSentence],
-                             speaker: Optional[str] = None) -> dict[str, Path]:
-    """Sentence id -> reference wav from a manifest (``core.data.read_manifest``), matching
-    rows to sentences by :func:`normalize_for_wer` text, among rows of ``speaker``.  A
-    manifest with several speakers needs ``speaker``; a sentence without a row is an error."""
-    from .data import read_manifest
-
-    rows = read_manifest(manifest)
-    speakers = sorted({r.speaker for r in rows})
-    if speaker is None and len(speakers) > 1:
-        raise ValueError(f"{manifest} holds several speakers; choose one with --speaker: {', '.join(speakers)}")
-    if speaker is not None and speaker not in speakers:
-        raise ValueError(f"unknown speaker {speaker!r} in {manifest}; valid: {', '.join(speakers)}")
-    by_text = {normalize_for_wer(r.text): r.audio_path for r in rows if speaker is None or r.speaker == speaker}
-    out = {}
-    for s in sentences:
-        key = normalize_for_wer(s.text)
-        if key not in by_text:
-            raise ValueError(f"no reference in {manifest} for sentence {s.id}: {s.text!r}")
-        out[s.id] = by_text[key]
-    return out

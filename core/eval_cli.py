@@ -19,8 +19,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
-__all__ = ["add_arguments", "run"]
+if TYPE_CHECKING:  # the eval stack (torch, torchaudio) is imported on use, keeping `--help` fast
+    from . import eval as ev
+
+__all__ = ["add_arguments", "run", "read_sentences", "references_from_manifest"]
 
 EVAL_MODULES = ("pocketsphinx", "speechmos", "onnxruntime", "librosa")
 
@@ -40,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score the reference recordings themselves instead of a checkpoint")
     parser.add_argument("--speaker", type=_speaker, default=None,
                         help="speaker name (or index) to synthesise and to pick references by")
+    parser.add_argument("--reference-speaker", default=None,
+                        help="speaker whose rows of --references to use (default: --speaker)")
     parser.add_argument("--steps", type=int, default=10, help="solver steps (>= 1), default 10")
     parser.add_argument("--solver", default="euler", help="ODE solver (euler, midpoint, heun, rk4)")
     parser.add_argument("--schedule", default="sway", help="time grid (linear, power, sway, epss)")
@@ -51,6 +57,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="score only the first N sentences")
     parser.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (it takes ~1 s per clip on CPU)")
     parser.add_argument("--out", default=None, help="JSON report file (default: print to stdout)")
+
+
+def read_sentences(path: Union[str, Path]) -> list[ev.EvalSentence]:
+    """Sentences from a text file: ``id|text`` or plain ``text`` lines (id ``line<N>``);
+    blank lines and ``#`` comments are skipped.  Ids must be unique."""
+    from . import eval as ev
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"sentences file not found: {p}")
+    out, seen = [], set()
+    for n, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        sid, text = line.split("|", 1) if "|" in line else (f"line{n}", line)
+        sid, text = sid.strip(), text.strip()
+        if not text or not ev.normalize_for_wer(text):
+            raise ValueError(f"{p}:{n}: sentence has no words")
+        if sid in seen:
+            raise ValueError(f"{p}:{n}: duplicate sentence id {sid!r}")
+        seen.add(sid)
+        out.append(ev.EvalSentence(sid, text))
+    if not out:
+        raise ValueError(f"{p}: no sentences")
+    return out
+
+
+def references_from_manifest(manifest: Union[str, Path], sentences: Sequence[ev.EvalSentence],
+                             speaker: Optional[str] = None) -> dict[str, Path]:
+    """Sentence id -> reference wav from a manifest (``core.data.read_manifest``), matching
+    rows to sentences by :func:`normalize_for_wer` text, among rows of ``speaker``.  A
+    manifest with several speakers needs ``speaker``; a sentence without a row is an error."""
+    from . import eval as ev
+    from .data import read_manifest
+
+    rows = read_manifest(manifest)
+    speakers = sorted({r.speaker for r in rows})
+    if speaker is None and len(speakers) > 1:
+        raise ValueError(f"{manifest} holds several speakers; choose one with --reference-speaker: "
+                         f"{', '.join(speakers)}")
+    if speaker is not None and speaker not in speakers:
+        raise ValueError(f"unknown speaker {speaker!r} in {manifest}; valid: {', '.join(speakers)}")
+    by_text = {ev.normalize_for_wer(r.text): r.audio_path for r in rows
+               if speaker is None or r.speaker == speaker}
+    out = {}
+    for s in sentences:
+        key = ev.normalize_for_wer(s.text)
+        if key not in by_text:
+            raise ValueError(f"no reference in {manifest} for sentence {s.id}: {s.text!r}")
+        out[s.id] = by_text[key]
+    return out
 
 
 def _check_extra() -> None:
@@ -88,19 +145,21 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and Path(args.out).suffix.lower() != ".json":
         raise UsageError(f"--out must name a .json file, got {args.out!r}")
     _check_extra()
-    sentences = ev.read_sentences(args.sentences)[: args.limit]
-    references = None
+    sentences = read_sentences(args.sentences)[: args.limit]
+    references, settings_speaker = None, None
     if args.references is not None:
-        if isinstance(args.speaker, int):
-            raise UsageError("--references picks rows by speaker name; give --speaker as a name")
-        references = ev.references_from_manifest(args.references, sentences, args.speaker)
+        ref_speaker = args.reference_speaker if args.reference_speaker is not None else args.speaker
+        if isinstance(ref_speaker, int):
+            raise UsageError("--references picks rows by speaker name; give --reference-speaker as a name")
+        references = references_from_manifest(args.references, sentences, ref_speaker)
+        settings_speaker = ref_speaker
 
-    settings = {"sentences": str(args.sentences), "references": args.references, "n": len(sentences),
+    settings = {"sentences": str(args.sentences), "references": args.references,
+                "reference_speaker": settings_speaker, "n": len(sentences),
                 "asr": "pocketsphinx en-us (bundled model)", "dnsmos": None if args.no_dnsmos else "speechmos dnsmos",
-                "mcd": "DCT-II of log-mel c1..c13, DTW, 10*sqrt(2)/ln(10)"}
+                "mcd": "core.eval.mcd_dtw: log-mel cepstra c1..c13 (SPTK scale), DTW, 10*sqrt(2)/ln(10)"}
     if args.references_only:
         settings["mode"] = "references"
-        settings["speaker"] = args.speaker
 
         def speak(sentence):
             clip = load_wav_with_rate(references[sentence.id])
