@@ -140,7 +140,7 @@ def _read_pt(path: Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError (bad zip), EOFError ...
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+        if "Unsupported global" in str(exc) or "GLOBAL" in str(exc) or "Unsupported operand" in str(exc):
             raise CheckpointError(f"{path}: refused to load: the file holds pickled Python objects, "
                                   f"which could run code ({text[:200]})") from None
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {text[:200]}") from None

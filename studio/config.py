@@ -102,7 +102,7 @@ def parse_settings(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[s
     relative to ``cwd`` (default: the current directory).  Raises StudioConfigError."""
     env = os.environ if env is None else env
     base = Path.cwd() if cwd is None else Path(cwd)
-    parser = _Parser(prog="panel serve studio/app.py --args", add_help=False)
+    parser = _Parser(prog="panel serve studio/app.py --args", add_help=False, allow_abbrev=False)
     parser.add_argument("--checkpoints", help="checkpoint/run folders, comma separated")
     parser.add_argument("--results", help="listening-test results folder (uploads go to <results>/uploads)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -165,7 +165,7 @@ class CheckpointEntry:
 
 
 def find_checkpoints(settings: StudioSettings) -> list[CheckpointEntry]:
-    """The demo voice (if present), then every checkpoint under the roots, sorted.
+    """The demo voice (if present), then every checkpoint under each root, sorted by label.
     Labels are ``<root name>/<path below the root>``; files whose resolved target lies
     outside the roots (symlinks out) are left out."""
     found: list[CheckpointEntry] = []
@@ -173,6 +173,7 @@ def find_checkpoints(settings: StudioSettings) -> list[CheckpointEntry]:
         found.append(CheckpointEntry("demo voice (bundled)", settings.demo_checkpoint.resolve()))
     seen = {e.path for e in found}
     for root in settings.roots:
+        below: list[CheckpointEntry] = []
         for folder, files in _walk(root):
             for name in files:
                 if not name.endswith(CHECKPOINT_SUFFIXES) or name.startswith("."):
@@ -184,7 +185,8 @@ def find_checkpoints(settings: StudioSettings) -> list[CheckpointEntry]:
                 if path in seen:
                     continue
                 seen.add(path)
-                found.append(CheckpointEntry(f"{root.name}/{(folder / name).relative_to(root).as_posix()}", path))
+                below.append(CheckpointEntry(f"{root.name}/{(folder / name).relative_to(root).as_posix()}", path))
+        found.extend(sorted(below, key=lambda e: e.label))
     return found
 
 
@@ -209,12 +211,10 @@ def safe_upload_name(filename: str) -> str:
     """A plain file name for an uploaded checkpoint: the base name with characters
     other than letters, digits, ``._-`` replaced; the suffix must be ``.pt`` or
     ``.safetensors``.  Raises StudioConfigError."""
-    base = re.split(r"[\\/]", filename or "")[-1]
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")
-    suffix = Path(base).suffix
-    if suffix not in CHECKPOINT_SUFFIXES:
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", re.split(r"[\\/]", filename or "")[-1])
+    suffix = next((s for s in CHECKPOINT_SUFFIXES if base.endswith(s)), None)
+    if suffix is None:
         raise StudioConfigError(f"upload {filename!r}: a checkpoint must end in "
                                 f"{' or '.join(CHECKPOINT_SUFFIXES)}")
-    if len(base) <= len(suffix):
-        base = "upload" + suffix
-    return base[-120:]
+    stem = base[:-len(suffix)].lstrip(".")[-100:]
+    return (stem or "upload") + suffix

@@ -7,9 +7,7 @@ Pieces (all per browser session; nothing global):
   :class:`~studio.jobs.JobRunner` that runs loading and synthesis off the UI thread.
 * :class:`SynthControls` -- one set of render settings (checkpoint, speaker, sampler,
   vocoder) as parameters; the speaker list follows the checkpoint.
-* :class:`ClipView` -- one rendered clip: audio, mel, and with ``detail`` the time grid,
-  the ODE trajectory (a slider scrubs the states x_k at grid times t_k, t = 0 noise,
-  t = 1 mel) and the per-step velocity norm; timings, RTF, settings and sha256.
+* :class:`~studio.clip_view.ClipView` (in its own module) -- one rendered clip.
 * :class:`Explorer` (one clip) and :class:`CompareView` (the same text and seed under
   settings A and B) -- the pages.  ``generate()`` returns False when refused (busy or
   bad options); errors land in ``alert`` as text, never a traceback.
@@ -21,42 +19,28 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource
 
 import core
 from core.config import choice_error
 from core.sampling import FIXED_STEP_SOLVERS, SCHEDULES, SWAY_RANGE
 
-from . import plots
+from .clip_view import ClipView, Rendered
 from .config import CheckpointEntry, StudioSettings, find_checkpoints, resolve_inside, safe_upload_name
 from .jobs import JobOutcome, JobRunner
 
-__all__ = ["SynthesisService", "SynthControls", "ClipView", "Explorer", "CompareView", "Rendered",
-           "VOCODER_MODES", "DEFAULT_SPEAKER", "DEFAULT_TEXT"]
+__all__ = ["SynthesisService", "SynthControls", "Explorer", "CompareView", "speaker_labels", "VOCODER_MODES",
+           "DEFAULT_SPEAKER", "DEFAULT_TEXT"]
 
 VOCODER_MODES = ("auto", "griffin-lim", "vocos folder")
 DEFAULT_SPEAKER = "(first speaker)"
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog."
 EXPECTED_ERRORS = (core.CheckpointError, ValueError, OSError)  # TextError, VocoderError, ConfigError are ValueErrors
 BUSY_NOTICE = "Still working on the previous request ({}); this click was ignored."
-
-
-@dataclass
-class Rendered:
-    """A finished render: the synthesis, seconds per mel frame, the checkpoint's label
-    and its speaker names (index = id)."""
-
-    synthesis: Any
-    frame_seconds: float
-    checkpoint_label: str
-    speakers: list[str]
 
 
 class SynthesisService(param.Parameterized):
@@ -233,95 +217,21 @@ class SynthControls(param.Parameterized):
 
     def widgets(self) -> pn.Column:
         w = pn.widgets
-        sway = w.FloatSlider.from_param(self.param.sway, step=0.05, name="sway coefficient")
+        sway = w.FloatSlider.from_param(self.param.sway, step=0.05, label="sway coefficient")
         sway.visible = self.schedule == "sway"
         self.param.watch(lambda e: setattr(sway, "visible", e.new == "sway"), "schedule")
-        folder = w.TextInput.from_param(self.param.vocos_folder, name="Vocos folder",
+        folder = w.TextInput.from_param(self.param.vocos_folder, label="Vocos folder",
                                         visible=self.vocoder == "vocos folder")
         self.param.watch(lambda e: setattr(folder, "visible", e.new == "vocos folder"), "vocoder")
         return pn.Column(
-            w.Select.from_param(self.param.checkpoint, name="checkpoint"),
-            w.Select.from_param(self.param.speaker, name="speaker"),
+            w.Select.from_param(self.param.checkpoint, label="checkpoint"),
+            w.Select.from_param(self.param.speaker, label="speaker"),
             w.IntSlider.from_param(self.param.steps), w.Select.from_param(self.param.solver),
-            w.Select.from_param(self.param.schedule, name="schedule"), sway,
-            w.FloatSlider.from_param(self.param.duration_scale, step=0.05, name="duration scale"),
-            w.FloatSlider.from_param(self.param.cfg, step=0.1, name="guidance (cfg)"),
+            w.Select.from_param(self.param.schedule, label="schedule"), sway,
+            w.FloatSlider.from_param(self.param.duration_scale, step=0.05, label="duration scale"),
+            w.FloatSlider.from_param(self.param.cfg, step=0.1, label="guidance (cfg)"),
             w.FloatSlider.from_param(self.param.temperature, step=0.05),
             w.Select.from_param(self.param.vocoder), folder, sizing_mode="stretch_width")
-
-
-def _int16(audio: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(np.asarray(audio, dtype=np.float64), -1.0, 1.0) * 32767).astype(np.int16)
-
-
-class ClipView(pn.viewable.Viewer):
-    """One rendered clip; :meth:`show` fills it.  ``state``: trajectory index shown."""
-
-    state = param.Integer(default=0, bounds=(0, None))
-
-    def __init__(self, title: str = "", detail: bool = True, **params):
-        super().__init__(**params)
-        self.detail, self.rendered = detail, None
-        self.audio = pn.pane.Audio(None, sample_rate=24000, name="audio", sizing_mode="stretch_width")
-        self.mel = plots.image_plot(f"{title} mel spectrogram (t = 1)".strip())
-        self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.settings = pn.pane.JSON({}, depth=1, name="settings", sizing_mode="stretch_width")
-        self.grid_source = ColumnDataSource(plots.time_grid_data([0.0, 1.0]))
-        self.velocity_source = ColumnDataSource({"k": [], "t0": [], "t1": [], "norm": []})
-        self.grid_marker = ColumnDataSource(plots.point_data(0, 0))
-        self.velocity_marker = ColumnDataSource({"x": [], "y": []})
-        self.frame = plots.image_plot("trajectory state", height=220)
-        self.slider = pn.widgets.IntSlider(name="trajectory state k", start=0, end=1, value=0, disabled=True,
-                                           sizing_mode="stretch_width")
-        self.slider.param.watch(lambda e: setattr(self, "state", e.new), "value")
-        self._limits = (0.0, 1.0)
-
-    def show(self, rendered: Rendered) -> None:
-        s = rendered.synthesis
-        self.rendered = rendered
-        self.audio.param.update(object=_int16(s.audio), sample_rate=int(s.sample_rate))
-        plots.show_image(self.mel, s.mel, rendered.frame_seconds)
-        rtf = s.timings["total"] / max(s.duration, 1e-9)
-        t = s.timings
-        self.summary.object = (
-            f"**{rendered.checkpoint_label}** · speaker {s.settings.get('speaker')} · vocoder "
-            f"{s.settings.get('vocoder')} · NFE {s.nfe} · audio {s.duration:.2f} s\n\n"
-            f"timings: acoustic {t['acoustic']:.2f} s, vocoder {t['vocoder']:.2f} s, total {t['total']:.2f} s"
-            f" · **RTF {rtf:.3f}** (total time / audio length; below 1 is faster than real time)\n\n"
-            f"checkpoint sha256 `{s.settings.get('checkpoint_sha256', '')}`")
-        self.settings.object = dict(s.settings)
-        if self.detail and s.trajectory is not None:
-            self.grid_source.data = plots.time_grid_data(s.times)
-            self.velocity_source.data = plots.velocity_norm_data(s.trajectory, s.times)
-            self._limits = plots.color_range(s.trajectory)
-            last = len(s.times) - 1
-            self.slider.param.update(start=0, end=last, value=last, disabled=False)
-            self.state = last
-            self._show_state()
-
-    @param.depends("state", watch=True)
-    def _show_state(self) -> None:
-        s = None if self.rendered is None else self.rendered.synthesis
-        if s is None or s.trajectory is None:
-            return
-        k = min(self.state, len(s.times) - 1)
-        plots.show_image(self.frame, s.trajectory[k], self.rendered.frame_seconds, self._limits)
-        self.frame.figure.title.text = f"trajectory state k = {k}, t = {s.times[k]:.3f}"
-        self.grid_marker.data = plots.point_data(k, s.times[k])
-        norms = self.velocity_source.data["norm"]
-        self.velocity_marker.data = (plots.point_data(s.times[k], norms[k]) if k < len(norms)
-                                     else {"x": [], "y": []})
-
-    def __panel__(self):
-        parts = [self.audio, pn.pane.Bokeh(self.mel.figure, sizing_mode="stretch_width"), self.summary]
-        if self.detail:
-            parts += [pn.Row(pn.pane.Bokeh(plots.time_grid_figure(self.grid_source, self.grid_marker)),
-                             pn.pane.Bokeh(plots.velocity_figure(self.velocity_source, self.velocity_marker)),
-                             sizing_mode="stretch_width"),
-                      self.slider, pn.pane.Bokeh(self.frame.figure, sizing_mode="stretch_width")]
-        parts.append(pn.Card(self.settings, title="settings (re-render with these)", collapsed=not self.detail,
-                             sizing_mode="stretch_width"))
-        return pn.Column(*parts, sizing_mode="stretch_width")
 
 
 class _RenderPage(pn.viewable.Viewer):
@@ -337,8 +247,11 @@ class _RenderPage(pn.viewable.Viewer):
         self.service = service
 
     def _follow(self, controls: SynthControls) -> None:
-        """Show a controls' checkpoint-reading error as this page's alert."""
-        controls.param.watch(lambda e: setattr(self, "alert", e.new) if e.new else None, "load_error")
+        """Show a controls' checkpoint-reading error as this page's alert (cleared when a
+        checkpoint is read fine)."""
+        controls.param.watch(lambda e: setattr(self, "alert", e.new), "load_error")
+        if controls.load_error:  # read before the watcher existed
+            self.alert = controls.load_error
 
     def _submit(self, jobs: list[tuple[SynthControls, ClipView]], trajectory: bool) -> bool:
         self.param.update(alert="", notice="")
@@ -384,7 +297,7 @@ class _RenderPage(pn.viewable.Viewer):
 
     def _status(self, on_click: Callable[[], Any], label: str) -> pn.Row:
         runner = self.service.runner
-        button = pn.widgets.Button(name=label, button_type="primary", disabled=runner.param.busy)
+        button = pn.widgets.Button(label=label, color="primary", disabled=runner.param.busy)
         button.on_click(lambda _: on_click())
         return pn.Row(button, pn.indicators.LoadingSpinner(value=runner.param.busy, size=28),
                       pn.pane.Str(runner.param.label))
@@ -439,9 +352,9 @@ class Explorer(_RenderPage):
     def __panel__(self):
         note = self._catalog_note()
         side = pn.Column(
-            "### Checkpoint", self.controls.widgets(), "upload a checkpoint (.pt / .safetensors)",
-            self.upload_input, "### Text", *self._text_widgets(), self._status(self.generate, "Generate"),
-            width=340)
+            "### Text", *self._text_widgets(), self._status(self.generate, "Generate"),
+            "### Checkpoint and sampler", self.controls.widgets(), "upload a checkpoint (.pt / .safetensors)",
+            self.upload_input, width=340)
         main = pn.Column(pn.pane.Alert(note, alert_type="warning", visible=bool(note)), self._messages(),
                          self.clip, sizing_mode="stretch_width")
         return pn.Row(side, main, sizing_mode="stretch_width")

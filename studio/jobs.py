@@ -54,9 +54,12 @@ class JobRunner(param.Parameterized):
     def __init__(self, expected: tuple[type[BaseException], ...] = (ValueError,), **params):
         super().__init__(**params)
         self._expected = expected
-        self._lock = threading.Lock()
+        # held while the busy state changes (and the watchers of ``busy`` run, which may
+        # submit a follow-up job), so ``wait`` never sees a half-finished hand-over
+        self._lock = threading.RLock()
         self._idle = threading.Event()
         self._idle.set()
+        self._doc = None
 
     def submit(self, work: Callable[[], Any], done: Callable[[JobOutcome], None], label: str = "working") -> bool:
         """Start ``work()`` in the background and call ``done(outcome)`` afterwards.
@@ -65,16 +68,26 @@ class JobRunner(param.Parameterized):
             if not self._idle.is_set():
                 return False
             self._idle.clear()
-        doc = pn.state.curdoc
-        doc = doc if doc is not None and doc.session_context is not None else None
-        self.param.update(busy=True, label=label)
+            doc = pn.state.curdoc
+            if doc is not None and doc.session_context is not None:
+                self._doc = doc  # a follow-up submitted from a watcher may not see curdoc
+            doc = self._doc
+            self.param.update(busy=True, label=label)
         threading.Thread(target=self._run, args=(work, done, label, doc), daemon=True,
                          name=f"studio-job-{label}").start()
         return True
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Block until no job runs (its ``done`` included); False on timeout."""
-        return self._idle.wait(timeout)
+        """Block until no job runs, ``done`` callbacks and follow-up jobs they started
+        included; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._idle.wait(remaining):
+                return False
+            with self._lock:
+                if self._idle.is_set() and not self.busy:
+                    return True
 
     def _run(self, work, done, label: str, doc) -> None:
         start = time.perf_counter()
@@ -97,5 +110,6 @@ class JobRunner(param.Parameterized):
         except Exception:
             log.exception("studio job %r: updating the page failed", outcome.label)
         finally:
-            self.param.update(busy=False, label="")
-            self._idle.set()
+            with self._lock:
+                self._idle.set()
+                self.param.update(busy=False, label="")  # watchers may submit the next job

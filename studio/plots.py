@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
-from bokeh.models import ColumnDataSource, LinearColorMapper
+from bokeh.core.properties import field
+from bokeh.models import ColumnDataSource, Legend, LegendItem, LinearColorMapper
 from bokeh.palettes import Category10_10, Magma256, Viridis256
 from bokeh.plotting import figure
 
@@ -196,13 +197,12 @@ def loss_figure(train: ColumnDataSource, val: ColumnDataSource, bad: ColumnDataS
     vertical lines.  Click a legend entry to hide a curve."""
     fig = figure(title="loss", height=height, sizing_mode="stretch_width", tools=TOOLS,
                  x_axis_label="step", y_axis_label="loss")
+    fig.add_layout(Legend(click_policy="hide"), "right")  # outside the curves; glyphs below fill it
     for key, color in zip(LOSS_KEYS, Category10_10):
         fig.line("step", key, source=train, color=color, legend_label=key, line_width=1.5)
     fig.line("step", "val_loss", source=val, color="black", line_dash="dashed", legend_label="val_loss")
     fig.scatter("step", "val_loss", source=val, color="black", size=6, legend_label="val_loss")
     fig.vspan(x="step", source=bad, line_color="red", line_alpha=0.6, line_width=2, legend_label="bad step")
-    fig.legend.click_policy = "hide"
-    fig.legend.location = "top_right"
     return fig
 
 
@@ -261,9 +261,10 @@ def t_bin_figure(train: ColumnDataSource, val: ColumnDataSource, points: ColumnD
     means of both as markers (:func:`t_bin_points`)."""
     fig = figure(title="loss per timestep bin", height=height, sizing_mode="stretch_width", tools=TOOLS,
                  x_axis_label="t (bin centre; 0 = noise, 1 = data)", y_axis_label="flow loss", x_range=(0, 1))
-    fig.multi_line("xs", "ys", source=train, line_color="color", line_width=2, legend_field="label")
-    fig.multi_line("xs", "ys", source=val, line_color="color", line_width=2, line_dash="dashed",
-                   legend_field="label")
+    lines = fig.multi_line("xs", "ys", source=train, line_color="color", line_width=2)
+    dashed = fig.multi_line("xs", "ys", source=val, line_color="color", line_width=2, line_dash="dashed")
     fig.scatter("x", "y", source=points, color="color", size=6)
-    fig.legend.location = "top_right"
+    # one legend item per source (legend_field would merge both renderers into one item)
+    fig.add_layout(Legend(items=[LegendItem(label=field("label"), renderers=[lines]),
+                                 LegendItem(label=field("label"), renderers=[dashed])]), "right")
     return fig

@@ -144,3 +144,10 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert load_checkpoint(path).step == 1
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"], "temporary file left behind"
+
+
+def test_zero_filled_file_is_called_corrupt_not_malicious(tmp_path):
+    (tmp_path / "z.pt").write_bytes(bytes(4096))
+    with pytest.raises(CheckpointError, match="not a readable checkpoint") as e:
+        load_checkpoint(tmp_path / "z.pt")
+    assert "pickled" not in str(e.value)

@@ -1,0 +1,305 @@
+"""The explorer and compare pages without a browser: set parameters, call methods,
+check plot data and state.  Uses a tiny checkpoint trained for two steps."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import panel as pn
+import pytest
+
+import core
+from conftest import tiny_config
+from studio import plots
+from studio.config import PathRefused, StudioSettings
+from studio.explorer import DEFAULT_SPEAKER, CompareView, Explorer, SynthesisService
+from studio.jobs import JobRunner
+
+WAIT = 60
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus, tmp_path_factory) -> Path:
+    from core.train import Trainer
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    cfg = tiny_config(tiny_corpus, steps=2, checkpoint_every=2, val_every=2)
+    return Trainer(cfg, out, device="cpu", progress=False).fit()
+
+
+@pytest.fixture
+def settings(trained, tmp_path) -> StudioSettings:
+    runs = tmp_path / "runs"
+    shutil.copytree(trained.parent.parent, runs / "tiny", ignore=shutil.ignore_patterns("mel_cache"))
+    return StudioSettings(checkpoint_dirs=(runs,), results_dir=tmp_path / "results",
+                          demo_checkpoint=tmp_path / "assets" / "demo.pt", device="cpu")
+
+
+@pytest.fixture
+def service(settings) -> SynthesisService:
+    svc = SynthesisService(settings)
+    yield svc
+    assert svc.runner.wait(WAIT)
+
+
+def _explorer(service: SynthesisService) -> Explorer:
+    ex = Explorer(service)
+    assert service.runner.wait(WAIT)  # the checkpoint's speakers are read in the background
+    ex.controls.param.update(vocoder="griffin-lim", steps=3, schedule="linear")
+    return ex
+
+
+def _generate(page) -> None:
+    assert page.generate(), page.alert or page.notice
+    assert page.service.runner.wait(WAIT)
+    assert page.alert == ""
+
+
+def test_catalog_and_demo_note(settings, trained):
+    svc = SynthesisService(settings)
+    ex = Explorer(svc)
+    assert svc.runner.wait(WAIT)
+    assert list(svc.catalog) == ["runs/tiny/checkpoints/step_00000002.pt"]
+    assert ex.controls.checkpoint == str(settings.checkpoint_dirs[0] / "tiny/checkpoints/step_00000002.pt")
+    assert "No bundled demo voice" in ex._catalog_note()
+
+    settings.demo_checkpoint.parent.mkdir()
+    shutil.copy(trained, settings.demo_checkpoint)
+    svc = SynthesisService(settings)
+    ex = Explorer(svc)
+    assert svc.runner.wait(WAIT)
+    assert list(svc.catalog)[0] == "demo voice (bundled)"
+    assert ex.controls.checkpoint == str(settings.demo_checkpoint.resolve())
+    assert "demo" not in ex._catalog_note()
+    ex.__panel__().get_root()  # the layout builds into Bokeh models
+
+
+def test_speakers_follow_the_checkpoint(service):
+    ex = _explorer(service)
+    # the tiny corpus has speakers alice and bob (core.synthetic.make_tone_corpus)
+    assert ex.controls.param.speaker.objects == [DEFAULT_SPEAKER, "alice", "bob"]
+    assert ex.controls.options()["speaker"] is None
+    ex.controls.speaker = "bob"
+    assert ex.controls.options()["speaker"] == "bob"
+    _generate(ex)
+    assert ex.clip.rendered.synthesis.settings["speaker"] == "bob"
+
+
+def test_generate_fills_audio_mel_grid_and_trajectory(service):
+    ex = _explorer(service)
+    ex.param.update(text="hello there", seed=7)
+    _generate(ex)
+    s = ex.clip.rendered.synthesis
+    n_mels, frames = s.mel.shape
+    assert n_mels == 100 and frames > 0
+    np.testing.assert_array_equal(ex.clip.mel.source.data["image"][0], s.mel)
+    assert ex.clip.mel.source.data["dw"][0] == pytest.approx(frames * 256 / 24000)
+    assert ex.clip.audio.sample_rate == 24000 and len(ex.clip.audio.object) == len(s.audio)
+    assert ex.clip.audio.object.dtype == np.int16
+    # steps = 3 on the linear grid: 4 states, slider 0..3, showing the last (the mel)
+    assert (ex.clip.slider.start, ex.clip.slider.end, ex.clip.slider.value) == (0, 3, 3)
+    np.testing.assert_allclose(ex.clip.grid_source.data["t"], [0, 1 / 3, 2 / 3, 1], atol=1e-6)
+    np.testing.assert_allclose(ex.clip.velocity_source.data["norm"], plots.velocity_norms(s.trajectory, s.times))
+    np.testing.assert_array_equal(ex.clip.frame.source.data["image"][0], s.mel)
+
+    ex.clip.slider.value = 1  # scrub to state 1 (t = 1/3)
+    np.testing.assert_array_equal(ex.clip.frame.source.data["image"][0], s.trajectory[1])
+    assert ex.clip.grid_marker.data["x"] == [1.0]
+    assert ex.clip.grid_marker.data["y"][0] == pytest.approx(1 / 3)
+    assert ex.clip.velocity_marker.data["y"][0] == ex.clip.velocity_source.data["norm"][1]
+
+    sha = core.load_checkpoint(ex.controls.checkpoint).sha256
+    assert sha in ex.clip.summary.object and "RTF" in ex.clip.summary.object and "NFE 3" in ex.clip.summary.object
+    assert ex.clip.settings.object["steps"] == 3 and ex.clip.settings.object["seed"] == 7
+    assert ex.clip.settings.object["checkpoint_sha256"] == sha
+    assert ex.clip.settings.object["text"] == "hello there"
+
+
+def test_compare_renders_same_text_and_seed_with_two_settings(service):
+    cmp = CompareView(service)
+    assert service.runner.wait(WAIT)
+    for side in (cmp.a, cmp.b):
+        side.param.update(vocoder="griffin-lim", steps=2, schedule="linear")
+    cmp.b.solver = "heun"
+    cmp.param.update(text="same words", seed=3)
+    _generate(cmp)
+    a, b = cmp.clip_a.rendered.synthesis, cmp.clip_b.rendered.synthesis
+    assert (a.nfe, b.nfe) == (2, 4)  # heun: two evaluations a step
+    assert a.settings["seed"] == b.settings["seed"] == 3 and a.settings["text"] == b.settings["text"]
+    assert cmp.clip_a.slider.disabled  # compare clips carry no trajectory
+    cmp.b.solver = "euler"  # identical settings: identical mel (same seed)
+    _generate(cmp)
+    np.testing.assert_allclose(cmp.clip_a.rendered.synthesis.mel, cmp.clip_b.rendered.synthesis.mel)
+    cmp.__panel__().get_root()
+
+
+def test_second_generate_while_busy_is_refused(service, settings, trained):
+    copy = settings.checkpoint_dirs[0] / "zcopy.pt"  # listed after the tiny run
+    shutil.copy(trained, copy)
+    service.refresh_catalog()
+    ex = _explorer(service)
+    release = threading.Event()
+    assert service.runner.submit(lambda: release.wait(WAIT), lambda out: None, label="blocking")
+    assert service.runner.busy
+    assert not ex.generate()
+    assert "ignored" in ex.notice and "blocking" in ex.notice
+    ex.controls.checkpoint = str(copy.resolve())  # its speakers are read once the runner is free
+    assert ex.controls.speakers_for is None and ex.controls.param.speaker.objects == [DEFAULT_SPEAKER]
+    release.set()
+    assert service.runner.wait(WAIT) and not service.runner.busy
+    assert ex.controls.speakers_for == str(copy.resolve()) and "bob" in ex.controls.param.speaker.objects
+    _generate(ex)
+    assert ex.notice == ""
+
+
+def test_runner_runs_one_job_and_reports_errors():
+    runner = JobRunner(expected=(ValueError,))
+    gate, ran, outcomes = threading.Event(), [], []
+    assert runner.submit(lambda: (gate.wait(WAIT), ran.append(1)), outcomes.append, label="one")
+    for _ in range(10):
+        assert not runner.submit(lambda: ran.append(2), outcomes.append)  # refused, not queued
+    gate.set()
+    assert runner.wait(WAIT)
+    assert ran == [1] and outcomes[0].ok and outcomes[0].label == "one"
+
+    def bad_option():
+        raise ValueError("steps must be >= 1")
+
+    def bug():
+        raise KeyError("oops")
+
+    runner.submit(bad_option, outcomes.append)
+    runner.wait(WAIT)
+    runner.submit(bug, outcomes.append)
+    runner.wait(WAIT)
+    assert outcomes[1].error == "steps must be >= 1"
+    assert outcomes[2].error == "internal error: KeyError: 'oops'"
+    assert not runner.busy and runner.label == ""
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"text": "   "}, ["text is empty"]),
+    ({"text": "x" * 2001}, ["over the limit of 2000"]),  # TextError (text.max_chars of the tiny preset)
+    ({"schedule": "epss"}, ["epss", "steps 5, 6, 7, 10, 12, 16"]),  # ConfigError from the sampler
+    ({"vocoder": "vocos folder", "vocos_folder": "/etc"}, ["outside the folders"]),
+    ({"vocoder": "vocos folder", "vocos_folder": "tiny/checkpoints"}, ["config.yaml"]),  # VocoderError
+])
+def test_errors_show_as_alert_and_the_page_keeps_working(service, change, words):
+    ex = _explorer(service)
+    for name, value in change.items():
+        setattr(ex if name == "text" else ex.controls, name, value)
+    if ex.generate():
+        assert service.runner.wait(WAIT)
+    for word in words:
+        assert word in ex.alert
+    assert "Traceback" not in ex.alert and ex.clip.rendered is None
+    ex.controls.param.update(schedule="linear", vocoder="griffin-lim")
+    ex.text = "working again"
+    _generate(ex)
+    assert ex.clip.rendered is not None
+
+
+def test_bad_checkpoint_file_shows_checkpoint_error(service, settings, trained):
+    bad = settings.checkpoint_dirs[0] / "broken.pt"
+    data = trained.read_bytes()
+    bad.write_bytes(data[:len(data) // 2])  # truncated
+    service.refresh_catalog()
+    ex = _explorer(service)
+    assert service.catalog["runs/broken.pt"] == ex.controls.checkpoint == str(bad.resolve())  # listed first
+    assert "broken.pt" in ex.alert and "not a readable checkpoint" in ex.alert
+    assert ex.controls.param.speaker.objects == [DEFAULT_SPEAKER]
+    assert not ex.generate() or service.runner.wait(WAIT)
+    assert "broken.pt" in ex.alert
+    ex.controls.checkpoint = service.catalog["runs/tiny/checkpoints/step_00000002.pt"]
+    assert service.runner.wait(WAIT)
+    assert ex.alert == "" and "alice" in ex.controls.param.speaker.objects
+    _generate(ex)
+
+
+def test_paths_outside_the_folders_are_refused(service, settings, tmp_path, trained):
+    outside = tmp_path / "outside.pt"
+    shutil.copy(trained, outside)
+    (settings.checkpoint_dirs[0] / "link.pt").symlink_to(outside)
+    service.refresh_catalog()
+    assert all("link.pt" not in label for label in service.catalog)
+    for path in (outside, settings.checkpoint_dirs[0] / "link.pt", settings.checkpoint_dirs[0] / ".." / "outside.pt"):
+        with pytest.raises(PathRefused):
+            service.synthesizer(str(path), "griffin-lim")
+    with pytest.raises(PathRefused):
+        service.vocoder_spec("vocos folder", str(tmp_path))
+    with pytest.raises(ValueError, match="unknown vocoder 'hub:x'; valid: auto, griffin-lim, vocos folder"):
+        service.vocoder_spec("hub:x")
+
+
+def test_upload_saves_a_good_checkpoint_and_refuses_a_bad_one(service, settings, trained):
+    ex = _explorer(service)
+    data = trained.read_bytes()
+    assert not ex.upload("bad.pt", data[:len(data) // 2])
+    assert "upload bad.pt" in ex.alert and "not a readable checkpoint" in ex.alert
+    assert not ex.upload("notes.txt", b"x") and ".pt or .safetensors" in ex.alert
+    assert not ex.upload("empty.pt", b"") and "empty" in ex.alert
+    assert list(settings.uploads_dir.iterdir()) == []  # nothing left behind, no temp files
+
+    assert ex.upload("../../my voice.pt", trained.read_bytes())
+    saved = settings.uploads_dir / "my_voice.pt"
+    assert saved.is_file() and ex.alert == "" and "uploads/my_voice.pt" in ex.notice
+    assert ex.controls.checkpoint == str(saved.resolve()) and "uploads/my_voice.pt" in service.catalog
+    assert service.runner.wait(WAIT)
+    assert ex.upload("my voice.pt", trained.read_bytes())  # same name again: kept apart by hash
+    assert len(list(settings.uploads_dir.glob("my_voice*.pt"))) == 2
+    assert service.runner.wait(WAIT)
+    ex.upload_input.filename = "bad2.pt"
+    ex.upload_input.value = b"junk"  # the widget path
+    assert "upload bad2.pt" in ex.alert and "Traceback" not in ex.alert
+    _generate(ex)
+    assert ex.clip.rendered.synthesis.settings["checkpoint"].endswith(".pt")
+
+
+def test_audio_goes_to_the_player_as_int16_without_wrapping():
+    from studio.clip_view import int16_audio
+
+    out = int16_audio(np.array([1.0, -1.0, 0.5, 2.0, 0.0], dtype=np.float32))
+    assert out.dtype == np.int16 and out.tolist() == [32767, -32767, 16384, 32767, 0]
+
+
+def test_widgets_build(service):
+    ex = _explorer(service)
+    controls = ex.controls.widgets()
+    sway = controls[5]
+    assert not sway.visible  # schedule linear: the sway coefficient does nothing
+    ex.controls.schedule = "sway"
+    assert sway.visible
+    assert isinstance(pn.panel(ex.clip), pn.viewable.Viewable)
+
+
+# ----------------------------------------------------------------------------- the app shell
+
+
+def test_app_tabs_and_listening_hook(tmp_path, monkeypatch):
+    import studio.app as app
+
+    page = app.create_app(["--checkpoints", str(tmp_path / "runs"), "--results", str(tmp_path / "res")], env={})
+    tabs = next(obj for obj in page if isinstance(obj, pn.Tabs))
+    assert tabs._names[:3] == ["Explorer", "Compare", "Training"]
+    note = tabs[0][1][0]  # Explorer: Row(side, Column(note, ...))
+    assert isinstance(note, pn.pane.Alert) and note.visible
+    assert "does not exist" in note.object and "No checkpoints found" in note.object
+    assert str(tmp_path / "res") in page[-1].object  # the footer names the folders
+
+    monkeypatch.setattr(app, "LISTENING_MODULE", "studio.no_such_module")
+    placeholders = app.listening_tabs(app.parse_settings([], {}, cwd=tmp_path))
+    assert [name for name, _ in placeholders] == ["Listening tests", "Results"]
+    assert "coming soon" in placeholders[0][1].object
+
+
+def test_app_reports_bad_options_in_the_page(tmp_path):
+    import studio.app as app
+
+    page = app.create_app(["--checkpoints"], env={})
+    alert = page[1]
+    assert isinstance(alert, pn.pane.Alert) and "expected one argument" in alert.object
+    page = app.create_app([], env={"FLOWTTS_CHECKPOINTS": str(tmp_path), "FLOWTTS_RESULTS": str(tmp_path / "r")})
+    assert str(tmp_path / "r") in page[-1].object

@@ -1,0 +1,127 @@
+"""The listening-test render callable: option mapping, the synthesizer cache, and equality
+with a direct ``core.Synthesizer`` call on a tiny trained checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import core
+from core.config import ConfigError
+from studio.listening import Condition, ListeningError, RenderedClip
+from studio.render import StimulusRenderer, synthesis_options
+
+from conftest import tiny_config
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_corpus, tmp_path_factory):
+    from core.train import Trainer
+
+    out = tmp_path_factory.mktemp("render_run")
+    cfg = tiny_config(tiny_corpus, steps=2, checkpoint_every=2, val_every=2)
+    return Trainer(cfg, out, progress=False).fit()
+
+
+class FakeSynth:
+    def __init__(self, path, vocoder):
+        self.path, self.vocoder, self.calls = path, vocoder, []
+
+    def synthesize(self, text, **options):
+        self.calls.append((text, options))
+        audio = np.full(100, 0.1, dtype=np.float32)
+        return SimpleNamespace(audio=audio, sample_rate=16000, nfe=options["steps"], timings={"total": 0.01},
+                               settings={"text": text, **options, "vocoder": f"fake-{self.vocoder}"})
+
+
+def fake_renderer(**kw):
+    loaded = []
+
+    def loader(path, vocoder):
+        loaded.append((path, vocoder))
+        return FakeSynth(path, vocoder)
+
+    return StimulusRenderer("cpu", loader=loader, **kw), loaded
+
+
+def checkpoint_file(tmp_path, name="a.pt", content=b"weights"):
+    p = tmp_path / name
+    p.write_bytes(content)
+    return p
+
+
+def test_synthesis_options_fill_defaults_and_validate():
+    # defaults are those of Synthesizer.synthesize (core/sampling/synthesizer.py)
+    assert synthesis_options({}) == {"steps": 10, "solver": "euler", "schedule": "sway", "sway": -1.0,
+                                     "duration_scale": 1.0, "cfg": 0.0, "temperature": 1.0}
+    opts = synthesis_options({"steps": 4, "solver": "heun", "vocoder": "griffin-lim", "speaker": "bob"})
+    assert opts["steps"] == 4 and opts["solver"] == "heun" and opts["speaker"] == "bob" and "vocoder" not in opts
+    with pytest.raises(ConfigError, match="unknown solver 'rk5'.*valid: .*euler"):
+        synthesis_options({"solver": "rk5"})
+    with pytest.raises(ConfigError, match="steps"):
+        synthesis_options({"steps": 0})
+    with pytest.raises(ListeningError, match="unknown condition setting 'stpes'"):
+        synthesis_options({"stpes": 4})
+
+
+def test_renderer_passes_settings_and_seed_and_records_provenance(tmp_path):
+    renderer, loaded = fake_renderer()
+    ck = checkpoint_file(tmp_path)
+    cond = Condition("x", checkpoint=str(ck), settings={"steps": 3, "cfg": 1.5, "vocoder": "griffin-lim"}, seed=7)
+    clip = renderer(cond, "Hello there.", 7)
+    assert isinstance(clip, RenderedClip) and clip.sample_rate == 16000 and clip.audio.shape == (100,)
+    assert loaded == [(str(ck.resolve()), "griffin-lim")]
+    synth = renderer.synthesizer(ck, "griffin-lim")
+    text, options = synth.calls[0]
+    assert text == "Hello there." and options["seed"] == 7 and options["steps"] == 3 and options["cfg"] == 1.5
+    assert clip.provenance["vocoder"] == "fake-griffin-lim" and clip.provenance["nfe"] == 3
+    assert clip.provenance["timings"] == {"total": 0.01}
+    with pytest.raises(ListeningError, match="no checkpoint"):
+        renderer(Condition("f", folder=str(tmp_path)), "Hi.", 0)
+
+
+def test_renderer_caches_one_synthesizer_per_checkpoint_and_vocoder(tmp_path):
+    renderer, loaded = fake_renderer(max_models=2)
+    a, b = checkpoint_file(tmp_path, "a.pt"), checkpoint_file(tmp_path, "b.pt")
+    cond_a = Condition("a", checkpoint=str(a), settings={"steps": 2})
+    for text in ("one.", "two.", "three."):
+        renderer(cond_a, text, 0)
+    assert renderer.loads == 1  # same checkpoint, same vocoder: loaded once
+    renderer(Condition("a2", checkpoint=str(a), settings={"steps": 2, "vocoder": "griffin-lim"}), "x.", 0)
+    assert renderer.loads == 2 and loaded[-1][1] == "griffin-lim"
+    renderer(Condition("b", checkpoint=str(b)), "x.", 0)  # third model: the least recently used (a, auto) goes
+    assert renderer.loads == 3
+    renderer(cond_a, "again.", 0)
+    assert renderer.loads == 4
+    # a checkpoint rewritten in place is loaded again
+    st = os.stat(b)
+    b.write_bytes(b"new weights, longer")
+    os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
+    renderer(Condition("b", checkpoint=str(b)), "x.", 0)
+    assert renderer.loads == 5
+    with pytest.raises(ListeningError, match="cannot be read"):
+        renderer.synthesizer(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="max_models"):
+        StimulusRenderer(max_models=0)
+
+
+def test_renderer_matches_a_direct_synthesizer_call(tiny_checkpoint):
+    settings = {"steps": 3, "solver": "midpoint", "schedule": "linear", "temperature": 0.8, "vocoder": "griffin-lim"}
+    renderer = StimulusRenderer("cpu")
+    cond = Condition("tiny", checkpoint=str(tiny_checkpoint), settings=settings, seed=11)
+    clip = renderer(cond, "The quick brown fox.", 11)
+    # reference: core's public API called directly with the same options
+    synth = core.Synthesizer.from_checkpoint(tiny_checkpoint, device="cpu", vocoder="griffin-lim")
+    ref = synth.synthesize("The quick brown fox.", steps=3, solver="midpoint", schedule="linear", temperature=0.8,
+                           seed=11)
+    assert clip.sample_rate == ref.sample_rate == 24000
+    np.testing.assert_allclose(clip.audio, ref.audio, atol=1e-5)
+    sha = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    assert clip.provenance["checkpoint_sha256"] == sha and clip.provenance["vocoder"] == "griffin-lim"
+    assert clip.provenance["seed"] == 11 and clip.provenance["nfe"] == 6  # midpoint: 2 evaluations per step
+    other = renderer(cond, "The quick brown fox.", 12)
+    assert renderer.loads == 1 and not np.allclose(other.audio[:1000], clip.audio[:1000])
