@@ -19,7 +19,7 @@ def run(*args, input=None):
 def test_help_lists_subcommands():
     proc = run("--help")
     assert proc.returncode == 0
-    for name in ("train",):
+    for name in ("synth", "train", "eval", "bench", "corpus"):
         assert name in proc.stdout
 
 
@@ -30,6 +30,10 @@ def test_help_lists_subcommands():
     (["train", "--config", "tiny", "--out", "x", "--objective", "diffusion"], "valid: cfm, edm, meanflow"),
     (["train", "--config", "tiny", "--out", "x", "--steps", "0"], "--steps"),
     (["frobnicate"], "invalid choice"),
+    (["synth", "--checkpoint", "missing.pt", "--text", "hi", "--out", "x.wav"], "missing.pt"),
+    (["bench"], "required"),
+    (["eval", "--sentences", "missing.txt", "--bogus"], "unrecognized arguments"),
+    (["corpus"], "required"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, needle, tmp_path):
     proc = run(*args)
