@@ -68,6 +68,13 @@ def create_app(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, 
     except StudioConfigError as exc:
         return pn.Column(pn.pane.Markdown(f"# {TITLE}"), pn.pane.Alert(str(exc), alert_type="danger"),
                          sizing_mode="stretch_width")
+    if importlib.util.find_spec(LISTENING_MODULE) is not None:
+        listening = importlib.import_module(LISTENING_MODULE)
+        if listening.is_rater_page():
+            # A rater sees the Rate page alone: no explorer, no folder paths, nothing
+            # that could name a condition.
+            (_, rate), = listening.build_listening_tabs(settings)
+            return pn.Column(pn.pane.Markdown(f"## {TITLE}"), rate, sizing_mode="stretch_width")
     return pn.Column(pn.pane.Markdown(f"## {TITLE}"), build_tabs(settings),
                      pn.pane.Markdown(_footer(settings), styles={"font-size": "small", "color": "#666"}),
                      sizing_mode="stretch_width")

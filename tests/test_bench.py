@@ -56,7 +56,9 @@ def test_meanflow_bench_uses_jumps_only(meanflow_checkpoint):
 
 
 @pytest.mark.parametrize("args, message", [(["--repeats", "0"], "--repeats must be >= 1"),
-                                           (["--threads", "0"], "--threads must be >= 1")])
+                                           (["--threads", "0"], "--threads must be >= 1"),
+                                           (["--text", "red " * 80, "--vocoder", "griffin-lim"],
+                                            "benchmark text must be 1 to 300 characters")])
 def test_bad_bench_arguments(cfm_checkpoint, capsys, args, message):
     assert main(["bench", "--checkpoint", str(cfm_checkpoint), *args]) == 2
     assert message in capsys.readouterr().err

@@ -295,3 +295,27 @@ def test_cuda_matches_cpu(cfm_checkpoint, cfm_synth, precision):
     assert np.abs(out.mel - ref.mel).max() < (1e-3 if precision == "fp32" else 0.1)
     batch = gpu.synthesize([TEXT, "red"], steps=4, seed=9, cfg=1.0)
     assert len(batch) == 2 and all(np.isfinite(b.audio).all() for b in batch)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("solver", ["euler", "rk4"])
+def test_cuda_sampling_loop_has_no_host_syncs(cfm_checkpoint, solver):
+    from core.sampling import integrate, model_net, time_grid
+
+    gpu = Synthesizer.from_checkpoint(cfm_checkpoint, device="cuda", vocoder="griffin-lim")
+    tokens = torch.tensor([gpu.front_end(TEXT)], device="cuda")
+    with torch.inference_mode():
+        cond = gpu.model.inference_conditioning(tokens, torch.ones_like(tokens, dtype=torch.bool),
+                                                torch.zeros(1, dtype=torch.long, device="cuda"))
+        x0 = torch.randn(1, 100, cond.mel_mask.shape[1], device="cuda")
+        grid = time_grid(8, "sway", -1.0, device="cuda")
+        velocity = gpu.objective.velocity(model_net(gpu.model, cond, 2.0))
+        integrate(velocity, x0, grid, solver)  # warm-up (lazy initialisation may sync)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            x1 = integrate(velocity, x0, grid, solver)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(x1).all()

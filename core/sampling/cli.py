@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
     from .synthesizer import Synthesizer, check_options
 
-    text = sys.stdin.read() if args.text == "-" else args.text
+    text = sys.stdin.read().strip() if args.text == "-" else args.text
     out = Path(args.out)
     if out.suffix.lower() != ".wav":
         raise UsageError(f"--out must name a .wav file, got {args.out!r}")

@@ -292,7 +292,8 @@ def test_the_rater_page_names_no_condition(lab, mos_test, ab_test, store):
 
 def test_roles_decide_which_tabs_a_page_gets(lab, monkeypatch):
     settings = lab["settings"]
-    assert [t for t, _ in build_listening_tabs(settings, user=None, test_id=None)] == ["Experimenter", "Rate", "Results"]
+    tabs = build_listening_tabs(settings, user=None, test_id=None)
+    assert [t for t, _ in tabs] == ["Experimenter", "Rate", "Results"]
     assert [t for t, _ in build_listening_tabs(settings, user=None, test_id="abc")] == ["Rate"]
     assert rater_mode("alice", None, env={}) and rater_mode("alice", None, env={"FLOWTTS_EXPERIMENTERS": "bob"})
     assert not rater_mode("bob", None, env={"FLOWTTS_EXPERIMENTERS": "alice, bob"})
