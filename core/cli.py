@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("core.eval_cli", "evaluate a checkpoint on sentences: WER, DNSMOS, MCD, RTF"),
     "bench": ("core.sampling.bench", "benchmark sampling speed (JSON out)"),
     "corpus": ("core.corpus", "build the flite demo corpus"),
+    "export": ("core.export", "export a training checkpoint's EMA weights (fp16) for sampling"),
 }
 
 

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="manifest of reference recordings (e.g. <corpus>/heldout_manifest.csv) for MCD")
     parser.add_argument("--references-only", action="store_true",
                         help="score the reference recordings themselves instead of a checkpoint")
+    parser.add_argument("--resynthesize", action="store_true",
+                        help="with --references-only: pass each reference through mel -> --vocoder first "
+                             "(copy synthesis), the reference point for a model heard through that vocoder")
     parser.add_argument("--speaker", type=_speaker, default=None,
                         help="speaker name (or index) to synthesise and to pick references by")
     parser.add_argument("--reference-speaker", default=None,
@@ -130,6 +133,31 @@ def _summary(means: dict) -> str:
     return ", ".join(parts)
 
 
+class _CopySynthesis:
+    """Speaks a sentence by reading its reference, taking the Vocos-exact log-mel of it
+    (default :class:`core.config.AudioConfig`, 24 kHz) and decoding that with a vocoder."""
+
+    def __init__(self, references: dict, vocoder_spec: str, device: str):
+        from .audio import load_wav, mel_spectrogram
+        from .config import AudioConfig
+        from .sampling.synthesizer import _resolve_device
+        from .vocoders import load_vocoder
+
+        self.audio = AudioConfig()
+        self.vocoder = load_vocoder(vocoder_spec, self.audio, _resolve_device(device))
+        self.vocoder_name = self.vocoder.name
+        self.references = references
+        self._load, self._mel = load_wav, mel_spectrogram
+
+    def __call__(self, sentence):
+        from . import eval as ev
+
+        wav = self._load(self.references[sentence.id], self.audio.sample_rate)
+        mel = self._mel(wav[None], self.audio)
+        out = self.vocoder.decode(mel)[0, : wav.shape[-1]]
+        return ev.EvalClip(out.cpu().numpy(), self.audio.sample_rate)
+
+
 def run(args: argparse.Namespace) -> int:
     from . import eval as ev
     from .audio import load_wav_with_rate
@@ -142,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--references-only needs --references MANIFEST (the recordings to score)")
     if args.references_only and args.checkpoint is not None:
         raise UsageError("--references-only scores the references, not a checkpoint; drop --checkpoint")
+    if args.resynthesize and not args.references_only:
+        raise UsageError("--resynthesize applies to --references-only (a checkpoint is always vocoded)")
     if args.out is not None and Path(args.out).suffix.lower() != ".json":
         raise UsageError(f"--out must name a .json file, got {args.out!r}")
     _check_extra()
@@ -160,10 +190,13 @@ def run(args: argparse.Namespace) -> int:
                 "mcd": "core.eval.mcd_dtw: log-mel cepstra c1..c13 (SPTK scale), DTW, 10*sqrt(2)/ln(10)"}
     if args.references_only:
         settings["mode"] = "references"
-
-        def speak(sentence):
-            clip = load_wav_with_rate(references[sentence.id])
-            return ev.EvalClip(clip.samples, clip.sample_rate)
+        if args.resynthesize:
+            speak = _CopySynthesis(references, args.vocoder, args.device)
+            settings.update(mode="references-resynthesized", vocoder=speak.vocoder_name)
+        else:
+            def speak(sentence):
+                clip = load_wav_with_rate(references[sentence.id])
+                return ev.EvalClip(clip.samples, clip.sample_rate)
     else:
         from .sampling.synthesizer import Synthesizer, check_options
 

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .solvers import FIXED_STEP_SOLVERS
     from .synthesizer import PRECISIONS
 
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file (.pt or .safetensors)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint file (.pt or .safetensors); default: the bundled demo voice")
     parser.add_argument("--text", required=True, help="text to speak; '-' reads it from stdin")
     parser.add_argument("--out", required=True, help="output audio file (.wav)")
     parser.add_argument("--steps", type=int, default=10, help="solver steps (>= 1), default 10")
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     # the options that need no checkpoint are checked before anything is loaded
     check_options(args.steps, args.solver, args.schedule, args.sway, args.duration_scale, args.cfg,
                   args.temperature, args.seed)
-    if not Path(args.checkpoint).is_file():
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise CheckpointError(f"{args.checkpoint}: no such checkpoint file")
     synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, vocoder=args.vocoder,
                                         precision=args.precision)

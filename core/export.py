@@ -1,0 +1,75 @@
+"""``python -m core export``: a small inference checkpoint from a training checkpoint.
+
+A training checkpoint carries the EMA weights, the raw weights and the optimiser state
+(about four times the model in fp32).  Sampling needs only the EMA weights, so the export
+keeps those, optionally cast to ``fp16`` or ``bf16`` (half the bytes; the synthesizer
+loads them into fp32 parameters, so the network still runs in fp32 unless asked
+otherwise), and drops the rest.  Config, speakers, tokenizer and mel settings travel
+unchanged; ``extra["exported_from"]`` records the source file's name, SHA-256 and step.
+This is how ``assets/demo.pt`` was made from the demo run's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Union
+
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import choice_error
+
+__all__ = ["DTYPES", "export_checkpoint", "add_arguments", "run"]
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def export_checkpoint(src: Union[str, Path], dst: Union[str, Path], dtype: str = "fp16") -> Path:
+    """Write the sampling weights of ``src`` to ``dst`` (``.pt`` or ``.safetensors``).
+
+    Floating tensors are cast to ``dtype`` (``fp32``, ``fp16``, ``bf16``); integer buffers
+    stay as they are.  Raises :class:`CheckpointError` for an unreadable source, a weight
+    that does not fit in fp16's range, or ``dst`` equal to ``src``.
+    """
+    if dtype not in DTYPES:
+        raise choice_error("dtype", dtype, DTYPES)
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise CheckpointError(f"{dst}: the export would overwrite its source; choose another file")
+    ck = load_checkpoint(src)
+    target = DTYPES[dtype]
+    weights = {}
+    for name, tensor in ck.weights.items():
+        if tensor.is_floating_point():
+            cast = tensor.to(target)
+            if not torch.isfinite(cast).all() and torch.isfinite(tensor).all():
+                raise CheckpointError(f"{src}: weight {name} overflows {dtype} (max |w| = "
+                                      f"{tensor.abs().max().item():.3g}); export as fp32 or bf16")
+            tensor = cast
+        weights[name] = tensor
+    extra = dict(ck.extra)
+    extra["exported_from"] = {"file": src.name, "sha256": ck.sha256, "step": ck.step, "dtype": dtype}
+    return save_checkpoint(dst, config=ck.config, weights=weights, step=ck.step, speakers=ck.speakers,
+                           extra=extra)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="training checkpoint to export (.pt or .safetensors)")
+    parser.add_argument("--out", required=True, help="exported file (.pt or .safetensors)")
+    parser.add_argument("--dtype", default="fp16", help=f"weight precision: {', '.join(DTYPES)} (default fp16)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .cli import UsageError
+
+    if args.dtype not in DTYPES:
+        raise UsageError(str(choice_error("dtype", args.dtype, DTYPES)))
+    if Path(args.out).suffix not in (".pt", ".safetensors"):
+        raise UsageError(f"--out must end in .pt or .safetensors, got {args.out!r}")
+    out = export_checkpoint(args.checkpoint, args.out, args.dtype)
+    info = {"out": str(out), "bytes": out.stat().st_size, "source": str(args.checkpoint), "dtype": args.dtype}
+    sys.stdout.write(json.dumps(info) + "\n")
+    return 0
