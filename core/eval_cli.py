@@ -6,7 +6,9 @@ the checkpoint speaks it, pocketsphinx transcribes it (WER), DNSMOS rates it, an
 ``--speaker``) the MCD-DTW against the reference recording is measured.  RTF is the
 synthesizer's own ``timings["total"]`` over the audio length, after one unscored warm-up
 call.  ``--references-only`` scores the reference recordings themselves: the reference
-point for the same sentences (no checkpoint, no MCD, no RTF).
+point for the same sentences (no checkpoint, no MCD, no RTF); with ``--resynthesize``
+each recording is first passed through its mel and ``--vocoder`` (copy synthesis), and
+MCD against the untouched recording measures what the vocoder alone loses.
 
 The JSON report (``--out`` or stdout) holds ``settings``, ``means`` (``wer`` pooled over
 all words) and one row per sentence; a summary line goes to stderr.  Needs the eval
@@ -216,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
                         vocoder=synth.vocoder.name, device=str(synth.device))
     try:
         report = ev.evaluate(speak, sentences, references, ev.Recognizer(),
-                             dnsmos_scorer=not args.no_dnsmos, mcd=not args.references_only, settings=settings)
+                             dnsmos_scorer=not args.no_dnsmos, mcd=not args.references_only or args.resynthesize, settings=settings)
     except ev.MissingEvalExtra as exc:
         raise UsageError(str(exc)) from None
     text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"

@@ -334,6 +334,8 @@ def test_cli_scores_a_checkpoint(cfm_checkpoint, tmp_path):
     assert row["mcd"] > 0 and row["rtf"] > 0 and row["compute_seconds"] > 0
     assert report["settings"]["synthesis"]["speaker"] == "bob" and report["settings"]["steps"] == 2
     assert report["settings"]["vocoder"] == "griffin-lim"
+    # the copy is measured against the untouched recording: small but not zero
+    assert 0 < report["rows"][0]["mcd"] < 8
 
 
 @pytest.mark.parametrize("args, message", [
@@ -395,5 +397,7 @@ def test_cli_references_resynthesized(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["settings"]["mode"] == "references-resynthesized"
     assert report["settings"]["vocoder"] == "griffin-lim"
+    # the copy is measured against the untouched recording: small but not zero
+    assert 0 < report["rows"][0]["mcd"] < 8
     assert main(["eval", "--sentences", str(sentences), "--resynthesize"]) == 2
     assert "--resynthesize applies to --references-only" in capsys.readouterr().err
