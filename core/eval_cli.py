@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solver", default="euler", help="ODE solver (euler, midpoint, heun, rk4)")
     parser.add_argument("--schedule", default="sway", help="time grid (linear, power, sway, epss)")
     parser.add_argument("--sway", type=float, default=-1.0, help="sway coefficient in [-1, 1], default -1")
+    parser.add_argument("--duration-scale", type=float, default=1.0, help="> 1 speaks slower, default 1")
+    parser.add_argument("--cfg", type=float, default=0.0, help="classifier-free guidance strength >= 0, default 0")
+    parser.add_argument("--temperature", type=float, default=1.0, help="initial noise scale >= 0, default 1")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed for every sentence (default 0)")
     parser.add_argument("--vocoder", default="auto",
                         help="auto, griffin-lim, a Vocos folder (config.yaml + pytorch_model.bin) or hub:<id>")
@@ -202,11 +205,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         from .sampling.synthesizer import Synthesizer, check_options
 
-        check_options(args.steps, args.solver, args.schedule, args.sway, 1.0, 0.0, 1.0, args.seed)
+        check_options(args.steps, args.solver, args.schedule, args.sway, args.duration_scale, args.cfg,
+                      args.temperature, args.seed)
         if args.checkpoint is not None and not Path(args.checkpoint).is_file():
             raise UsageError(f"{args.checkpoint}: no such checkpoint file")
         synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, vocoder=args.vocoder)
         options = dict(steps=args.steps, solver=args.solver, schedule=args.schedule, sway=args.sway,
+                       duration_scale=args.duration_scale, cfg=args.cfg, temperature=args.temperature,
                        seed=args.seed, speaker=args.speaker)
 
         def speak(sentence):
