@@ -9,7 +9,9 @@ Rows (each one ``python -m core eval`` call, its JSON report kept in ``--out``):
   vocoder (reference -> Vocos-exact mel -> vocoder: the best a model heard through that
   vocoder can sound);
 - the checkpoint with Euler at 2, 4, 10 and 32 steps, each with sway -1 and sway 0;
-- the checkpoint with the midpoint solver at 4 and 10 steps (twice the network calls), sway -1.
+- the checkpoint with the midpoint solver at 4 and 10 steps (twice the network calls), sway -1;
+- Euler at 4 and 10 steps, sway -1, with classifier-free guidance 2 (both passes in one
+  batched forward, so twice the batch per network call).
 
 WER is pooled over all words of the held-out sentences (pocketsphinx, see ``core.eval``),
 DNSMOS is the mean overall score, MCD is mel-cepstral distortion with DTW against the
@@ -44,6 +46,7 @@ class Row:
     solver: str = ""
     steps: int = 0
     sway: float | None = None
+    cfg: float = 0.0
 
 
 def rows(vocoder: str) -> list[Row]:
@@ -59,6 +62,10 @@ def rows(vocoder: str) -> list[Row]:
         out.append(Row("demo", f"midpoint_{steps}_sway-1",
                        ("--solver", "midpoint", "--steps", str(steps), "--sway", "-1", "--vocoder", vocoder),
                        "midpoint", steps, -1.0))
+    for steps in (4, 10):
+        out.append(Row("demo", f"euler_{steps}_sway-1_cfg2",
+                       ("--solver", "euler", "--steps", str(steps), "--sway", "-1", "--cfg", "2", "--vocoder", vocoder),
+                       "euler", steps, -1.0, 2.0))
     return out
 
 
@@ -111,20 +118,24 @@ def main(argv=None) -> int:
         rep = score(row, common, args.checkpoint, out, args.fresh)
         m, s = rep["means"], rep["settings"]
         table.append({"row": row.label, "stem": row.stem, "solver": row.solver, "steps": row.steps,
-                      "sway": row.sway, "nfe": row.steps * (2 if row.solver == "midpoint" else 1) or None,
+                      "sway": row.sway, "cfg": row.cfg, "nfe": row.steps * (2 if row.solver == "midpoint" else 1) or None,
                       "vocoder": s.get("vocoder"), "n": s.get("n"), "wer": m.get("wer"),
                       "dnsmos": m.get("dnsmos_ovrl"), "mcd": m.get("mcd"), "rtf": m.get("rtf")})
 
+    import torch
+
     ref_wer = table[0]["wer"]
     lines = [f"{table[0]['n']} held-out sentences, voice {args.speaker}, vocoder {table[-1]['vocoder']}; "
-             f"{platform.processor() or platform.machine()}, torch threads from the environment.", "",
-             "| audio | solver | steps | NFE | sway | WER | WER / flite | DNSMOS | MCD (dB) | RTF |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"RTF on {platform.machine()} with {torch.get_num_threads()} torch threads.", "",
+             "| audio | solver | steps | NFE | sway | CFG | WER | WER / flite | DNSMOS | MCD (dB) | RTF |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
-        ratio = None if not ref_wer else r["wer"] / ref_wer
-        lines.append(f"| {r['row']} | {r['solver'] or '—'} | {r['steps'] or '—'} | {r['nfe'] or '—'} | "
-                     f"{'—' if r['sway'] is None else format(r['sway'], 'g')} | {fmt(r['wer'])} | {fmt(ratio, 2)} | "
-                     f"{fmt(r['dnsmos'], 2)} | {fmt(r['mcd'], 2)} | {fmt(r['rtf'], 3)} |")
+        model = bool(r["solver"])
+        cells = [r["row"], r["solver"] if model else "—", r["steps"] if model else "—", r["nfe"] if model else "—",
+                 format(r["sway"], "g") if model else "—", format(r["cfg"], "g") if model else "—",
+                 fmt(r["wer"]), fmt(r["wer"] / ref_wer if ref_wer else None, 2), fmt(r["dnsmos"], 2),
+                 fmt(r["mcd"], 2), fmt(r["rtf"], 3)]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     text = "\n".join(lines) + "\n"
     (out / "table.md").write_text(text, encoding="utf-8")
     (out / "table.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
