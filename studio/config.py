@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence
 
+from core.sampling.synthesizer import DEMO_CHECKPOINT  # one place names the bundled voice
+
 __all__ = ["StudioConfigError", "PathRefused", "StudioSettings", "CheckpointEntry", "parse_settings",
            "resolve_inside", "find_checkpoints", "find_runs", "safe_upload_name", "CHECKPOINT_SUFFIXES",
            "DEMO_CHECKPOINT", "ENV_CHECKPOINTS", "ENV_RESULTS"]
@@ -31,7 +33,6 @@ ENV_CHECKPOINTS = "FLOWTTS_CHECKPOINTS"
 ENV_RESULTS = "FLOWTTS_RESULTS"
 DEFAULT_CHECKPOINTS = "runs"
 DEFAULT_RESULTS = "studio_results"
-DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "demo.pt"
 CHECKPOINT_SUFFIXES = (".pt", ".safetensors")
 DEVICES = ("auto", "cpu", "cuda")
 _SKIP_DIRS = {"mel_cache", "samples", "stimuli", "__pycache__", "node_modules"}
