@@ -68,3 +68,24 @@ def test_bad_input_is_one_line_and_exit_2(cfm_checkpoint, tmp_path, args, messag
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "c.wav").exists()
+
+
+def test_left_out_options_come_from_the_checkpoint(cfm_checkpoint, tmp_path):
+    from dataclasses import replace
+
+    from core.checkpoint import load_checkpoint, save_checkpoint
+    from core.config import SamplingConfig
+
+    ck = load_checkpoint(cfm_checkpoint)
+    tuned = save_checkpoint(tmp_path / "tuned.pt", weights=ck.weights, step=ck.step, speakers=ck.speakers,
+                            config=replace(ck.config, sampling=SamplingConfig(steps=3, solver="midpoint", cfg=1.0)))
+    proc = synth("--checkpoint", str(tuned), "--text", "red blue cat", "--out", str(tmp_path / "t.wav"),
+                 "--seed", "1", "--vocoder", "griffin-lim", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert (s["steps"], s["solver"], s["cfg"], s["nfe"]) == (3, "midpoint", 1.0, 6)
+    proc = synth("--checkpoint", str(tuned), "--text", "red blue cat", "--out", str(tmp_path / "u.wav"),
+                 "--seed", "1", "--steps", "2", "--solver", "euler", "--vocoder", "griffin-lim", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert (s["steps"], s["solver"], s["cfg"], s["nfe"]) == (2, "euler", 1.0, 2)

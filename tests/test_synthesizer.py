@@ -319,3 +319,27 @@ def test_cuda_sampling_loop_has_no_host_syncs(cfm_checkpoint, solver):
         finally:
             torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(x1).all()
+
+
+def test_options_left_out_take_the_checkpoints_sampling_defaults(cfm_synth):
+    import copy
+    from dataclasses import replace
+
+    from core.config import SamplingConfig
+
+    # the stock defaults: 10 Euler steps, sway grid, sway -1, no guidance
+    plain = cfm_synth.synthesize(TEXT, seed=3)
+    assert plain.nfe == 10 and plain.settings["solver"] == "euler" and plain.settings["sway"] == -1.0
+    assert plain.settings["cfg"] == 0.0 and plain.settings["schedule"] == "sway"
+    # a checkpoint whose config recommends other settings (a shallow copy: the fixture is shared)
+    tuned = copy.copy(cfm_synth)
+    tuned.config = replace(cfm_synth.config, sampling=SamplingConfig(
+        steps=3, solver="midpoint", schedule="linear", sway=0.0, duration_scale=1.5, cfg=1.5, temperature=0.5))
+    got = tuned.synthesize(TEXT, seed=3)
+    want = cfm_synth.synthesize(TEXT, seed=3, steps=3, solver="midpoint", schedule="linear", sway=0.0,
+                                duration_scale=1.5, cfg=1.5, temperature=0.5)
+    assert got.nfe == 3 * nfe_per_step("midpoint")
+    assert {k: got.settings[k] for k in OPTION_NAMES} == {k: want.settings[k] for k in OPTION_NAMES}
+    np.testing.assert_array_equal(got.audio, want.audio)
+    # an option given explicitly wins over the checkpoint's default
+    assert tuned.synthesize(TEXT, seed=3, steps=2, solver="euler").nfe == 2

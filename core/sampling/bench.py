@@ -44,6 +44,8 @@ QUICK_PLAN = {"steps": (1, 5), "solvers": ("euler", "heun"), "batches": (1, 2),
               "guidance_steps": 5, "batch_steps": 5}
 GUIDANCE_CFG = 2.0
 SEED = 0
+# every measured call states all sampler options, so no checkpoint default changes what is timed
+FIXED = dict(schedule="sway", sway=-1.0, duration_scale=1.0, temperature=1.0, seed=SEED)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -164,7 +166,8 @@ def run_benchmark(synth, plan: dict[str, Any] = FULL_PLAN, repeats: int = 3, tex
     for solver in solvers:
         for steps in steps_list:
             nfe = steps * (1 if meanflow else nfe_per_step(solver))
-            med, results, bare = _measure(lambda: synth.synthesize(text, steps=steps, solver=solver, seed=SEED),
+            med, results, bare = _measure(lambda: synth.synthesize(text, steps=steps, solver=solver, cfg=0.0,
+                                                                   **FIXED),
                                           repeats, forwards, nfe)
             res = results[0]
             audio_s = res.duration
@@ -177,15 +180,18 @@ def run_benchmark(synth, plan: dict[str, Any] = FULL_PLAN, repeats: int = 3, tex
                              "acoustic_s": med["acoustic"], "ratio": ratio})
 
     g_steps = plan["guidance_steps"]
-    plain, _, _ = _measure(lambda: synth.synthesize(text, steps=g_steps, seed=SEED), repeats)
-    guided, _, _ = _measure(lambda: synth.synthesize(text, steps=g_steps, seed=SEED, cfg=GUIDANCE_CFG), repeats)
+    plain, _, _ = _measure(lambda: synth.synthesize(text, steps=g_steps, solver="euler", cfg=0.0, **FIXED),
+                           repeats)
+    guided, _, _ = _measure(lambda: synth.synthesize(text, steps=g_steps, solver="euler", cfg=GUIDANCE_CFG,
+                                                     **FIXED), repeats)
     guidance = {"cfg": GUIDANCE_CFG, "steps": g_steps, "solver": "euler",
                 "acoustic_ratio": guided["acoustic"] / plain["acoustic"],
                 "total_ratio": guided["total"] / plain["total"]}
 
     throughput = []
     for batch in plan["batches"]:
-        med, results, _ = _measure(lambda: synth.synthesize([text] * batch, steps=plan["batch_steps"], seed=SEED),
+        med, results, _ = _measure(lambda: synth.synthesize([text] * batch, steps=plan["batch_steps"],
+                                                            solver="euler", cfg=0.0, **FIXED),
                                    repeats)
         seconds = sum(r.duration for r in results[0])
         throughput.append({"batch": batch, "steps": plan["batch_steps"], "solver": "euler", "audio_s": seconds,

@@ -22,6 +22,9 @@ def _speaker(value: str):
     return int(value) if value.strip().isdigit() else value
 
 
+SAMPLER_OPTIONS = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg", "temperature")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .grids import SCHEDULES
     from .solvers import FIXED_STEP_SOLVERS
@@ -31,13 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint file (.pt or .safetensors); default: the bundled demo voice")
     parser.add_argument("--text", required=True, help="text to speak; '-' reads it from stdin")
     parser.add_argument("--out", required=True, help="output audio file (.wav)")
-    parser.add_argument("--steps", type=int, default=10, help="solver steps (>= 1), default 10")
-    parser.add_argument("--solver", default="euler", help=f"ODE solver: {', '.join(FIXED_STEP_SOLVERS)}")
-    parser.add_argument("--schedule", default="sway", help=f"time grid: {', '.join(SCHEDULES)}")
-    parser.add_argument("--sway", type=float, default=-1.0, help="sway coefficient in [-1, 1], default -1")
-    parser.add_argument("--duration-scale", type=float, default=1.0, help="> 1 speaks slower, default 1")
-    parser.add_argument("--cfg", type=float, default=0.0, help="classifier-free guidance strength >= 0")
-    parser.add_argument("--temperature", type=float, default=1.0, help="initial noise scale >= 0")
+    # sampler options left out take the checkpoint's own defaults (its config's "sampling")
+    parser.add_argument("--steps", type=int, default=None, help="solver steps (>= 1); default: the checkpoint's (10)")
+    parser.add_argument("--solver", default=None,
+                        help=f"ODE solver: {', '.join(FIXED_STEP_SOLVERS)}; default: the checkpoint's (euler)")
+    parser.add_argument("--schedule", default=None,
+                        help=f"time grid: {', '.join(SCHEDULES)}; default: the checkpoint's (sway)")
+    parser.add_argument("--sway", type=float, default=None,
+                        help="sway coefficient in [-1, 1]; default: the checkpoint's (-1)")
+    parser.add_argument("--duration-scale", type=float, default=None,
+                        help="> 1 speaks slower; default: the checkpoint's (1)")
+    parser.add_argument("--cfg", type=float, default=None,
+                        help="classifier-free guidance strength >= 0; default: the checkpoint's (0)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="initial noise scale >= 0; default: the checkpoint's (1)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     parser.add_argument("--speaker", type=_speaker, default=None, help="speaker name or index")
     parser.add_argument("--vocoder", default="auto",
@@ -50,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from ..audio import save_wav
     from ..checkpoint import CheckpointError
     from ..cli import UsageError
+    from ..config import SamplingConfig
     from .synthesizer import Synthesizer, check_options
 
     text = sys.stdin.read().strip() if args.text == "-" else args.text
@@ -57,15 +68,13 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".wav":
         raise UsageError(f"--out must name a .wav file, got {args.out!r}")
     # the options that need no checkpoint are checked before anything is loaded
-    check_options(args.steps, args.solver, args.schedule, args.sway, args.duration_scale, args.cfg,
-                  args.temperature, args.seed)
+    given = {k: getattr(args, k) for k in SAMPLER_OPTIONS}
+    check_options(**{k: getattr(SamplingConfig, k) if v is None else v for k, v in given.items()}, seed=args.seed)
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise CheckpointError(f"{args.checkpoint}: no such checkpoint file")
     synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, vocoder=args.vocoder,
                                         precision=args.precision)
-    result = synth.synthesize(text, steps=args.steps, solver=args.solver, schedule=args.schedule, sway=args.sway,
-                              duration_scale=args.duration_scale, cfg=args.cfg, temperature=args.temperature,
-                              seed=args.seed, speaker=args.speaker)
+    result = synth.synthesize(text, **given, seed=args.seed, speaker=args.speaker)
     save_wav(out, result.audio, result.sample_rate, subtype="FLOAT")
     report = {**result.settings, "nfe": result.nfe, "timings": result.timings,
               "duration_s": result.duration, "sample_rate": result.sample_rate, "out": str(out)}

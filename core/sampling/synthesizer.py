@@ -265,9 +265,11 @@ class Synthesizer:
         return name if name else sid
 
     # ------------------------------------------------------------------ synthesis
-    def synthesize(self, text: Union[str, Sequence[str]], *, steps: int = 10, solver: str = "euler",
-                   schedule: str = "sway", sway: float = -1.0, duration_scale: float = 1.0, cfg: float = 0.0,
-                   temperature: float = 1.0, seed: Optional[int] = None, speaker: Union[str, int, None] = None,
+    def synthesize(self, text: Union[str, Sequence[str]], *, steps: Optional[int] = None,
+                   solver: Optional[str] = None, schedule: Optional[str] = None, sway: Optional[float] = None,
+                   duration_scale: Optional[float] = None, cfg: Optional[float] = None,
+                   temperature: Optional[float] = None, seed: Optional[int] = None,
+                   speaker: Union[str, int, None] = None,
                    return_trajectory: bool = False) -> Union[Synthesis, list[Synthesis]]:
         """Synthesise ``text`` (a string -> :class:`Synthesis`; a list -> a list, in ONE
         padded, masked batch).
@@ -280,8 +282,20 @@ class Synthesizer:
             initial noise.  seed: see the module docstring.  speaker: name or index
             (None: the first).  Raises ConfigError / TextError on a bad option or text
             before any network call.
+
+        A sampler option left at None takes the checkpoint's ``config.sampling`` value
+        (:class:`core.config.SamplingConfig`; unless the run set them: 10 Euler steps on
+        the sway grid with sway -1, duration scale 1, no guidance, temperature 1).
         """
         total_start = time.perf_counter()
+        d = self.config.sampling
+        steps = d.steps if steps is None else steps
+        solver = d.solver if solver is None else solver
+        schedule = d.schedule if schedule is None else schedule
+        sway = d.sway if sway is None else sway
+        duration_scale = d.duration_scale if duration_scale is None else duration_scale
+        cfg = d.cfg if cfg is None else cfg
+        temperature = d.temperature if temperature is None else temperature
         items = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
         if items is None or not items or not all(isinstance(t, str) for t in items):
             raise TextError(f"text must be a string or a non-empty list of strings, got {type(text).__name__}")
