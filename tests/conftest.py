@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pytest
 import torch
 
 torch.set_num_threads(2)
+# the tests never reach the Hugging Face hub: a `hub:<id>` spec fails fast instead of downloading
+# (core.vocoders reads this at call time; subprocesses the tests start inherit it)
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def make_corpus(root: Path, n: int = 12, seed: int = 0) -> Path:

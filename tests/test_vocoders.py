@@ -336,7 +336,9 @@ def test_from_hub_downloads_only_when_allowed(vocos_folder, tmp_path, monkeypatc
         return str(vocos_folder[0] / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    # online for this test only (conftest turns the hub off); the download above is a fake
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     voc = VocosVocoder.from_hub("someone/vocos", allow_download=True)
     assert voc.name == "vocos:someone/vocos"
     assert calls == [("config.yaml", True), ("config.yaml", False),
