@@ -232,23 +232,25 @@ class TrainingConfig:
 
 @dataclass
 class SamplingConfig:
-    """Default inference settings stored with a checkpoint."""
+    """Default inference settings stored with a checkpoint (what ``synthesize`` uses
+    for an option left out).  Names, defaults, bounds and valid choices are those of
+    :data:`core.sampling.options.SAMPLER_OPTIONS`, checked there."""
 
     steps: int = 10
-    solver: Literal["euler", "midpoint", "heun", "rk4"] = "euler"
-    schedule: Literal["linear", "power", "sway", "epss"] = "sway"
+    solver: str = "euler"
+    schedule: str = "sway"
     sway: float = -1.0
     duration_scale: float = 1.0
     cfg: float = 0.0
     temperature: float = 1.0
 
     def validate(self) -> None:
-        if self.steps < 1:
-            raise ConfigError("sampling.steps must be >= 1")
-        if self.duration_scale <= 0:
-            raise ConfigError("sampling.duration_scale must be positive")
-        if self.temperature < 0:
-            raise ConfigError("sampling.temperature must be >= 0")
+        from .sampling.options import check_sampler_options
+
+        try:
+            check_sampler_options(to_dict(self))
+        except ConfigError as exc:
+            raise ConfigError(f"sampling section: {exc}") from None
 
 
 @dataclass

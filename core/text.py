@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from .config import TextConfig
@@ -29,7 +30,7 @@ from .normalize import normalize_text, number_to_words, ordinal_to_words, split_
 __all__ = ["TextError", "normalize_text", "number_to_words", "ordinal_to_words", "year_to_words",
            "Tokenizer", "ByteTokenizer", "CharTokenizer", "PhonemeTokenizer", "DEFAULT_CHARS",
            "DEFAULT_IPA_SYMBOLS", "tokenizer_from_dict", "build_tokenizer", "intersperse",
-           "TextFrontEnd", "split_sentences", "PAD_ID", "BLANK_ID", "UNK_ID", "N_SPECIAL"]
+           "TextFrontEnd", "TextReading", "split_sentences", "PAD_ID", "BLANK_ID", "UNK_ID", "N_SPECIAL"]
 
 PAD_ID, BLANK_ID, UNK_ID, N_SPECIAL = 0, 1, 2, 3
 
@@ -56,6 +57,11 @@ class Tokenizer:
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return [self.encode(t) for t in texts]
+
+    def unknown_symbols(self, text: str) -> list[str]:
+        """Characters of ``text`` this tokenizer has no id for (they become ``unk_id``,
+        which the model hears as nothing it learnt), each once, in order of appearance."""
+        return []
 
     def decode(self, ids: Iterable[int]) -> str:
         """Best effort inverse of :meth:`encode`: pad and blank are dropped, unknown or
@@ -140,6 +146,9 @@ class CharTokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         return [self._ids.get(c, UNK_ID) for c in text]
+
+    def unknown_symbols(self, text: str) -> list[str]:
+        return list(dict.fromkeys(c for c in text if c not in self._ids and not c.isspace()))
 
     def decode(self, ids: Iterable[int]) -> str:
         out = []
@@ -243,6 +252,9 @@ class PhonemeTokenizer(CharTokenizer):
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return [super(PhonemeTokenizer, self).encode(p) for p in self.phonemize_batch(texts)]
 
+    def unknown_symbols(self, text: str) -> list[str]:
+        return []  # espeak-ng reads any text; its rare unlisted IPA symbols are not the user's doing
+
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "language": self.language}
 
@@ -296,6 +308,24 @@ def intersperse(ids: Sequence[int], blank: int = BLANK_ID) -> list[int]:
     return out
 
 
+@dataclass(frozen=True)
+class TextReading:
+    """``text`` as the model reads it: ``normalized`` (numbers, symbols and
+    abbreviations written out) and ``unknown``: characters the tokenizer has no id
+    for, which the model cannot voice."""
+
+    normalized: str
+    unknown: tuple[str, ...] = ()
+
+    def warning(self) -> str:
+        """A sentence for the user, empty when every character can be voiced."""
+        if not self.unknown:
+            return ""
+        shown = " ".join(repr(c) for c in self.unknown[:12]) + (" ..." if len(self.unknown) > 12 else "")
+        return (f"this voice has no symbol for {shown}: those characters are not spoken "
+                f"(the model read: {self.normalized!r})")
+
+
 class TextFrontEnd:
     """Check, normalise, tokenize and (optionally) intersperse, as ``config`` says."""
 
@@ -327,6 +357,12 @@ class TextFrontEnd:
 
     def __call__(self, text: str) -> list[int]:
         return self._finish(self.tokenizer.encode(self.prepare(text)))
+
+    def reading(self, text: str) -> "TextReading":
+        """What the model will read for ``text``: the normalised text and the characters
+        it has no symbol for (see :meth:`Tokenizer.unknown_symbols`)."""
+        prepared = self.prepare(text)
+        return TextReading(prepared, tuple(self.tokenizer.unknown_symbols(prepared)))
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Like calling on each text, in one batched tokenizer call (one espeak-ng run)."""

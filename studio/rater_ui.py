@@ -236,7 +236,11 @@ class RaterView(pn.viewable.Viewer):
     def _show_trial(self) -> None:
         s = self.session
         view = s.current
-        self.progress.param.update(max=max(s.total, 1), value=s.answered, visible=True)
+        # one at a time, value last: the bar checks value against the max it has *now*
+        # (a bar made with max=1 refused value=3 on resume), so clear value, set max, then value
+        self.progress.value = 0
+        self.progress.max = max(s.total, 1)
+        self.progress.param.update(value=min(s.answered, s.total), visible=True)
         self._token += 1
         if view is None:
             self.status = f"### All {s.total} trials are rated -- thank you!"

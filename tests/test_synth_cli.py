@@ -52,7 +52,7 @@ def test_text_from_stdin(cfm_checkpoint, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--checkpoint", "{missing}"], "no such checkpoint file"),
     (["--solver", "euler2"], "unknown solver 'euler2'; valid: euler, midpoint, heun, rk4"),
-    (["--steps", "0"], "steps must be an integer >= 1"),
+    (["--steps", "0"], "steps must be an integer in 1..1000"),
     (["--sway", "1.5"], r"sway must be a number in [-1.0, 1.0]"),
     (["--text", "   "], "text is empty"),
     (["--steps", "many"], "invalid int value"),

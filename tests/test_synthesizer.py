@@ -196,16 +196,20 @@ def test_too_long_text_is_refused_before_any_compute(cfm_synth, monkeypatch):
     assert calls.batches == []
 
 
+# the ranges are those of core.sampling.options.SAMPLER_OPTIONS (one place for every page and CLI)
 @pytest.mark.parametrize("option, value, message", [
-    ("steps", 0, "steps must be an integer >= 1"),
-    ("steps", 2.5, "steps must be an integer >= 1"),
+    ("steps", 0, r"steps must be an integer in 1\.\.1000, got 0"),
+    ("steps", 2.5, r"steps must be an integer in 1\.\.1000"),
+    ("steps", 10 ** 9, r"steps must be an integer in 1\.\.1000"),
     ("solver", "dopri", "unknown solver 'dopri'; valid: euler, midpoint, heun, rk4"),
     ("schedule", "cosine", "unknown schedule 'cosine'; valid: linear, power, sway, epss"),
     ("sway", 1.5, r"sway must be a number in \[-1.0, 1.0\]"),
-    ("duration_scale", 0.0, r"duration_scale must be a number in \(0.0, inf\)"),
-    ("temperature", -0.1, "temperature must be"),
-    ("cfg", -1.0, "cfg must be >= 0"),
-    ("seed", -3, "seed must be None or an integer"),
+    ("duration_scale", 0.0, r"duration_scale must be a number in \[0.25, 4.0\]"),
+    ("temperature", -0.1, r"temperature must be a number in \[0.0, 2.0\]"),
+    ("temperature", float("nan"), r"temperature must be a number in \[0.0, 2.0\], got nan"),
+    ("cfg", -1.0, r"cfg must be a number in \[0.0, 10.0\]"),
+    ("cfg", 100.0, r"cfg must be a number in \[0.0, 10.0\]"),
+    ("seed", -3, r"seed must be None or an integer in 0\.\.2147483647"),
 ])
 def test_bad_options_list_valid_values(cfm_synth, option, value, message):
     with pytest.raises(ConfigError, match=message):

@@ -32,12 +32,13 @@ from typing import Optional
 import torch
 
 from ..config import ConfigError, choice_error
+from .options import EPSS_STEPS, OPTION, SCHEDULE_NAMES
 
 __all__ = ["SCHEDULES", "SWAY_RANGE", "EPSS_STEPS", "time_grid"]
 
-SCHEDULES: tuple[str, ...] = ("linear", "power", "sway", "epss")
+SCHEDULES: tuple[str, ...] = SCHEDULE_NAMES
 
-SWAY_RANGE: tuple[float, float] = (-1.0, 1.0)
+SWAY_RANGE: tuple[float, float] = (OPTION["sway"].low, OPTION["sway"].high)
 
 _DEFAULT_COEF = {"power": 2.0, "sway": -1.0}
 
@@ -52,7 +53,7 @@ _EPSS_TABLE: dict[int, tuple[int, ...]] = {
     12: (0, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32),
     16: (0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32),
 }
-EPSS_STEPS: tuple[int, ...] = tuple(sorted(_EPSS_TABLE))
+assert EPSS_STEPS == tuple(sorted(_EPSS_TABLE)), "core.sampling.options.EPSS_STEPS must list the table's keys"
 
 
 def time_grid(steps: int, schedule: str = "linear", coef: Optional[float] = None, *,

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ..config import ConfigError, choice_error
+from .options import SOLVER_NAMES
 
 __all__ = ["SOLVERS", "FIXED_STEP_SOLVERS", "Trajectory", "Velocity", "integrate", "nfe_per_step"]
 
@@ -38,7 +39,8 @@ Velocity = Callable[[Tensor, Tensor], Tensor]
 """``velocity(x, t) -> dx/dt``: ``x`` any shape, ``t`` a 0-dim tensor; returns ``x``'s shape."""
 
 _NFE_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
-FIXED_STEP_SOLVERS: tuple[str, ...] = tuple(_NFE_PER_STEP)
+FIXED_STEP_SOLVERS: tuple[str, ...] = SOLVER_NAMES
+assert FIXED_STEP_SOLVERS == tuple(_NFE_PER_STEP), "core.sampling.options.SOLVER_NAMES must match the solvers"
 SOLVERS: tuple[str, ...] = FIXED_STEP_SOLVERS + ("dopri5",)
 
 # dopri5 (rtol, atol) defaults: tight in float64, and above float32 round-off otherwise.

@@ -29,7 +29,6 @@ overlaps).
 
 from __future__ import annotations
 
-import math
 import numbers
 import secrets
 import time
@@ -45,9 +44,10 @@ from torch import Tensor
 from ..config import Config, ConfigError, choice_error
 from ..text import TextError, TextFrontEnd, split_sentences, tokenizer_from_dict
 from ..version import __version__
-from .grids import SCHEDULES, SWAY_RANGE, time_grid
-from .guidance import check_cfg, model_net
-from .solvers import FIXED_STEP_SOLVERS, integrate, nfe_per_step
+from .grids import time_grid
+from .guidance import model_net
+from .options import check_sampler_options, check_seed
+from .solvers import integrate, nfe_per_step
 
 __all__ = ["Synthesis", "Synthesizer", "check_options", "PRECISIONS", "CHUNK_CHARS", "CROSSFADE_SECONDS", "OPTION_NAMES",
            "DEMO_CHECKPOINT", "crossfade_join"]
@@ -78,6 +78,8 @@ class Synthesis:
         objective, precision, number of chunks).
     trajectory: None unless asked: (N + 1, n_mels, T) float32 log-mel states at the
         grid times (``trajectory[-1]`` equals ``mel``); ``times``: the (N + 1,) grid.
+    warnings: sentences for the user about the text, e.g. characters this voice has no
+        symbol for (``settings["normalized_text"]`` is what the model read).
     """
 
     audio: np.ndarray
@@ -88,6 +90,7 @@ class Synthesis:
     settings: dict[str, Any]
     trajectory: Optional[np.ndarray] = None
     times: Optional[np.ndarray] = field(default=None)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -126,33 +129,16 @@ def _resolve_device(device: Union[str, torch.device, None]) -> torch.device:
     return dev
 
 
-def _number(name: str, value: Any, lo: float, hi: float = math.inf, lo_open: bool = False) -> float:
-    """Validate a finite real option in [lo, hi] (or (lo, hi] with ``lo_open``)."""
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-    if not ok or (value <= lo if lo_open else value < lo) or value > hi:
-        rng = f"{'(' if lo_open else '['}{lo}, {hi}{']' if math.isfinite(hi) else ')'}"
-        raise ConfigError(f"{name} must be a number in {rng}, got {value!r}")
-    return float(value)
-
-
 def check_options(steps: int, solver: str, schedule: str, sway: float, duration_scale: float, cfg: float,
                   temperature: float, seed: Optional[int]) -> "_Options":
-    """Validate the sampling options of :meth:`Synthesizer.synthesize` (no checkpoint
-    needed); raises :class:`ConfigError` naming the option and its valid values."""
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
-    if solver not in FIXED_STEP_SOLVERS:
-        raise choice_error("solver", solver, FIXED_STEP_SOLVERS)
-    if schedule not in SCHEDULES:
-        raise choice_error("schedule", schedule, SCHEDULES)
-    sway = _number("sway", sway, *SWAY_RANGE)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                             or not 0 <= seed < 2 ** 62):
-        raise ConfigError(f"seed must be None or an integer in [0, 2**62), got {seed!r}")
-    return _Options(grid=time_grid(int(steps), schedule, sway if schedule == "sway" else None),
-                    values=dict(steps=int(steps), solver=solver, schedule=schedule, sway=sway,
-                                duration_scale=_number("duration_scale", duration_scale, 0.0, lo_open=True),
-                                cfg=check_cfg(cfg), temperature=_number("temperature", temperature, 0.0)))
+    """Validate the sampling options of :meth:`Synthesizer.synthesize` against
+    :data:`core.sampling.options.SAMPLER_OPTIONS` (no checkpoint needed); raises
+    :class:`ConfigError` naming the option and its valid values or range."""
+    values = check_sampler_options(dict(steps=steps, solver=solver, schedule=schedule, sway=sway,
+                                        duration_scale=duration_scale, cfg=cfg, temperature=temperature))
+    check_seed(seed)
+    sway_coef = values["sway"] if values["schedule"] == "sway" else None
+    return _Options(grid=time_grid(values["steps"], values["schedule"], sway_coef), values=values)
 
 
 @dataclass
@@ -314,6 +300,7 @@ class Synthesizer:
                 raise TextError(f"text is {len(item)} characters long, over the limit of {limit} "
                                 "(text.max_chars); shorten it or synthesise it in parts")
             chunks.append(split_sentences(item, chunk_chars))
+        readings = [self.front_end.reading(item) for item in items]
         token_lists = self.front_end.encode_batch([c for cs in chunks for c in cs])
         base_seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
 
@@ -326,7 +313,7 @@ class Synthesizer:
         end = time.perf_counter()
         timings = {"acoustic": vocoder_start - acoustic_start, "vocoder": end - vocoder_start,
                    "total": end - total_start}
-        return self._assemble(items, chunks, run, wav, timings, base_seed, sid, opts.values,
+        return self._assemble(items, chunks, readings, run, wav, timings, base_seed, sid, opts.values,
                               isinstance(text, str))
 
     @torch.inference_mode()
@@ -391,7 +378,8 @@ class Synthesizer:
                 row += 1
         return (x0 * temperature).to(self.device)
 
-    def _assemble(self, items: list[str], chunks: list[list[str]], run: "_AcousticRun", wav: list[np.ndarray],
+    def _assemble(self, items: list[str], chunks: list[list[str]], readings: list, run: "_AcousticRun",
+                  wav: list[np.ndarray],
                   timings: dict[str, float], base_seed: int, sid: int, options: dict[str, Any],
                   single: bool) -> Union[Synthesis, list[Synthesis]]:
         from ..audio import peak_safe
@@ -409,11 +397,14 @@ class Synthesizer:
             settings = {"text": item, **options, "seed": base_seed + k, "speaker": self.speaker_name(sid),
                         "vocoder": self.vocoder.name, "checkpoint": self.checkpoint_path,
                         "checkpoint_sha256": self.checkpoint_sha256, "code_version": __version__,
-                        "objective": self.objective_name, "precision": self.precision, "chunks": len(chunks[k])}
+                        "objective": self.objective_name, "precision": self.precision, "chunks": len(chunks[k]),
+                        "normalized_text": readings[k].normalized, "unknown_symbols": list(readings[k].unknown)}
+            warning = readings[k].warning()
             out.append(Synthesis(audio=peak_safe(crossfade_join(pieces, overlap)), sample_rate=self.sample_rate,
                                  mel=mel.astype(np.float32), nfe=run.nfe, timings=dict(timings), settings=settings,
                                  trajectory=None if traj is None else traj.astype(np.float32),
-                                 times=None if traj is None else run.times))
+                                 times=None if traj is None else run.times,
+                                 warnings=[warning] if warning else []))
         return out[0] if single else out
 
 
