@@ -58,6 +58,14 @@ class ClipView(pn.viewable.Viewer):
         self.slider.param.watch(lambda e: setattr(self, "state", e.new), "value")
         self._limits = (0.0, 1.0)
 
+    def preview_grid(self, times) -> None:
+        """Show the time grid the next render will use (t = 0 noise .. 1 data) while no
+        clip is shown yet; ``times`` None (settings without a grid) leaves it as it is."""
+        if times is None or self.rendered is not None:
+            return
+        self.grid_source.data = plots.time_grid_data([float(t) for t in times])
+        self.grid_marker.data = {"x": [], "y": []}
+
     def show(self, rendered: Rendered) -> None:
         """Fill the view from a finished render; with ``detail`` and a trajectory also the
         grid, the velocity norms and the slider (on the last state, the mel)."""

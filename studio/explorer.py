@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -26,36 +24,63 @@ import panel as pn
 import param
 
 import core
-from core.config import choice_error
-from core.sampling import FIXED_STEP_SOLVERS, SCHEDULES, SWAY_RANGE
+from core.config import TextConfig
+from core.sampling import time_grid
+from core.sampling.options import OPTION, SEED_RANGE, check_sampler_options, check_seed
 
 from .clip_view import ClipView, Rendered
 from .config import CheckpointEntry, StudioSettings, find_checkpoints, resolve_inside, safe_upload_name
 from .jobs import JobOutcome, JobRunner
+from .synthesis import (VOCODER_MODES, SynthesizerPool, checkpoint_speakers, shared_pool, speaker_labels,
+                        vocoder_spec)
 
 __all__ = ["SynthesisService", "SynthControls", "Explorer", "CompareView", "speaker_labels", "VOCODER_MODES",
-           "DEFAULT_SPEAKER", "DEFAULT_TEXT"]
+           "DEFAULT_SPEAKER", "DEFAULT_TEXT", "looks_like_checkpoint", "on_page_load"]
 
-VOCODER_MODES = ("auto", "griffin-lim", "vocos folder")
 DEFAULT_SPEAKER = "(first speaker)"
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog."
 EXPECTED_ERRORS = (core.CheckpointError, ValueError, OSError)  # TextError, VocoderError, ConfigError are ValueErrors
 BUSY_NOTICE = "Still working on the previous request ({}); this click was ignored."
+VOCODER_HELP = ("auto: a Vocos vocoder when one is installed or bundled, else Griffin-Lim (the clip's summary "
+                "names the one used); griffin-lim: no neural vocoder; vocos folder: config.yaml + pytorch_model.bin")
+
+
+def on_page_load(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once this session's page is loaded in the browser (under
+    ``panel serve``), or right away without a server (tests, notebooks).  Background
+    jobs must not start while the page is still being built: a job that finishes before
+    Bokeh has made the server session could lose its completion callback."""
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
+        pn.state.onload(callback)
+    else:
+        callback()
+
+
+def looks_like_checkpoint(data: bytes) -> bool:
+    """Whether ``data`` starts like a file :func:`core.load_checkpoint` could read: a
+    PyTorch zip archive, a (legacy) pickle, or safetensors (an 8-byte little-endian
+    header length followed by a JSON object)."""
+    if data[:4] == b"PK\x03\x04" or (data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        return True
+    if len(data) >= 10:
+        n = int.from_bytes(data[:8], "little")
+        return 2 <= n <= len(data) - 8 and data[8:9] == b"{"
+    return False
 
 
 class SynthesisService(param.Parameterized):
-    """A session's checkpoint catalogue, synthesizer cache and job runner."""
+    """A session's checkpoint catalogue and job runner, rendering through the server's
+    shared :class:`~studio.synthesis.SynthesizerPool` (models are loaded once per
+    process, not per browser tab)."""
 
     catalog = param.Dict(default={}, doc="checkpoint label -> resolved path")
 
-    def __init__(self, settings: StudioSettings, *, cache_size: int = 2, **params):
+    def __init__(self, settings: StudioSettings, *, pool: Optional[SynthesizerPool] = None, **params):
         super().__init__(**params)
         self.settings = settings
+        self.pool = pool if pool is not None else shared_pool(settings.device)
         self.runner = JobRunner(expected=EXPECTED_ERRORS)
-        self._cache: OrderedDict[tuple, Any] = OrderedDict()
-        self._cache_size = cache_size
-        self._speakers: dict[tuple[str, int], list[str]] = {}
-        self._lock = threading.Lock()
         self.refresh_catalog()
 
     def refresh_catalog(self) -> None:
@@ -67,57 +92,35 @@ class SynthesisService(param.Parameterized):
     def vocoder_spec(self, mode: str, folder: str = "") -> str:
         """The :func:`core.vocoders.load_vocoder` spec of a UI choice; a Vocos folder must
         lie inside the checkpoint folders (PathRefused otherwise)."""
-        if mode not in VOCODER_MODES:
-            raise choice_error("vocoder", mode, VOCODER_MODES)
-        if mode == "vocos folder":
-            return str(resolve_inside(folder, self.settings.checkpoint_dirs))
-        return mode
+        return vocoder_spec(mode, folder, self.settings.checkpoint_dirs)
 
-    def synthesizer(self, checkpoint: str, vocoder: str):
-        """A loaded Synthesizer (cached by path, file time and vocoder); runs in jobs."""
+    def _path(self, checkpoint: str) -> Path:
         path = resolve_inside(checkpoint, self.settings.checkpoint_roots)
         if not path.is_file():
             raise core.CheckpointError(f"{path}: no such checkpoint file (refresh the list)")
-        key = (str(path), path.stat().st_mtime_ns, vocoder)
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-            synth = core.Synthesizer.from_checkpoint(path, device=self.settings.device, vocoder=vocoder)
-            self._cache[key] = synth
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-            return synth
+        return path
+
+    def synthesizer(self, checkpoint: str, vocoder: str):
+        """The pool's Synthesizer for a checkpoint inside the configured folders; runs in jobs."""
+        return self.pool.get(self._path(checkpoint), vocoder)
 
     def speakers(self, checkpoint: str) -> list[str]:
         """Speaker labels of a checkpoint (reads it with :func:`core.load_checkpoint`
         unless known); runs in jobs."""
-        known = self.known_speakers(checkpoint)
-        if known is not None:
-            return known
-        path = resolve_inside(checkpoint, self.settings.checkpoint_roots)
-        ck = core.load_checkpoint(path)
-        return self._remember(path, speaker_labels(ck.speakers, ck.config.model.n_speakers))
+        return checkpoint_speakers(self._path(checkpoint))
 
     def known_speakers(self, checkpoint: str) -> Optional[list[str]]:
         """Speaker labels already read for this file version, else None (no I/O but a stat)."""
-        try:
-            return self._speakers.get((checkpoint, os.stat(checkpoint).st_mtime_ns))
-        except OSError:
-            return None
-
-    def _remember(self, path: Path, labels: list[str]) -> list[str]:
-        self._speakers[(str(path), path.stat().st_mtime_ns)] = labels
-        return labels
+        return checkpoint_speakers(checkpoint, cached_only=True)
 
     def render(self, checkpoint: str, vocoder: str, text: str, seed: int, options: dict[str, Any],
                trajectory: bool) -> Rendered:
         """Synthesise ``text`` (a job's work)."""
-        synth = self.synthesizer(checkpoint, vocoder)
-        result = synth.synthesize(text, seed=seed, return_trajectory=trajectory, **options)
+        path = self._path(checkpoint)
+        synth = self.pool.get(path, vocoder)
+        result = self.pool.synthesize(path, vocoder, text, seed=seed, return_trajectory=trajectory, **options)
         audio = synth.config.audio
-        labels = self._remember(Path(synth.checkpoint_path), speaker_labels(synth.speakers,
-                                                                            synth.config.model.n_speakers))
+        labels = speaker_labels(synth.speakers, synth.config.model.n_speakers)
         return Rendered(result, audio.hop_length / audio.sample_rate, self.label_of(checkpoint), labels)
 
     def save_upload(self, filename: str, data: bytes) -> CheckpointEntry:
@@ -126,7 +129,10 @@ class SynthesisService(param.Parameterized):
         CheckpointError (naming the upload) raised.  Refreshes the catalogue."""
         name = safe_upload_name(filename)
         if not data:
-            raise core.CheckpointError(f"{filename}: the upload is empty")
+            raise core.CheckpointError(f"upload {filename}: the file is empty (0 bytes); nothing was saved")
+        if not looks_like_checkpoint(data):
+            raise core.CheckpointError(f"upload {filename}: not a checkpoint file (neither a PyTorch .pt archive "
+                                       "nor a .safetensors file); nothing was saved")
         folder = self.settings.uploads_dir
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=Path(name).suffix, dir=folder)
@@ -148,42 +154,47 @@ class SynthesisService(param.Parameterized):
         return CheckpointEntry(self.label_of(str(dest.resolve())), dest.resolve())
 
 
-def speaker_labels(speakers: list[str], n: int) -> list[str]:
-    """Labels of ``n`` speakers: their names, unnamed ones by index."""
-    names = list(speakers) + [""] * max(0, n - len(speakers))
-    return [name or str(i) for i, name in enumerate(names[:n])]
+def _bounds(name: str) -> tuple:
+    return OPTION[name].low, OPTION[name].high
 
 
 class SynthControls(param.Parameterized):
-    """One set of render settings; :meth:`options` gives ``synthesize`` keywords."""
+    """One set of render settings; :meth:`options` gives checked ``synthesize`` keywords.
+    Names, defaults and bounds come from :data:`core.sampling.options.SAMPLER_OPTIONS`."""
 
     checkpoint = param.Selector(default=None, objects={}, allow_None=True, doc="checkpoint path")
     speaker = param.Selector(default=DEFAULT_SPEAKER, objects=[DEFAULT_SPEAKER])
-    steps = param.Integer(default=10, bounds=(1, 128), doc="solver steps")
-    solver = param.Selector(default="euler", objects=list(FIXED_STEP_SOLVERS))
-    schedule = param.Selector(default="sway", objects=list(SCHEDULES), doc="time-grid schedule")
-    sway = param.Number(default=-1.0, bounds=SWAY_RANGE, doc="sway coefficient (schedule 'sway' only)")
-    duration_scale = param.Number(default=1.0, bounds=(0.25, 4.0), doc="> 1 speaks slower")
-    cfg = param.Number(default=0.0, bounds=(0.0, 10.0), doc="guidance strength (0 = none)")
-    temperature = param.Number(default=1.0, bounds=(0.0, 2.0), doc="scale of the initial noise")
-    vocoder = param.Selector(default="auto", objects=list(VOCODER_MODES))
+    steps = param.Integer(default=OPTION["steps"].default, bounds=_bounds("steps"), doc=OPTION["steps"].help)
+    solver = param.Selector(default=OPTION["solver"].default, objects=list(OPTION["solver"].choices),
+                            doc=OPTION["solver"].help)
+    schedule = param.Selector(default=OPTION["schedule"].default, objects=list(OPTION["schedule"].choices),
+                              doc=OPTION["schedule"].help)
+    sway = param.Number(default=OPTION["sway"].default, bounds=_bounds("sway"), doc=OPTION["sway"].help)
+    duration_scale = param.Number(default=OPTION["duration_scale"].default, bounds=_bounds("duration_scale"),
+                                  doc=OPTION["duration_scale"].help)
+    cfg = param.Number(default=OPTION["cfg"].default, bounds=_bounds("cfg"), doc=OPTION["cfg"].help)
+    temperature = param.Number(default=OPTION["temperature"].default, bounds=_bounds("temperature"),
+                               doc=OPTION["temperature"].help)
+    vocoder = param.Selector(default="auto", objects=list(VOCODER_MODES), doc=VOCODER_HELP)
     vocos_folder = param.String(default="", doc="Vocos folder (config.yaml + pytorch_model.bin)")
     load_error = param.String(default="", doc="why the checkpoint's speakers could not be read")
 
     def __init__(self, service: SynthesisService, **params):
+        if params.get("checkpoint") is None and service.catalog:
+            params["checkpoint"] = next(iter(service.catalog.values()))
         super().__init__(**params)
+        self.param.checkpoint.objects = dict(service.catalog)
         self.service = service
         self.speakers_for: Optional[str] = None  # checkpoint whose speakers are listed
         service.param.watch(lambda _: self._sync_catalog(), "catalog")
         service.runner.param.watch(lambda e: None if e.new else self.load_speakers(), "busy")
         self._sync_catalog()
-        if self.checkpoint is None and service.catalog:
-            self.checkpoint = next(iter(service.catalog.values()))
+        on_page_load(self.load_speakers)  # the first read waits for the page (see on_page_load)
 
     def _sync_catalog(self) -> None:
         self.param.checkpoint.objects = dict(self.service.catalog)
         if self.checkpoint not in self.service.catalog.values():
-            self.checkpoint = None
+            self.checkpoint = next(iter(self.service.catalog.values()), None)
 
     @param.depends("checkpoint", watch=True)
     def load_speakers(self) -> None:
@@ -210,14 +221,28 @@ class SynthControls(param.Parameterized):
             self.speaker = DEFAULT_SPEAKER
 
     def options(self) -> dict[str, Any]:
-        """Keyword options of ``Synthesizer.synthesize`` (no text or seed)."""
-        return {"steps": self.steps, "solver": self.solver, "schedule": self.schedule, "sway": self.sway,
-                "duration_scale": self.duration_scale, "cfg": self.cfg, "temperature": self.temperature,
-                "speaker": None if self.speaker == DEFAULT_SPEAKER else self.speaker}
+        """Checked keyword options of ``Synthesizer.synthesize`` (no text or seed);
+        raises ConfigError naming a bad value and the valid range."""
+        opts = check_sampler_options({name: getattr(self, name) for name in OPTION})
+        opts["speaker"] = None if self.speaker == DEFAULT_SPEAKER else self.speaker
+        return opts
+
+    def grid(self):
+        """The time grid the next render will use (t = 0 noise .. 1 data), or None when
+        the settings have none (e.g. epss with a step count it does not define)."""
+        try:
+            opts = check_sampler_options({n: getattr(self, n) for n in ("steps", "schedule", "sway")})
+            return time_grid(opts["steps"], opts["schedule"], opts["sway"] if opts["schedule"] == "sway" else None)
+        except core.ConfigError:
+            return None
 
     def widgets(self) -> pn.Column:
         w = pn.widgets
-        sway = w.FloatSlider.from_param(self.param.sway, step=0.05, label="sway coefficient")
+
+        def tip(widget, name: str):  # sliders take no description: a tooltip icon beside them
+            return pn.Row(widget, w.TooltipIcon(value=OPTION[name].help), sizing_mode="stretch_width")
+
+        sway = tip(w.FloatSlider.from_param(self.param.sway, step=0.05, label="sway coefficient"), "sway")
         sway.visible = self.schedule == "sway"
         self.param.watch(lambda e: setattr(sway, "visible", e.new == "sway"), "schedule")
         folder = w.TextInput.from_param(self.param.vocos_folder, label="Vocos folder",
@@ -226,21 +251,25 @@ class SynthControls(param.Parameterized):
         return pn.Column(
             w.Select.from_param(self.param.checkpoint, label="checkpoint"),
             w.Select.from_param(self.param.speaker, label="speaker"),
-            w.IntSlider.from_param(self.param.steps), w.Select.from_param(self.param.solver),
-            w.Select.from_param(self.param.schedule, label="schedule"), sway,
-            w.FloatSlider.from_param(self.param.duration_scale, step=0.05, label="duration scale"),
-            w.FloatSlider.from_param(self.param.cfg, step=0.1, label="guidance (cfg)"),
-            w.FloatSlider.from_param(self.param.temperature, step=0.05),
-            w.Select.from_param(self.param.vocoder), folder, sizing_mode="stretch_width")
+            tip(w.IntSlider.from_param(self.param.steps), "steps"),
+            w.Select.from_param(self.param.solver, description=OPTION["solver"].help),
+            w.Select.from_param(self.param.schedule, label="schedule", description=OPTION["schedule"].help), sway,
+            tip(w.FloatSlider.from_param(self.param.duration_scale, step=0.05, label="duration scale"),
+                "duration_scale"),
+            tip(w.FloatSlider.from_param(self.param.cfg, step=0.1, label="guidance (cfg)"), "cfg"),
+            tip(w.FloatSlider.from_param(self.param.temperature, step=0.05), "temperature"),
+            w.Select.from_param(self.param.vocoder, description=VOCODER_HELP), folder, sizing_mode="stretch_width")
 
 
 class _RenderPage(pn.viewable.Viewer):
     """Shared parts of the explorer and compare pages: text, seed, alert, busy notice."""
 
     text = param.String(default=DEFAULT_TEXT)
-    seed = param.Integer(default=0, bounds=(0, 2 ** 31 - 1))
+    seed = param.Integer(default=0, doc=f"random seed {SEED_RANGE[0]}..{SEED_RANGE[1]}: the same seed and "
+                                        "settings give the same clip")
     alert = param.String(default="", doc="the last error, shown in the page")
     notice = param.String(default="", doc="information (e.g. a click ignored while busy)")
+    text_warning = param.String(default="", doc="about the last clip's text (e.g. characters the voice cannot read)")
 
     def __init__(self, service: SynthesisService, **params):
         super().__init__(**params)
@@ -262,6 +291,7 @@ class _RenderPage(pn.viewable.Viewer):
         try:
             if not self.text.strip():
                 raise ValueError("text is empty; type something to say")
+            seed = check_seed(self.seed, allow_none=False)
             plans = []
             for controls, _ in jobs:
                 if controls.checkpoint is None:
@@ -272,7 +302,7 @@ class _RenderPage(pn.viewable.Viewer):
         except ValueError as exc:
             self.alert = str(exc)
             return False
-        text, seed = self.text, self.seed
+        text = self.text
 
         def work():
             return [self.service.render(ck, voc, text, seed, opts, trajectory) for ck, voc, opts in plans]
@@ -285,15 +315,28 @@ class _RenderPage(pn.viewable.Viewer):
                 view.show(rendered)
                 if controls.speakers_for != controls.checkpoint:
                     controls.set_speakers(controls.checkpoint, rendered.speakers)
+            warnings = dict.fromkeys(w for r in outcome.value for w in r.synthesis.warnings)
+            self.text_warning = " ".join(w[:1].upper() + w[1:] + "." for w in warnings)
+            self._rendered(outcome.value)
 
         if not runner.submit(work, done, label="rendering"):
             self.notice = BUSY_NOTICE.format(runner.label)
             return False
         return True
 
+    def _rendered(self, rendered: list[Rendered]) -> None:
+        """Hook after clips are shown (Compare aligns its time axes)."""
+
     def _text_widgets(self) -> list:
-        return [pn.widgets.TextAreaInput.from_param(self.param.text, rows=3, sizing_mode="stretch_width"),
-                pn.widgets.IntInput.from_param(self.param.seed, sizing_mode="stretch_width")]
+        area = pn.widgets.TextAreaInput.from_param(self.param.text, rows=3, sizing_mode="stretch_width",
+                                                   placeholder="Type a sentence to speak")
+        limit = TextConfig().max_chars
+        counter = pn.pane.Str(pn.bind(lambda v: f"{len(v or '')} characters (a voice reads at most {limit}; "
+                                                "long text is split at sentence ends)", area.param.value_input),
+                              styles={"font-size": "small", "color": "#666"})
+        seed = pn.widgets.IntInput.from_param(self.param.seed, sizing_mode="stretch_width",
+                                              description=self.param.seed.doc)
+        return [area, counter, seed]
 
     def _status(self, on_click: Callable[[], Any], label: str) -> pn.Row:
         runner = self.service.runner
@@ -305,6 +348,8 @@ class _RenderPage(pn.viewable.Viewer):
     def _messages(self) -> pn.Column:
         return pn.Column(
             pn.pane.Alert(self.param.alert, alert_type="danger", visible=self.param.alert.rx.bool()),
+            pn.pane.Alert(self.param.text_warning, alert_type="warning",
+                          visible=self.param.text_warning.rx.bool()),
             pn.pane.Alert(self.param.notice, alert_type="info", visible=self.param.notice.rx.bool()),
             sizing_mode="stretch_width")
 
@@ -319,6 +364,13 @@ class Explorer(_RenderPage):
         self.clip = ClipView()
         self.upload_input = pn.widgets.FileInput(accept=".pt,.safetensors", multiple=False)
         self.upload_input.param.watch(self._on_upload, "value")
+        self.controls.param.watch(lambda *_: self._preview_grid(), ["steps", "schedule", "sway"])
+        self._preview_grid()
+
+    def _preview_grid(self) -> None:
+        """Before the first clip, the time-grid plot shows the grid the settings select."""
+        if self.clip.rendered is None:
+            self.clip.preview_grid(self.controls.grid())
 
     def generate(self) -> bool:
         """Render the text with the controls (in the background); False if refused."""
@@ -337,7 +389,7 @@ class Explorer(_RenderPage):
         return True
 
     def _on_upload(self, event) -> None:
-        if event.new:
+        if event.new is not None:  # b"" (an empty file) is reported, not ignored
             self.upload(self.upload_input.filename or "upload.pt", event.new)
 
     def _catalog_note(self) -> str:
@@ -361,7 +413,8 @@ class Explorer(_RenderPage):
 
 
 class CompareView(_RenderPage):
-    """The same text and seed rendered with settings A and with settings B."""
+    """The same text and seed rendered with settings A and with settings B; both
+    spectrograms share one time axis."""
 
     def __init__(self, service: SynthesisService, **params):
         super().__init__(service, **params)
@@ -374,6 +427,11 @@ class CompareView(_RenderPage):
     def generate(self) -> bool:
         """Render A then B in one background job; False if refused."""
         return self._submit([(self.a, self.clip_a), (self.b, self.clip_b)], trajectory=False)
+
+    def _rendered(self, rendered: list[Rendered]) -> None:
+        end = max(r.synthesis.mel.shape[1] * r.frame_seconds for r in rendered)
+        for view in (self.clip_a, self.clip_b):
+            view.mel.figure.x_range.update(start=0.0, end=max(end, 1e-3))
 
     def __panel__(self):
         top = pn.Row(pn.Column(*self._text_widgets(), width=400), self._status(self.generate, "Generate A and B"))

@@ -114,7 +114,9 @@ def time_grid_figure(source: ColumnDataSource, marker: ColumnDataSource, *, heig
     fig.scatter("k", "t", source=source, color=Category10_10[0], size=6)
     fig.scatter("x", "y", source=marker, color=Category10_10[3], size=12, marker="circle_x",
                 fill_alpha=0.2, legend_label="shown state")
-    fig.legend.location = "top_left"
+    legend = fig.legend[0]
+    fig.center.remove(legend)  # beside the plot: inside, it covered the curve
+    fig.add_layout(legend, "right")
     return fig
 
 
@@ -142,7 +144,7 @@ def velocity_norm_data(trajectory: np.ndarray, times: Sequence[float]) -> dict[s
 
 def velocity_figure(source: ColumnDataSource, marker: ColumnDataSource, *, height: int = 220):
     """Velocity norm per step (x: the step's start time t_k); ``marker``: selected step."""
-    fig = figure(title="velocity norm per step  RMS(x_{k+1} - x_k) / (t_{k+1} - t_k)", height=height,
+    fig = figure(title="velocity norm per step: RMS(xₖ₊₁ − xₖ) / (tₖ₊₁ − tₖ)", height=height,
                  sizing_mode="stretch_width", tools=TOOLS, x_axis_label="t_k (start of step)",
                  y_axis_label="velocity RMS")
     fig.line("t0", "norm", source=source, color=Category10_10[1])
@@ -199,10 +201,15 @@ def loss_figure(train: ColumnDataSource, val: ColumnDataSource, bad: ColumnDataS
                  x_axis_label="step", y_axis_label="loss")
     fig.add_layout(Legend(click_policy="hide"), "right")  # outside the curves; glyphs below fill it
     for key, color in zip(LOSS_KEYS, Category10_10):
-        fig.line("step", key, source=train, color=color, legend_label=key, line_width=1.5)
+        # mse is dashed and drawn over flow: with no loss weighting the two are equal
+        style = {"line_dash": "dashed", "line_width": 2.5} if key == "mse" else {"line_width": 1.5}
+        fig.line("step", key, source=train, color=color, legend_label=key, **style)
     fig.line("step", "val_loss", source=val, color="black", line_dash="dashed", legend_label="val_loss")
     fig.scatter("step", "val_loss", source=val, color="black", size=6, legend_label="val_loss")
-    fig.vspan(x="step", source=bad, line_color="red", line_alpha=0.6, line_width=2, legend_label="bad step")
+    spans = fig.vspan(x="step", source=bad, line_color="red", line_alpha=0.6, line_width=2)
+    # a vspan draws no legend glyph: an empty red line lends it one, and hides with it
+    swatch = fig.line(x=[], y=[], line_color="red", line_alpha=0.6, line_width=2)
+    fig.legend[0].items.append(LegendItem(label="bad step", renderers=[swatch, spans]))
     return fig
 
 
@@ -222,9 +229,11 @@ def t_bin_centres(n: int) -> np.ndarray:
 def t_bin_curves(rows: Sequence[dict], *, key: str = "t_bins", steps: Optional[Iterable[int]] = None,
                  last: int = 5, palette: Sequence[str] = Viridis256, prefix: str = "") -> dict[str, list]:
     """Per-timestep loss curves of the rows holding ``key`` (``t_bins`` or ``val_t_bins``):
-    those at ``steps`` if given, else the ``last`` ones.  Columns ``xs`` (bin centres),
-    ``ys`` (bin means, NaN for empty bins), ``step``, ``label``, ``color`` (older rows
-    darker, newer brighter); labels read ``"<prefix>step <n>"``."""
+    those at ``steps`` if given, else the ``last`` ones.  Columns ``xs`` (centres of the
+    bins that hold a value), ``ys`` (their means: an empty bin, common with small
+    batches, is left out so the line runs on instead of breaking into fragments),
+    ``step``, ``label``, ``color`` (older rows darker, newer brighter); labels read
+    ``"<prefix>step <n>"``."""
     have = [r for r in rows if isinstance(r.get(key), list) and r[key] and "step" in r]
     if steps is not None:
         wanted = {int(s) for s in steps}
@@ -235,8 +244,9 @@ def t_bin_curves(rows: Sequence[dict], *, key: str = "t_bins", steps: Optional[I
         have = []
     n = len(have)
     colors = [palette[int(round(i * (len(palette) - 1) * 0.9 / max(n - 1, 1)))] for i in range(n)]
-    return {"xs": [t_bin_centres(len(r[key])) for r in have],
-            "ys": [np.array([number(v) for v in r[key]], dtype=np.float64) for r in have],
+    means = [np.array([number(v) for v in r[key]], dtype=np.float64) for r in have]
+    return {"xs": [t_bin_centres(len(m))[np.isfinite(m)] for m in means],
+            "ys": [m[np.isfinite(m)] for m in means],
             "step": [int(number(r["step"])) for r in have],
             "label": [f"{prefix}step {int(number(r['step']))}" for r in have], "color": colors}
 

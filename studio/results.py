@@ -20,15 +20,20 @@ row superseded (kept for audit) and inserts a new one.  Exports and statistics u
 current (non-superseded) rating of each trial.
 
 CSV export (:data:`CSV_COLUMNS`, one row per current rating; the condition is revealed
-only here).  For MOS rows ``stimulus_id``/``condition`` name the clip and its condition,
-``score`` is 1..5, ``condition_a``/``condition_b``/``presented_order``/``choice`` are
-empty.  For A/B rows two-clip fields are ``"<A side>|<B side>"`` (``stimulus_id``,
-``play_count``, ``checkpoint_sha256``, ``seed``, ``app_version``; ``settings_json`` is a
-JSON list ``[A, B]``), ``condition`` is the chosen condition (empty for "none"),
-``presented_order`` is ``"AB"`` when side A holds the pair's first condition in the
-test design and ``"BA"`` when the sides were swapped, and ``score`` is the optional CMOS
-(-3 = A much better .. +3 = B much better).  ``listened_to_end`` is ``true`` when every
-clip was heard to the end (always, for accepted ratings).
+only here; :data:`CSV_COLUMN_DOCS` says what every column holds and is written beside
+an exported file as ``<name>.columns.json``).  One value per cell, no joined lists:
+per-clip facts of a MOS trial are in the plain columns (``condition``, ``stimulus_id``,
+``play_count``, ...), those of an A/B trial in ``..._a`` / ``..._b`` columns for the
+sides as presented, and the other set is empty.  ``trial_type`` is ``mos``, ``ab`` or
+``gold`` (an attention trial, whose expectation is ``gold_expected``).  A/B rows name
+the preferred system in ``chosen_condition`` (empty for "no preference"); ``cmos`` is
+the optional comparison score of B relative to A as presented: -3 = A much better ..
++3 = B much better.  ``vocoder`` columns and ``settings_json`` name the vocoder that
+really made the clip (``settings_json`` also holds the sampler options it was rendered
+with), never the requested ``auto``.
+
+Tests can be archived (:meth:`ResultsStore.archive_test`): hidden from raters and from
+the lists, their ratings kept.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, TextIO, Union
+from typing import Callable, Optional, Sequence, TextIO, Union
 
 __all__ = ["ResultsStore", "ResultsError", "RatingError", "DuplicateRatingError", "Trial", "TestRecord",
            "ConditionRecord", "StimulusRecord", "SessionRecord", "RatingRecord", "CSV_COLUMNS", "TEST_TYPES",
@@ -57,20 +62,62 @@ CONDITION_KINDS = ("checkpoint", "folder", "anchor")
 AB_CHOICES = ("A", "B", "none")
 MOS_RANGE = (1, 5)
 CMOS_RANGE = (-3, 3)
-CSV_COLUMNS = ("test_id", "test_type", "rater_id", "session_id", "trial_index", "sentence_id", "text",
-               "stimulus_id", "condition", "condition_a", "condition_b", "presented_order", "score", "choice",
-               "play_count", "listened_to_end", "response_time_s", "timestamp_utc", "checkpoint_sha256",
-               "settings_json", "seed", "app_version")
+_PER_CLIP = ("stimulus_id", "play_count", "checkpoint_sha256", "seed", "vocoder", "settings_json", "app_version")
+CSV_COLUMN_DOCS: dict[str, str] = {
+    "test_id": "the test's opaque id",
+    "test_type": "mos (absolute category rating 1..5) or ab (preference between two clips)",
+    "trial_type": "mos, ab, or gold: an attention trial with a known expected answer (gold_expected)",
+    "gold_expected": "for gold trials: score<=2 (MOS anchor), choice=none (identical pair), choice=A or choice=B "
+                     "(the undegraded side of an obvious pair); empty otherwise",
+    "rater_id": "the rater's id (typed in, or the signed-in user)",
+    "session_id": "the rater's session in this test",
+    "trial_index": "0-based position of the trial in the rater's randomised order",
+    "sentence_id": "the sentence's id", "text": "the sentence",
+    "condition": "MOS: the rated condition; empty for A/B",
+    "condition_a": "A/B: the condition heard as A", "condition_b": "A/B: the condition heard as B",
+    "presented_order": "A/B: AB when side A holds the pair's first condition in the test design, BA when swapped",
+    "chosen_condition": "A/B: the preferred condition; empty for no preference",
+    "score": "MOS: the rating 1 (bad) .. 5 (excellent); empty for A/B",
+    "choice": "A/B: A, B or none, the side as presented; empty for MOS",
+    "cmos": "A/B, optional: B relative to A as presented, -3 (A much better) .. 0 (about the same) .. "
+            "+3 (B much better); its sign agrees with choice",
+    "stimulus_id": "MOS: the clip's opaque id", "play_count": "MOS: times the clip was played",
+    "listened_to_end": "true when every clip was heard to the end (always, for accepted ratings)",
+    "response_time_s": "seconds from the first play to the answer",
+    "timestamp_utc": "when the rating was committed (ISO 8601, UTC)",
+    "checkpoint_sha256": "MOS: sha256 of the checkpoint that made the clip (empty for WAV folders and anchors)",
+    "seed": "MOS: the condition's sampling seed", "vocoder": "MOS: the vocoder that really made the clip",
+    "settings_json": "MOS: the condition's settings as JSON, with the sampler options the clip was rendered "
+                     "with and the vocoder that really made it",
+    "app_version": "MOS: the code version that rendered the clip",
+}
+for _name in _PER_CLIP:
+    _base = CSV_COLUMN_DOCS[_name].removeprefix("MOS: ")
+    CSV_COLUMN_DOCS[f"{_name}_a"] = f"A/B: {_base}, side A"
+    CSV_COLUMN_DOCS[f"{_name}_b"] = f"A/B: {_base}, side B"
+CSV_COLUMNS = ("test_id", "test_type", "trial_type", "gold_expected", "rater_id", "session_id", "trial_index",
+               "sentence_id", "text", "condition", "condition_a", "condition_b", "presented_order",
+               "chosen_condition", "score", "choice", "cmos", "stimulus_id", "stimulus_id_a", "stimulus_id_b",
+               "play_count", "play_count_a", "play_count_b", "listened_to_end", "response_time_s", "timestamp_utc",
+               "checkpoint_sha256", "checkpoint_sha256_a", "checkpoint_sha256_b", "seed", "seed_a", "seed_b",
+               "vocoder", "vocoder_a", "vocoder_b", "settings_json", "settings_json_a", "settings_json_b",
+               "app_version", "app_version_a", "app_version_b")
+assert set(CSV_COLUMNS) == set(CSV_COLUMN_DOCS), "every CSV column is documented"
 
-SCHEMA_VERSION = 1
+
+def _add_archived(c: sqlite3.Connection) -> None:
+    c.execute("ALTER TABLE tests ADD COLUMN archived INTEGER NOT NULL DEFAULT 0")
+
+
+SCHEMA_VERSION = 2
 # MIGRATIONS[v](conn) upgrades a version-v database to v + 1 inside the open transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_archived}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tests (
     test_id TEXT PRIMARY KEY, type TEXT NOT NULL CHECK (type IN ('mos', 'ab')),
-    name TEXT NOT NULL, created TEXT NOT NULL, design_json TEXT NOT NULL);
+    name TEXT NOT NULL, created TEXT NOT NULL, design_json TEXT NOT NULL, archived INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS conditions (
     condition_id INTEGER PRIMARY KEY AUTOINCREMENT, test_id TEXT NOT NULL REFERENCES tests(test_id),
     label TEXT NOT NULL, kind TEXT NOT NULL, checkpoint_sha256 TEXT NOT NULL, settings_json TEXT NOT NULL,
@@ -103,6 +150,10 @@ class RatingError(ResultsError):
 
 class DuplicateRatingError(RatingError):
     """The trial already has a rating in this session (pass ``revise=True`` to replace it)."""
+
+
+class UnknownTestError(ResultsError):
+    """No test with that id in this results folder."""
 
 
 def _dumps(obj) -> str:
@@ -157,6 +208,7 @@ class TestRecord:
     name: str
     created: str
     design: dict
+    archived: bool = False
 
 
 @dataclass(frozen=True)
@@ -327,7 +379,7 @@ class ResultsStore:
         with self._write() as c:
             row = c.execute("SELECT type, design_json FROM tests WHERE test_id = ?", (test_id,)).fetchone()
             if row is None:
-                c.execute("INSERT INTO tests VALUES (?, ?, ?, ?, ?)",
+                c.execute("INSERT INTO tests (test_id, type, name, created, design_json) VALUES (?, ?, ?, ?, ?)",
                           (test_id, test_type, name or test_id, _stamp(self._now()), design_json))
             elif tuple(row) != (test_type, design_json):
                 raise ResultsError(f"test {test_id!r} already exists with a different type or design; "
@@ -335,14 +387,32 @@ class ResultsStore:
         return test_id
 
     def test(self, test_id: str) -> TestRecord:
-        rows = self._read("SELECT test_id, type, name, created, design_json FROM tests WHERE test_id = ?", (test_id,))
+        rows = self._read("SELECT test_id, type, name, created, design_json, archived FROM tests WHERE test_id = ?",
+                          (test_id,))
         if not rows:
-            raise ResultsError(f"no test {test_id!r} in {self.path}")
+            raise UnknownTestError(f"no test {test_id!r} in {self.path}")
         r = rows[0]
-        return TestRecord(r[0], r[1], r[2], r[3], json.loads(r[4]))
+        return TestRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), bool(r[5]))
 
-    def tests(self) -> list[TestRecord]:
-        return [self.test(r[0]) for r in self._read("SELECT test_id FROM tests ORDER BY created, test_id")]
+    def tests(self, *, include_archived: bool = True) -> list[TestRecord]:
+        """Tests in creation order (archived ones too unless ``include_archived`` is False)."""
+        where = "" if include_archived else " WHERE archived = 0"
+        return [self.test(r[0]) for r in self._read(f"SELECT test_id FROM tests{where} ORDER BY created, test_id")]
+
+    def archive_test(self, test_id: str, archived: bool = True) -> None:
+        """Archive (or restore) a test: raters can no longer open it and the pages hide
+        it; its stimuli and ratings stay and still export."""
+        self.test(test_id)
+        with self._write() as c:
+            c.execute("UPDATE tests SET archived = ? WHERE test_id = ?", (int(bool(archived)), test_id))
+
+    def revision(self) -> tuple:
+        """A cheap fingerprint that changes when a test is created, archived or rendered,
+        or a rating is given (pages poll it to refresh themselves)."""
+        (row,) = self._read("SELECT (SELECT count(*) FROM tests), (SELECT coalesce(sum(archived), 0) FROM tests),"
+                            " (SELECT count(*) FROM stimuli), (SELECT coalesce(max(rating_id), 0) FROM ratings),"
+                            " (SELECT count(*) FROM ratings WHERE superseded = 1)")
+        return tuple(row)
 
     def add_condition(self, test_id: str, label: str, kind: str, *, checkpoint_sha256: str = "",
                       settings: Optional[dict] = None, seed: Optional[int] = None, vocoder: str = "",
@@ -550,20 +620,23 @@ class ResultsStore:
 
     def export_csv(self, test_id: str, dest: Union[str, Path, TextIO]) -> int:
         """Write the current ratings of a test as CSV (:data:`CSV_COLUMNS`); returns the
-        number of rows.  ``dest`` is a path (written atomically) or an open text file."""
+        number of rows.  ``dest`` is a path (written atomically, with the column
+        descriptions :data:`CSV_COLUMN_DOCS` beside it as ``<stem>.columns.json``) or an
+        open text file."""
         self.test(test_id)
         conds = {c.label: c for c in self.conditions(test_id)}
+        stimuli = {s.stimulus_id: s for s in self.stimuli(test_id)}
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
         rows = self.ratings(test_id)
         for r in rows:
-            writer.writerow(_csv_row(r, [conds[label] for label in r.conditions]))
+            clips = [_clip_facts(conds[label], stimuli[sid]) for label, sid in zip(r.conditions, r.stimulus_ids)]
+            writer.writerow(_csv_row(r, clips))
         if isinstance(dest, (str, Path)):
             dest = Path(dest)
-            tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-            tmp.write_text(buf.getvalue(), encoding="utf-8", newline="")
-            os.replace(tmp, dest)
+            _atomic_text(dest, buf.getvalue())
+            _atomic_text(dest.with_name(f"{dest.stem}.columns.json"), columns_json())
         else:
             dest.write(buf.getvalue())
         return len(rows)
@@ -592,20 +665,65 @@ def _opt(x) -> str:
     return "" if x is None else str(x)
 
 
-def _csv_row(r: RatingRecord, conds: list) -> list:
+def columns_json() -> str:
+    """The CSV's sidecar: every column with what it holds, and the CMOS sign."""
+    return json.dumps({"columns": CSV_COLUMN_DOCS, "one_row_per": "current (non-superseded) rating",
+                       "cmos_sign": "B relative to A as presented: negative = A better, positive = B better"},
+                      indent=1) + "\n"
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(text, encoding="utf-8", newline="")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class _ClipFacts:
+    label: str
+    checkpoint_sha256: str
+    seed: str
+    vocoder: str
+    settings_json: str
+    app_version: str
+
+
+_SAMPLER_KEYS = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg", "temperature", "speaker")
+
+
+def _clip_facts(cond: ConditionRecord, stim: StimulusRecord) -> _ClipFacts:
+    """What the CSV says about one clip: its condition's settings with the options and
+    the vocoder it was really rendered with (from the stimulus's provenance)."""
+    prov = stim.provenance
+    rendered = prov.get("render") if isinstance(prov.get("render"), dict) else {}
+    vocoder = str(rendered.get("vocoder") or prov.get("vocoder") or cond.vocoder or "")
+    settings = dict(cond.settings)
+    settings.update({k: rendered[k] for k in _SAMPLER_KEYS if k in rendered})
+    if vocoder:
+        if settings.get("vocoder") not in (None, vocoder):
+            settings["vocoder_requested"] = settings["vocoder"]
+        settings["vocoder"] = vocoder
+    version = str(prov.get("app_version") or cond.app_version)
+    return _ClipFacts(cond.label, cond.checkpoint_sha256, _opt(cond.seed), vocoder, _dumps(settings), version)
+
+
+def _csv_row(r: RatingRecord, clips: list) -> list:
+    """One CSV row (:data:`CSV_COLUMNS`) of a rating and the facts of its clips."""
+    row = dict.fromkeys(CSV_COLUMNS, "")
+    row.update(test_id=r.test_id, test_type=r.test_type, trial_type="gold" if r.gold else r.test_type,
+               gold_expected=r.gold or "", rater_id=r.rater_id, session_id=r.session_id, trial_index=r.trial_index,
+               sentence_id=r.sentence_id, text=r.text, listened_to_end="true" if all(r.listened_to_end) else "false",
+               response_time_s=f"{r.response_time_s:.3f}", timestamp_utc=r.timestamp_utc)
+    suffixes = ("",) if r.test_type == "mos" else ("_a", "_b")
+    for suffix, clip, sid, plays in zip(suffixes, clips, r.stimulus_ids, r.play_counts):
+        row.update({f"stimulus_id{suffix}": sid, f"play_count{suffix}": plays,
+                    f"checkpoint_sha256{suffix}": clip.checkpoint_sha256, f"seed{suffix}": clip.seed,
+                    f"vocoder{suffix}": clip.vocoder, f"settings_json{suffix}": clip.settings_json,
+                    f"app_version{suffix}": clip.app_version})
     if r.test_type == "mos":
-        c = conds[0]
-        return [r.test_id, r.test_type, r.rater_id, r.session_id, r.trial_index, r.sentence_id, r.text,
-                r.stimulus_ids[0], c.label, "", "", "", r.score, "", r.play_counts[0],
-                "true" if all(r.listened_to_end) else "false", f"{r.response_time_s:.3f}", r.timestamp_utc,
-                c.checkpoint_sha256, _dumps(c.settings), _opt(c.seed), c.app_version]
-    chosen = {"A": conds[0].label, "B": conds[1].label}.get(r.choice, "")
-
-    def both(values: Iterable) -> str:
-        return "|".join(_opt(v) for v in values)
-
-    return [r.test_id, r.test_type, r.rater_id, r.session_id, r.trial_index, r.sentence_id, r.text,
-            both(r.stimulus_ids), chosen, conds[0].label, conds[1].label, "BA" if r.swapped else "AB",
-            _opt(r.cmos), r.choice, both(r.play_counts), "true" if all(r.listened_to_end) else "false",
-            f"{r.response_time_s:.3f}", r.timestamp_utc, both(c.checkpoint_sha256 for c in conds),
-            _dumps([c.settings for c in conds]), both(c.seed for c in conds), both(c.app_version for c in conds)]
+        row.update(condition=clips[0].label, score=r.score)
+    else:
+        row.update(condition_a=clips[0].label, condition_b=clips[1].label,
+                   presented_order="BA" if r.swapped else "AB", choice=r.choice, cmos=_opt(r.cmos),
+                   chosen_condition={"A": clips[0].label, "B": clips[1].label}.get(r.choice, ""))
+    return [row[c] for c in CSV_COLUMNS]

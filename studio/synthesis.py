@@ -29,7 +29,8 @@ from core.config import choice_error
 
 from .config import resolve_inside
 
-__all__ = ["SynthesizerPool", "shared_pool", "VOCODER_MODES", "vocoder_spec", "Loader"]
+__all__ = ["SynthesizerPool", "shared_pool", "VOCODER_MODES", "vocoder_spec", "Loader", "speaker_labels",
+           "checkpoint_speakers"]
 
 VOCODER_MODES = ("auto", "griffin-lim", "vocos folder")
 """Vocoder choices of every page: ``auto`` (a Vocos model when one is found, else
@@ -50,6 +51,38 @@ def vocoder_spec(mode: str, folder: str, roots: Sequence[Path]) -> str:
             raise core.ConfigError("vocoder 'vocos folder' needs the folder (config.yaml + pytorch_model.bin)")
         return str(resolve_inside(folder.strip(), roots))
     return mode
+
+
+def speaker_labels(speakers: Sequence[str], n: int) -> list[str]:
+    """Labels of ``n`` speakers: their names, unnamed ones by index."""
+    names = list(speakers) + [""] * max(0, n - len(speakers))
+    return [name or str(i) for i, name in enumerate(names[:n])]
+
+
+_speaker_cache: dict[tuple[str, int, int], list[str]] = {}
+_speaker_lock = threading.Lock()
+
+
+def checkpoint_speakers(path: str | Path, *, cached_only: bool = False) -> Optional[list[str]]:
+    """Speaker labels of a checkpoint file (read with :func:`core.load_checkpoint`, which
+    never runs code), remembered per file version for the whole process.  With
+    ``cached_only`` no file is read: None when not known yet (a stat only)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        if cached_only:
+            return None
+        raise core.CheckpointError(f"{path}: cannot read the checkpoint; refresh the list") from None
+    key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    with _speaker_lock:
+        if key in _speaker_cache or cached_only:
+            return _speaker_cache.get(key)
+    ck = core.load_checkpoint(p)
+    labels = speaker_labels(ck.speakers, ck.config.model.n_speakers)
+    with _speaker_lock:
+        _speaker_cache[key] = labels
+    return labels
 
 
 @dataclass(frozen=True)

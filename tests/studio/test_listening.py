@@ -365,7 +365,9 @@ def test_gold_trials(tmp_path):
 # --------------------------------------------------------------------------- exact CSV rows
 
 
-SETTINGS_JSON = {"alpha": '{"cfg":0.0,"steps":4}', "beta": '{"solver":"heun","steps":32}'}
+# the condition's settings plus the vocoder that really made the clip (FakeRender says "griffinlim")
+SETTINGS_JSON = {"alpha": '{"cfg":0.0,"steps":4,"vocoder":"griffinlim"}',
+                 "beta": '{"solver":"heun","steps":32,"vocoder":"griffinlim"}'}
 SEED = {"alpha": "1", "beta": "2"}
 
 
@@ -393,9 +395,14 @@ def test_csv_rows_of_scripted_mos_test(tmp_path):
         clock.t += 0.5
         play_all(s, clock, {"clip": 2})
         s.submit(score=score)
-        expected.append(["t1", "mos", "ann", s.session_id, str(view.number - 1), sentence[view.text], view.text,
-                         clip.stimulus_id, label, "", "", "", str(score), "", "2", "true", "2.000",
-                         "2025-01-02T03:04:05.678Z", sha[label], SETTINGS_JSON[label], SEED[label], core.__version__])
+        row = dict.fromkeys(CSV_COLUMNS, "")
+        row.update(test_id="t1", test_type="mos", trial_type="mos", rater_id="ann", session_id=s.session_id,
+                   trial_index=str(view.number - 1), sentence_id=sentence[view.text], text=view.text,
+                   condition=label, score=str(score), stimulus_id=clip.stimulus_id, play_count="2",
+                   listened_to_end="true", response_time_s="2.000", timestamp_utc="2025-01-02T03:04:05.678Z",
+                   checkpoint_sha256=sha[label], seed=SEED[label], vocoder="griffinlim",
+                   settings_json=SETTINGS_JSON[label], app_version=core.__version__)
+        expected.append([row[c] for c in CSV_COLUMNS])
     assert read_csv(store) == expected
     assert [(r.condition, r.summary.mean, r.summary.n) for r in mos_table(store, "t1")] == [
         ("alpha", 4.0, 2), ("beta", 2.0, 2)]
@@ -417,11 +424,18 @@ def test_csv_rows_of_scripted_ab_test(tmp_path):
         play_all(s, clock, {"A": 1, "B": 2})
         s.submit(choice=choice, cmos=cmos)
         orders.add("AB" if la == "alpha" else "BA")
-        expected.append(["t1", "ab", "bob", s.session_id, str(view.number - 1), sentence[view.text], view.text,
-                         f"{a.stimulus_id}|{b.stimulus_id}", "alpha", la, lb, "AB" if la == "alpha" else "BA",
-                         str(cmos), choice, "1|2", "true", "3.000", "2025-01-02T03:04:05.678Z",
-                         f"{sha[la]}|{sha[lb]}", f"[{SETTINGS_JSON[la]},{SETTINGS_JSON[lb]}]",
-                         f"{SEED[la]}|{SEED[lb]}", f"{core.__version__}|{core.__version__}"])
+        row = dict.fromkeys(CSV_COLUMNS, "")  # one value per cell: side A in *_a, side B in *_b
+        row.update(test_id="t1", test_type="ab", trial_type="ab", rater_id="bob", session_id=s.session_id,
+                   trial_index=str(view.number - 1), sentence_id=sentence[view.text], text=view.text,
+                   condition_a=la, condition_b=lb, presented_order="AB" if la == "alpha" else "BA",
+                   chosen_condition="alpha", choice=choice, cmos=str(cmos), stimulus_id_a=a.stimulus_id,
+                   stimulus_id_b=b.stimulus_id, play_count_a="1", play_count_b="2", listened_to_end="true",
+                   response_time_s="3.000", timestamp_utc="2025-01-02T03:04:05.678Z",
+                   checkpoint_sha256_a=sha[la], checkpoint_sha256_b=sha[lb], seed_a=SEED[la], seed_b=SEED[lb],
+                   vocoder_a="griffinlim", vocoder_b="griffinlim", settings_json_a=SETTINGS_JSON[la],
+                   settings_json_b=SETTINGS_JSON[lb], app_version_a=core.__version__,
+                   app_version_b=core.__version__)
+        expected.append([row[c] for c in CSV_COLUMNS])
     assert len(expected) == 2 and orders == {"AB", "BA"}  # seed 3 presents one pair each way
     assert read_csv(store) == expected
     (row,) = ab_table(store, "t1")

@@ -117,14 +117,16 @@ def test_metric_columns_separate_train_val_and_events():
     assert all(len(v) == 0 for v in empty.values())
 
 
-def test_t_bin_curves_pick_rows_and_keep_gaps():
+def test_t_bin_curves_pick_rows_and_run_across_empty_bins():
     np.testing.assert_allclose(plots.t_bin_centres(10), np.arange(0.05, 1.0, 0.1))
     last2 = plots.t_bin_curves(ROWS, last=2)
     assert last2["step"] == [2, 4] and last2["label"] == ["step 2", "step 4"]
-    assert np.isnan(last2["ys"][0][0]) and last2["ys"][0][1] == 2.01
+    # step 2 has values in bins 1 and 7 only: one line through both, no NaN to break it
+    assert list(last2["ys"][0]) == [2.01, 1.96] and last2["xs"][0] == pytest.approx([0.15, 0.75])
     assert last2["color"][0] != last2["color"][1]
     chosen = plots.t_bin_curves(ROWS, steps=[1])
-    assert chosen["step"] == [1] and np.count_nonzero(np.isfinite(chosen["ys"][0])) == 4
+    assert chosen["step"] == [1] and len(chosen["ys"][0]) == len(chosen["xs"][0]) == 4
+    assert np.isfinite(chosen["ys"][0]).all()
     val = plots.t_bin_curves(ROWS, key="val_t_bins", last=1, prefix="val ")
     assert val["label"] == ["val step 4"] and list(val["ys"][0]) == [2.0] * 10
     assert plots.t_bin_curves(ROWS, last=0)["step"] == []
@@ -138,8 +140,13 @@ def test_training_figures_build_without_integrity_errors():
     val = ColumnDataSource(plots.val_columns(ROWS))
     bad = ColumnDataSource(plots.bad_step_columns(ROWS))
     fig = plots.loss_figure(train, val, bad)
-    labels = [item.label["value"] for item in fig.legend[0].items]
+    items = fig.legend[0].items
+    labels = [item.label["value"] for item in items]
     assert labels == ["loss", "flow", "mse", "duration", "prior", "val_loss", "bad step"]
+    bad_item = items[-1]  # its first renderer is a line, so the legend draws a red glyph
+    assert bad_item.renderers[0].glyph.line_color == "red" and len(bad_item.renderers) == 2
+    mse = next(i for i in items if i.label["value"] == "mse").renderers[0].glyph
+    assert mse.line_dash == [6] or mse.line_dash == "dashed"  # visible on top of an equal flow curve
     _no_integrity_errors(fig)
     _no_integrity_errors(plots.lr_figure(train))
     curves = plots.t_bin_curves(ROWS)

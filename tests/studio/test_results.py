@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import io
 import multiprocessing
 import os
@@ -159,15 +160,47 @@ def test_schema_version_and_migration_stub(tmp_path, monkeypatch):
     db = sqlite3.connect(tmp_path / "results.sqlite")
     assert db.execute("SELECT version FROM schema_version").fetchall() == [(results.SCHEMA_VERSION,)]
     migrated = []
-    monkeypatch.setattr(results, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(results.MIGRATIONS, 1, lambda c: migrated.append(c.execute("SELECT 1").fetchone()))
+    monkeypatch.setattr(results, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(results.MIGRATIONS, 2, lambda c: migrated.append(c.execute("SELECT 1").fetchone()))
     ResultsStore(tmp_path).close()
     assert migrated == [(1,)]
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
-    monkeypatch.setattr(results, "SCHEMA_VERSION", 1)
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+    monkeypatch.setattr(results, "SCHEMA_VERSION", 2)
     with pytest.raises(ResultsError, match="newer than this code"):
         ResultsStore(tmp_path)
     db.close()
+
+
+def test_a_version_1_database_migrates_and_keeps_its_ratings(tmp_path):
+    # schema 1 (before tests could be archived), written by hand as that version created it
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    db.executescript("""
+        CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);
+        CREATE TABLE tests (test_id TEXT PRIMARY KEY, type TEXT NOT NULL CHECK (type IN ('mos', 'ab')),
+            name TEXT NOT NULL, created TEXT NOT NULL, design_json TEXT NOT NULL);
+        INSERT INTO tests VALUES ('old1', 'mos', 'old test', '2024-01-01T00:00:00.000Z', '{}');""")
+    db.commit()
+    db.close()
+    store = ResultsStore(tmp_path)
+    (test,) = store.tests()
+    assert (test.test_id, test.name, test.archived) == ("old1", "old test", False)
+    store.archive_test("old1")
+    assert store.test("old1").archived and store.tests(include_archived=False) == []
+
+
+def test_archive_and_revision(tmp_path):
+    store, tid, stims = make_test(tmp_path)
+    before = store.revision()
+    store.archive_test(tid)
+    archived = store.revision()
+    assert archived != before and store.test(tid).archived
+    sid = store.start_or_resume_session(tid, "r1", make_order=mos_order(stims, 2)).session_id
+    rate(store, sid, 0)
+    assert store.revision() != archived  # a rating changes it too
+    store.archive_test(tid, archived=False)
+    assert not store.test(tid).archived
+    with pytest.raises(results.UnknownTestError, match="no test 'nope'"):
+        store.archive_test("nope")
 
 
 def test_csv_header_and_values(tmp_path):
@@ -182,8 +215,16 @@ def test_csv_header_and_values(tmp_path):
     assert store.export_csv(tid, out) == 1
     rows = list(csv.reader(out.open()))
     assert tuple(rows[0]) == CSV_COLUMNS
-    assert rows[1] == ["t1", "mos", "r1", sid, "0", "s1", "text 1", stims["beta"][1], "beta", "", "", "", "4", "",
-                       "2", "true", "3.250", "2024-05-06T07:08:09.123Z", "1" * 64, '{"steps":5}', "8", "0.1.0"]
+    got = dict(zip(CSV_COLUMNS, rows[1]))
+    expected = {"test_id": "t1", "test_type": "mos", "trial_type": "mos", "rater_id": "r1", "session_id": sid,
+                "trial_index": "0", "sentence_id": "s1", "text": "text 1", "condition": "beta", "score": "4",
+                "stimulus_id": stims["beta"][1], "play_count": "2", "listened_to_end": "true",
+                "response_time_s": "3.250", "timestamp_utc": "2024-05-06T07:08:09.123Z",
+                "checkpoint_sha256": "1" * 64, "seed": "8", "vocoder": "griffinlim",
+                "settings_json": '{"steps":5,"vocoder":"griffinlim"}', "app_version": "0.1.0"}
+    assert got == {**dict.fromkeys(CSV_COLUMNS, ""), **expected}
+    sidecar = json.loads((tmp_path / "out.columns.json").read_text())
+    assert set(sidecar["columns"]) == set(CSV_COLUMNS) and "B relative to A" in sidecar["cmos_sign"]
 
 
 # --------------------------------------------------------------------------- concurrency
