@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import threading
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -27,18 +28,19 @@ import panel as pn
 import param
 
 from core import CheckpointError, ConfigError
-from core.sampling import FIXED_STEP_SOLVERS, SCHEDULES, SWAY_RANGE
+from core.sampling.options import OPTION, SEED_RANGE, check_sampler_options, check_seed
 from studio.config import PathRefused, StudioSettings, find_checkpoints, resolve_inside
 from studio.jobs import JobOutcome, JobRunner
 from studio.listening import (GOLD_KINDS, Condition, GoldTrial, ListeningError, Sentence, TestDesign, build_trials,
                               render_stimuli)
 from studio.render import synthesis_options
-from studio.results import ResultsStore
+from studio.results import ResultsError, ResultsStore
+from studio.synthesis import VOCODER_MODES, checkpoint_speakers, vocoder_spec
 
 __all__ = ["ConditionForm", "ExperimenterView", "parse_sentences", "test_ready", "rater_link", "page_address",
-           "VOCODER_WORDS"]
+           "FIRST_SPEAKER"]
 
-VOCODER_WORDS = ("auto", "griffin-lim")
+FIRST_SPEAKER = "(first speaker)"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 Render = Callable[[Condition, str, int], object]
 
@@ -92,27 +94,39 @@ def _on_page(doc, fn: Callable[[], None]) -> None:
 
 
 class ConditionForm(param.Parameterized):
-    """The condition being defined; :meth:`condition` turns it into a checked :class:`Condition`."""
+    """The condition being defined; :meth:`condition` turns it into a checked :class:`Condition`.
+
+    The number fields hold whatever was typed (no silent clamping or reverting): a value
+    outside the range of :data:`core.sampling.options.SAMPLER_OPTIONS` is refused when
+    the condition is added, with the valid range in the message.  Speaker and vocoder
+    are choices, as in the Explorer.
+    """
 
     label = param.String(default="", doc="experimenter's name for it (never shown to raters)")
     source = param.Selector(default="checkpoint", objects=["checkpoint", "folder"])
     checkpoint = param.Selector(default=None, objects=[], allow_None=True, doc="a found checkpoint")
     folder = param.String(default="", doc="folder of <sentence id>.wav files, inside the configured folders")
-    steps = param.Integer(default=10, bounds=(1, 1000))
-    solver = param.Selector(default="euler", objects=list(FIXED_STEP_SOLVERS))
-    schedule = param.Selector(default="sway", objects=list(SCHEDULES))
-    sway = param.Number(default=-1.0, bounds=SWAY_RANGE)
-    cfg = param.Number(default=0.0, bounds=(0.0, 20.0))
-    duration_scale = param.Number(default=1.0, bounds=(0.1, 10.0))
-    temperature = param.Number(default=1.0, bounds=(0.0, 10.0))
-    vocoder = param.String(default="auto", doc="auto, griffin-lim, hub:<owner/name> or a Vocos folder")
-    speaker = param.String(default="", doc="name or index; empty: the first speaker")
-    seed = param.Integer(default=0, bounds=(0, 2 ** 31 - 1))
+    steps = param.Integer(default=OPTION["steps"].default, doc=OPTION["steps"].help)
+    solver = param.Selector(default=OPTION["solver"].default, objects=list(OPTION["solver"].choices),
+                            doc=OPTION["solver"].help)
+    schedule = param.Selector(default=OPTION["schedule"].default, objects=list(OPTION["schedule"].choices),
+                              doc=OPTION["schedule"].help)
+    sway = param.Number(default=OPTION["sway"].default, doc=OPTION["sway"].help)
+    cfg = param.Number(default=OPTION["cfg"].default, doc=OPTION["cfg"].help)
+    duration_scale = param.Number(default=OPTION["duration_scale"].default, doc=OPTION["duration_scale"].help)
+    temperature = param.Number(default=OPTION["temperature"].default, doc=OPTION["temperature"].help)
+    vocoder = param.Selector(default="auto", objects=list(VOCODER_MODES), doc="as in the Explorer")
+    vocos_folder = param.String(default="", doc="Vocos folder (config.yaml + pytorch_model.bin), inside the "
+                                                "configured folders")
+    speaker = param.Selector(default=FIRST_SPEAKER, objects=[FIRST_SPEAKER], doc="a speaker of the checkpoint")
+    seed = param.Integer(default=0, doc=f"sampling seed {SEED_RANGE[0]}..{SEED_RANGE[1]}")
+    note = param.String(default="", doc="why the checkpoint's speakers could not be read")
 
     def __init__(self, settings: StudioSettings, **params):
         super().__init__(**params)
         self.settings = settings
         self.refresh_checkpoints()
+        self._speakers()
 
     def refresh_checkpoints(self) -> None:
         found = {e.label: str(e.path) for e in find_checkpoints(self.settings)}
@@ -120,11 +134,19 @@ class ConditionForm(param.Parameterized):
         if self.checkpoint not in found.values():
             self.checkpoint = next(iter(found.values()), None)
 
-    def _vocoder(self) -> str:
-        spec = self.vocoder.strip() or "auto"
-        if spec in VOCODER_WORDS or spec.startswith("hub:"):
-            return spec
-        return str(resolve_inside(spec, self.settings.roots))
+    @param.depends("checkpoint", watch=True)
+    def _speakers(self) -> None:
+        """Offer the checkpoint's speakers (read once per file version, never runs code)."""
+        names: list[str] = []
+        self.note = ""
+        if self.checkpoint is not None:
+            try:
+                names = checkpoint_speakers(self.checkpoint)
+            except (CheckpointError, ValueError, OSError) as exc:
+                self.note = str(exc)
+        self.param.speaker.objects = [FIRST_SPEAKER] + names
+        if self.speaker not in self.param.speaker.objects:
+            self.speaker = FIRST_SPEAKER
 
     def condition(self, label: str) -> Condition:
         """The condition (``label`` used when the form's label is blank); raises
@@ -140,13 +162,13 @@ class ConditionForm(param.Parameterized):
         allowed = {str(e.path) for e in find_checkpoints(self.settings)}
         if self.checkpoint is None or self.checkpoint not in allowed:
             raise ListeningError("choose a checkpoint (none found under the configured folders?)")
-        settings = {"steps": self.steps, "solver": self.solver, "schedule": self.schedule, "sway": self.sway,
-                    "cfg": self.cfg, "duration_scale": self.duration_scale, "temperature": self.temperature,
-                    "vocoder": self._vocoder()}
-        if self.speaker.strip():
-            settings["speaker"] = self.speaker.strip()
+        settings = check_sampler_options({name: getattr(self, name) for name in OPTION})
+        settings["vocoder"] = vocoder_spec(self.vocoder, self.vocos_folder, self.settings.roots)
+        if self.speaker != FIRST_SPEAKER:
+            settings["speaker"] = self.speaker
         synthesis_options(settings)
-        return Condition(label, checkpoint=self.checkpoint, settings=settings, seed=self.seed)
+        return Condition(label, checkpoint=self.checkpoint, settings=settings,
+                         seed=check_seed(self.seed, allow_none=False))
 
 
 class ExperimenterView(pn.viewable.Viewer):
@@ -164,6 +186,8 @@ class ExperimenterView(pn.viewable.Viewer):
     message = param.String(default="")
     progress = param.Integer(default=0, bounds=(0, 100))
     last_test = param.String(default="", doc="id of the test rendered last")
+    picked_test = param.Selector(default=None, objects={}, allow_None=True,
+                                 doc="a test of the list, to render again (in place) or archive")
 
     def __init__(self, settings: StudioSettings, store: ResultsStore, render: Render, **params):
         super().__init__(**params)
@@ -171,6 +195,7 @@ class ExperimenterView(pn.viewable.Viewer):
         self.link_base = page_address()
         self.form = ConditionForm(settings)
         self.runner = JobRunner(expected=(ValueError, CheckpointError, OSError))
+        self._cancel = threading.Event()
         self.tests_pane = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.conditions_pane = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.param.watch(self._type_changed, "test_type")
@@ -193,7 +218,8 @@ class ExperimenterView(pn.viewable.Viewer):
         for c in self.conditions:
             where = Path(c.checkpoint).name if c.checkpoint else f"{Path(c.folder).name}/ (WAVs)"
             settings = ", ".join(f"{k}={v}" for k, v in c.settings.items()) or "-"
-            rows.append(f"| {_cell(c.label)} | {_cell(where)} | {_cell(settings)} | "
+            # file names as code: a bare "demo.pt" would be auto-linked to a web site
+            rows.append(f"| {_cell(c.label)} | {_code(where)} | {_cell(settings)} | "
                         f"{c.seed if c.checkpoint else '-'} |")
         self.conditions_pane.object = "\n".join(rows) if self.conditions else "*No conditions yet.*"
 
@@ -245,6 +271,47 @@ class ExperimenterView(pn.viewable.Viewer):
         except (ListeningError, ConfigError) as exc:
             self.message = f"Cannot render: {exc}"
             return False
+        return self._start_render(design)
+
+    def render_again(self, test_id: Optional[str] = None) -> bool:
+        """Render a listed test again in place (same id, same rater link): only the
+        missing stimuli are made, e.g. after a failed or cancelled render."""
+        tid = test_id or self.picked_test
+        try:
+            if tid is None:
+                raise ListeningError("pick a test in the list first")
+            design = TestDesign.from_dict(self.store.test(tid).design)
+        except (ListeningError, ResultsError, ConfigError, TypeError) as exc:
+            self.message = f"Cannot render again: {exc}"
+            return False
+        return self._start_render(design)
+
+    def cancel(self) -> bool:
+        """Stop the running render before its next clip (what is made is kept)."""
+        if not self.runner.busy:
+            self.message = "No render is running."
+            return False
+        self._cancel.set()
+        self.message = "Cancelling after the current clip ..."
+        return True
+
+    def archive(self, test_id: Optional[str] = None, archived: bool = True) -> bool:
+        """Archive (or restore) a test: raters can no longer open it, the lists hide it;
+        its stimuli and ratings stay."""
+        tid = test_id or self.picked_test
+        if tid is None:
+            self.message = "Pick a test in the list first."
+            return False
+        try:
+            self.store.archive_test(tid, archived)
+        except ResultsError as exc:
+            self.message = f"Cannot archive: {exc}"
+            return False
+        self.message = f"Test {tid} {'archived' if archived else 'restored'}."
+        self.refresh_tests()
+        return True
+
+    def _start_render(self, design: TestDesign) -> bool:
         total = max(1, sum(c.kind == "checkpoint" for c in design.conditions) * len(design.sentences))
         doc = pn.state.curdoc if pn.state.curdoc is not None and pn.state.curdoc.session_context else None
         counter = itertools.count(1)
@@ -261,13 +328,16 @@ class ExperimenterView(pn.viewable.Viewer):
                                   message=f"Rendered {len(outcome.value)} stimuli in {outcome.seconds:.1f} s. "
                                           f"Test {design.test_id} is open: share {link}")
             else:
-                self.message = f"Rendering failed: {outcome.error}"
+                self.message = (f"Rendering of {design.test_id} stopped: {outcome.error}. Pick it in the list "
+                                "and press 'Render again' to finish it in place, or archive it.")
             self.refresh_tests()
 
         link = rater_link(design.test_id, self.link_base)
         self.progress = 0
+        self._cancel.clear()
         started = self.runner.submit(lambda: render_stimuli(design, self.store, self.settings.results_dir,
-                                                            render_one), finished, label="rendering stimuli")
+                                                            render_one, cancel=self._cancel),
+                                     finished, label="rendering stimuli")
         if not started:
             self.message = "Stimuli are being rendered already; wait until that job is done."
             return False
@@ -279,7 +349,11 @@ class ExperimenterView(pn.viewable.Viewer):
         size, state, ratings and the rater link."""
         rows = ["| test | name | type | conditions | sentences | stimuli | state | raters | ratings | rater link |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
-        for t in reversed(self.store.tests()):
+        tests = list(reversed(self.store.tests(include_archived=False)))
+        self.param.picked_test.objects = {f"{t.test_id} ({t.name})": t.test_id for t in tests}
+        if self.picked_test not in [t.test_id for t in tests]:
+            self.picked_test = tests[0].test_id if tests else None
+        for t in tests:
             try:
                 design = TestDesign.from_dict(t.design)
             except (ListeningError, ConfigError, TypeError):
@@ -294,7 +368,7 @@ class ExperimenterView(pn.viewable.Viewer):
             ready = test_ready(design, self.store)
             url = rater_link(t.test_id, self.link_base)
             link = f"[{url}]({url})" if ready else "-"
-            rows.append(f"| {t.test_id} | {_cell(t.name)} | {t.test_type} | {_cell(conds)} | {len(design.sentences)} "
+            rows.append(f"| {t.test_id} | {_cell(t.name)} | {t.test_type} | {_code(conds)} | {len(design.sentences)} "
                         f"| {len(stimuli)} | {'ready' if ready else 'incomplete: render again'} "
                         f"| {len({r.rater_id for r in ratings})} | {len(ratings)} | {link} |")
         self.tests_pane.object = "\n".join(rows) if len(rows) > 2 else "*No tests yet.*"
@@ -307,53 +381,70 @@ class ExperimenterView(pn.viewable.Viewer):
         return self._layout
 
     def _build_layout(self):
-        f = self.form
-        source = pn.widgets.RadioButtonGroup.from_param(f.param.source)
-        ck = pn.Column(pn.widgets.Select.from_param(f.param.checkpoint, label="Checkpoint", width=420),
-                       pn.Row(*(pn.widgets.IntInput.from_param(f.param[n], width=110) for n in ("steps", "seed")),
-                              pn.widgets.Select.from_param(f.param.solver, width=110),
-                              pn.widgets.Select.from_param(f.param.schedule, width=110)),
-                       pn.Row(*(pn.widgets.FloatInput.from_param(f.param[n], width=110)
-                                for n in ("sway", "cfg", "duration_scale", "temperature"))),
-                       pn.Row(pn.widgets.TextInput.from_param(f.param.vocoder, width=220),
-                              pn.widgets.TextInput.from_param(f.param.speaker, width=160)),
+        f, w = self.form, pn.widgets
+
+        def number(name: str, kind):
+            return kind.from_param(f.param[name], width=110, description=f.param[name].doc)
+
+        ck = pn.Column(w.Select.from_param(f.param.checkpoint, label="Checkpoint", width=420),
+                       pn.pane.Alert(f.param.note, alert_type="warning", visible=f.param.note.rx.bool()),
+                       pn.Row(number("steps", w.IntInput), number("seed", w.IntInput),
+                              w.Select.from_param(f.param.solver, width=110, description=OPTION["solver"].help),
+                              w.Select.from_param(f.param.schedule, width=110,
+                                                  description=OPTION["schedule"].help)),
+                       pn.Row(*(number(n, w.FloatInput) for n in ("sway", "cfg", "duration_scale", "temperature"))),
+                       pn.Row(w.Select.from_param(f.param.vocoder, width=160),
+                              w.TextInput.from_param(f.param.vocos_folder, label="Vocos folder", width=260,
+                                                     visible=f.param.vocoder.rx() == "vocos folder"),
+                              w.Select.from_param(f.param.speaker, width=180)),
                        visible=pn.bind(lambda s: s == "checkpoint", f.param.source))
-        folder = pn.widgets.TextInput.from_param(f.param.folder, label="WAV folder", width=420,
-                                                 visible=pn.bind(lambda s: s == "folder", f.param.source))
-        add = pn.widgets.Button(label="Add condition", color="primary")
+        folder = w.TextInput.from_param(f.param.folder, label="WAV folder", width=420,
+                                        visible=pn.bind(lambda s: s == "folder", f.param.source))
+        add = w.Button(label="Add condition", color="primary")
         add.on_click(lambda _: self.add_condition())
-        rescan = pn.widgets.Button(label="Rescan checkpoints")
+        rescan = w.Button(label="Rescan checkpoints")
         rescan.on_click(lambda _: f.refresh_checkpoints())
-        remove_choice = pn.widgets.Select(label="Condition", options=pn.bind(lambda cs: [c.label for c in cs],
-                                                                              self.param.conditions), width=200)
-        remove = pn.widgets.Button(label="Remove")
+        remove_choice = w.Select(label="Condition", options=pn.bind(lambda cs: [c.label for c in cs],
+                                                                     self.param.conditions), width=200)
+        remove = w.Button(label="Remove")
         remove.on_click(lambda _: self.remove_condition(remove_choice.value) if remove_choice.value else None)
-        render = pn.widgets.Button(label="Render stimuli", color="success",
-                                   disabled=self.runner.param.busy)
+        render = w.Button(label="Render stimuli", color="success", disabled=self.runner.param.busy)
         render.on_click(lambda _: self.render())
-        refresh = pn.widgets.Button(label="Refresh list")
+        cancel = w.Button(label="Cancel render", disabled=self.runner.param.busy.rx.not_())
+        cancel.on_click(lambda _: self.cancel())
+        refresh = w.Button(label="Refresh list")
         refresh.on_click(lambda _: self.refresh_tests())
-        alert = pn.pane.Alert(self.param.message, alert_type="info",
-                              visible=pn.bind(bool, self.param.message))
+        again = w.Button(label="Render again", disabled=self.runner.param.busy)
+        again.on_click(lambda _: self.render_again())
+        archive = w.Button(label="Archive")
+        archive.on_click(lambda _: self.archive())
+        alert = pn.pane.Alert(self.param.message, alert_type="info", visible=pn.bind(bool, self.param.message))
         return pn.Column(
             "## New listening test",
-            pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.test_type),
-                   pn.widgets.TextInput.from_param(self.param.test_name, label="Name (experimenters only)", width=320)),
+            pn.Row(w.RadioButtonGroup.from_param(self.param.test_type),
+                   w.TextInput.from_param(self.param.test_name, label="Name (experimenters only)", width=320)),
             "### Conditions", self.conditions_pane, pn.Row(remove_choice, remove),
-            pn.Row(pn.widgets.TextInput.from_param(f.param.label, label="Label", width=200), source, rescan),
+            pn.Row(w.TextInput.from_param(f.param.label, label="Label", width=200),
+                   w.RadioButtonGroup.from_param(f.param.source), rescan),
             ck, folder, add,
             "### Sentences",
-            pn.widgets.TextAreaInput.from_param(self.param.sentences, label="One per line ('id|text' names the id)",
-                                                height=140, sizing_mode="stretch_width"),
+            w.TextAreaInput.from_param(self.param.sentences, label="One per line ('id|text' names the id)",
+                                       height=140, sizing_mode="stretch_width"),
             "### Gold (attention) trials (optional)",
-            pn.Row(pn.widgets.CheckButtonGroup.from_param(self.param.gold_kinds),
-                   pn.widgets.Select.from_param(self.param.gold_reference, label="Reference condition", width=200),
-                   pn.widgets.IntInput.from_param(self.param.gold_sentences, label="On the first N sentences",
-                                                  width=160)),
-            pn.Row(render, pn.indicators.Progress(value=self.param.progress, max=100, width=300)),
-            alert, "## Tests", refresh, self.tests_pane, sizing_mode="stretch_width")
+            pn.Row(w.CheckButtonGroup.from_param(self.param.gold_kinds),
+                   w.Select.from_param(self.param.gold_reference, label="Reference condition", width=200),
+                   w.IntInput.from_param(self.param.gold_sentences, label="On the first N sentences", width=160)),
+            pn.Row(render, cancel, pn.indicators.Progress(value=self.param.progress, max=100, width=300)),
+            alert, "## Tests",
+            pn.Row(w.Select.from_param(self.param.picked_test, label="Test", width=320), again, archive, refresh),
+            self.tests_pane, sizing_mode="stretch_width")
 
 
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """Text as code inside a Markdown table cell (never turned into a link)."""
+    return "`" + _cell(text).replace("`", "'") + "`"

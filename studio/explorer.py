@@ -30,7 +30,7 @@ from core.sampling.options import OPTION, SEED_RANGE, check_sampler_options, che
 
 from .clip_view import ClipView, Rendered
 from .config import CheckpointEntry, StudioSettings, find_checkpoints, resolve_inside, safe_upload_name
-from .jobs import JobOutcome, JobRunner
+from .jobs import JobOutcome, JobRunner, on_page_load
 from .synthesis import (VOCODER_MODES, SynthesizerPool, checkpoint_speakers, shared_pool, speaker_labels,
                         vocoder_spec)
 
@@ -43,18 +43,6 @@ EXPECTED_ERRORS = (core.CheckpointError, ValueError, OSError)  # TextError, Voco
 BUSY_NOTICE = "Still working on the previous request ({}); this click was ignored."
 VOCODER_HELP = ("auto: a Vocos vocoder when one is installed or bundled, else Griffin-Lim (the clip's summary "
                 "names the one used); griffin-lim: no neural vocoder; vocos folder: config.yaml + pytorch_model.bin")
-
-
-def on_page_load(callback: Callable[[], None]) -> None:
-    """Run ``callback`` once this session's page is loaded in the browser (under
-    ``panel serve``), or right away without a server (tests, notebooks).  Background
-    jobs must not start while the page is still being built: a job that finishes before
-    Bokeh has made the server session could lose its completion callback."""
-    doc = pn.state.curdoc
-    if doc is not None and doc.session_context is not None:
-        pn.state.onload(callback)
-    else:
-        callback()
 
 
 def looks_like_checkpoint(data: bytes) -> bool:

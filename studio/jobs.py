@@ -22,9 +22,22 @@ from typing import Any, Callable, Optional
 import panel as pn
 import param
 
-__all__ = ["JobOutcome", "JobRunner"]
+__all__ = ["JobOutcome", "JobRunner", "on_page_load"]
 
 log = logging.getLogger(__name__)
+
+
+def on_page_load(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once this session's page is loaded in the browser (under
+    ``panel serve``), or right away without a server (tests, notebooks).  Background
+    jobs must not start while the page is still being built: Bokeh makes the server
+    session only after the page function returns, and a job finishing in between may
+    find no session to hand its result to."""
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
+        pn.state.onload(callback)
+    else:
+        callback()
 
 
 @dataclass
@@ -99,10 +112,31 @@ class JobRunner(param.Parameterized):
             log.exception("studio job %r failed", label)
             outcome = JobOutcome(label, error=f"internal error: {type(exc).__name__}: {exc}")
         outcome.seconds = time.perf_counter() - start
-        if doc is None:
-            self._finish(done, outcome)
-        else:
-            doc.add_next_tick_callback(lambda: self._finish(done, outcome))
+        once = threading.Lock()  # a hand-over that failed half-way may still run: finish once only
+
+        def finish() -> None:
+            if once.acquire(blocking=False):
+                self._finish(done, outcome)
+
+        if doc is None or not self._hand_over(doc, finish):
+            finish()
+
+    @staticmethod
+    def _hand_over(doc, callback, tries: int = 50, pause: float = 0.1) -> bool:
+        """Schedule ``callback`` on the page's thread; False if the document refuses for
+        ``tries`` x ``pause`` seconds (a session being built, or destroyed because the
+        browser left).  The caller then finishes on this thread, so the runner never
+        stays busy with nobody to call back (the studio's stuck "reading checkpoint")."""
+        for attempt in range(tries):
+            try:
+                doc.add_next_tick_callback(callback)
+                return True
+            except Exception as exc:  # RuntimeError (destroyed), AttributeError (half-made session)
+                if attempt == tries - 1:
+                    log.warning("studio job: the page did not take the result (%s: %s); finishing here",
+                                type(exc).__name__, exc)
+                time.sleep(pause)
+        return False
 
     def _finish(self, done, outcome: JobOutcome) -> None:
         try:

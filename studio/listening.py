@@ -34,6 +34,7 @@ import random
 import re
 import secrets
 import shutil
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -50,7 +51,8 @@ from core.config import choice_error
 from studio.results import TEST_TYPES, DuplicateRatingError, RatingError, RatingRecord, ResultsStore, StimulusRecord, Trial
 
 __all__ = ["Condition", "Sentence", "GoldTrial", "TestDesign", "RenderedClip", "render_stimuli", "degrade_for_anchor",
-           "build_trials", "Clip", "TrialView", "RaterSession", "ListeningError", "Trial", "MOS_LABELS",
+           "build_trials", "Clip", "TrialView", "RaterSession", "ListeningError", "TestNotReadyError",
+           "TestClosedError", "rater_message", "RenderCancelled", "Trial", "MOS_LABELS",
            "CMOS_LABELS", "SETTING_NAMES", "TARGET_LUFS"]
 
 TARGET_LUFS = -23.0
@@ -68,6 +70,39 @@ PathLike = Union[str, Path]
 
 class ListeningError(ValueError):
     """A test design or rendering problem; the message says what to fix."""
+
+
+class TestNotReadyError(ListeningError):
+    """The test's stimuli are missing or incomplete (render it, or render it again)."""
+
+    __test__ = False  # not a pytest test class
+
+
+class RenderCancelled(ListeningError):
+    """Rendering was stopped on request; the stimuli made so far are kept and a later
+    render of the same test carries on from there."""
+
+
+class TestClosedError(ListeningError):
+    """The test was archived: raters can no longer open it."""
+
+    __test__ = False
+
+
+RATER_MESSAGES = {
+    "UnknownTestError": "This test link is not valid. Please check the link with the person who sent it.",
+    "TestNotReadyError": "This test is not ready yet. Please try again later, or ask the person who sent the link.",
+    "TestClosedError": "This test is closed. Thank you for your interest.",
+}
+
+
+def rater_message(exc: Exception) -> str:
+    """A plain sentence for a rater about why a test cannot start; the detail (paths,
+    ids, what to run) is for the experimenter and the server log only."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in RATER_MESSAGES:
+            return RATER_MESSAGES[cls.__name__]
+    return str(exc)  # about the rater's own input (e.g. the rater id), safe to show
 
 
 def _keys(what: str, d: dict, valid: Sequence[str]) -> None:
@@ -305,13 +340,23 @@ def _put(store: ResultsStore, test_id: str, cid: int, sentence: Sentence, folder
 
 
 def render_stimuli(design: TestDesign, store: ResultsStore, folder: PathLike, render: Optional[Render] = None, *,
-                   target_lufs: float = TARGET_LUFS) -> list[StimulusRecord]:
+                   target_lufs: float = TARGET_LUFS, cancel: Optional[threading.Event] = None
+                   ) -> list[StimulusRecord]:
     """Create the test in ``store`` and render every missing stimulus into
     ``folder/stimuli/`` (see module doc); returns all stimuli of the test.
 
     ``render(condition, text, seed)`` renders checkpoint conditions (``seed`` is the
-    condition's); folder conditions read ``<folder>/<sentence_id>.wav``.
+    condition's); folder conditions read ``<folder>/<sentence_id>.wav``.  Setting
+    ``cancel`` stops before the next clip with :class:`RenderCancelled`; calling again
+    with the same design renders only what is missing.
     """
+
+    def put(*args) -> None:
+        if cancel is not None and cancel.is_set():
+            raise RenderCancelled(f"rendering of test {design.test_id} was cancelled; the stimuli made so far are "
+                                  "kept: render it again to finish")
+        _put(*args)
+
     out = Path(folder) / "stimuli"
     tid = store.create_test(design.test_type, design.name or design.test_id, design.to_dict(), test_id=design.test_id)
     by_label = {}
@@ -342,13 +387,13 @@ def render_stimuli(design: TestDesign, store: ResultsStore, folder: PathLike, re
                 prov.update(checkpoint=cond.checkpoint, checkpoint_sha256=sha, seed=cond.seed,
                             vocoder=str(clip.provenance.get("vocoder", vocoder)), render=clip.provenance)
                 return clip, prov
-            _put(store, tid, cid, sentence, out, "", make)
+            put(store, tid, cid, sentence, out, "", make)
     sentences = {s.id: s for s in design.sentences}
     for g in design.gold:
         ref = store.find_stimulus(tid, by_label[g.reference], g.sentence_id)
         sentence = sentences[g.sentence_id]
         if g.kind == "identical":
-            _put(store, tid, by_label[g.reference], sentence, out, "copy",
+            put(store, tid, by_label[g.reference], sentence, out, "copy",
                  lambda ref=ref: (ref.path, dict(ref.provenance, copy_of=ref.stimulus_id,
                                                  loudness_lufs=ref.loudness_lufs)))
             continue
@@ -362,7 +407,7 @@ def render_stimuli(design: TestDesign, store: ResultsStore, folder: PathLike, re
             prov = {"condition_kind": "anchor", "anchor_of": ref.stimulus_id, "degradation": settings,
                     "noise_seed": noise_seed, "app_version": core.__version__, "target_lufs": target_lufs}
             return RenderedClip(degrade_for_anchor(a.samples, a.sample_rate, noise_seed), a.sample_rate), prov
-        _put(store, tid, aid, sentence, out, "", make_anchor)
+        put(store, tid, aid, sentence, out, "", make_anchor)
     return store.stimuli(tid)
 
 
@@ -379,7 +424,8 @@ def build_trials(design: TestDesign, stimuli: Sequence[StimulusRecord], seed: in
 
     def get(label: str, sentence_id: str, variant: str = "") -> str:
         if (label, sentence_id, variant) not in table:
-            raise ListeningError(f"no stimulus for condition {label!r}, sentence {sentence_id!r}; run render_stimuli")
+            raise TestNotReadyError(f"no stimulus for condition {label!r}, sentence {sentence_id!r}; render the "
+                                    "test's stimuli (again)")
         return table[(label, sentence_id, variant)].stimulus_id
 
     text = {s.id: s.text for s in design.sentences}
@@ -460,10 +506,13 @@ class RaterSession(param.Parameterized):
 
     def __init__(self, store: ResultsStore, test_id: str, rater_id: str, *, url_prefix: str = "",
                  clock: Callable[[], float] = time.monotonic, seed: Optional[int] = None):
-        design = TestDesign.from_dict(store.test(test_id).design)
+        record = store.test(test_id)
+        if record.archived:
+            raise TestClosedError(f"test {test_id!r} is archived; restore it to let raters in")
+        design = TestDesign.from_dict(record.design)
         stimuli = store.stimuli(test_id)
         if not stimuli:
-            raise ListeningError(f"test {test_id!r} has no stimuli yet; run render_stimuli first")
+            raise TestNotReadyError(f"test {test_id!r} has no stimuli yet; render them first")
         rater = rater_id.strip() if isinstance(rater_id, str) else rater_id
         record = store.start_or_resume_session(test_id, rater, seed=seed,
                                                make_order=lambda s: build_trials(design, stimuli, s))

@@ -39,6 +39,7 @@ from studio.rater_ui import RaterView
 from studio.render import StimulusRenderer
 from studio.results import ResultsStore
 from studio.results_ui import ResultsView
+from studio.synthesis import shared_pool
 
 __all__ = ["build_listening_tabs", "rater_mode", "is_rater_page", "page_user", "page_test", "experimenters",
            "shared_store", "shared_renderer", "ENV_EXPERIMENTERS"]
@@ -55,7 +56,7 @@ def shared_store(results_dir: Path) -> ResultsStore:
 @functools.lru_cache(maxsize=None)
 def shared_renderer(device: str) -> StimulusRenderer:
     """The stimulus renderer (and its loaded models), one per device per server process."""
-    return StimulusRenderer(device)
+    return StimulusRenderer(pool=shared_pool(device))
 
 
 def page_user() -> Optional[str]:

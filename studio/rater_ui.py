@@ -32,7 +32,7 @@ import panel as pn
 import param
 from panel.custom import JSComponent
 
-from studio.listening import CMOS_LABELS, MOS_LABELS, ListeningError, RaterSession
+from studio.listening import CMOS_LABELS, MOS_LABELS, ListeningError, RaterSession, rater_message
 from studio.results import DuplicateRatingError, ResultsError, ResultsStore
 
 __all__ = ["ClipPlayer", "PlayEvent", "RaterView", "MIN_HEARD_FRACTION", "clip_data_url", "rater_tests"]
@@ -129,8 +129,8 @@ class ClipPlayer(JSComponent):
 
 
 def rater_tests(store: ResultsStore) -> list[str]:
-    """Ids of the tests a rater may pick (those with stimuli), in creation order."""
-    return [t.test_id for t in store.tests() if store.stimuli(t.test_id)]
+    """Ids of the tests a rater may pick (open ones with stimuli), in creation order."""
+    return [t.test_id for t in store.tests(include_archived=False) if store.stimuli(t.test_id)]
 
 
 class RaterView(pn.viewable.Viewer):
@@ -219,7 +219,9 @@ class RaterView(pn.viewable.Viewer):
         try:
             self.session = RaterSession(self.store, test, rater)
         except (ListeningError, ResultsError) as exc:
-            self.message = f"Cannot start the test: {exc}"
+            # the rater reads a plain sentence; the detail (ids, paths) goes to the server log
+            log.warning("rater %r could not start test %r: %s", rater, test, exc)
+            self.message = f"Cannot start the test. {rater_message(exc)}"
             return False
         with pn.io.hold():
             self._started_page(rater)

@@ -11,7 +11,14 @@ For the picked test (experimenters only: condition names are revealed here):
   importable: DNSMOS P.835 OVRL (mean over the condition's clips) and the WER of
   pocketsphinx transcripts against the sentences, computed on demand off the page's
   thread and cached per stimulus in ``<results>/objective/<test id>.json``.
-* "Export CSV": the store's CSV (one row per current rating, :data:`studio.results.CSV_COLUMNS`).
+* "Export CSV": the store's CSV (one row per current rating, :data:`studio.results.CSV_COLUMNS`)
+  and "Columns (JSON)": what each column holds (:data:`studio.results.CSV_COLUMN_DOCS`).
+
+The page follows the store by itself: every ``POLL_MS`` while it is open it compares
+:meth:`studio.results.ResultsStore.revision` and re-reads the tests and tables when a
+test was created, archived or rendered or a rating arrived.  Archived tests are not
+listed; the test shown first is the newest one with ratings, else the newest with
+stimuli (never a half-rendered one just because it is newer).
 """
 
 from __future__ import annotations
@@ -30,14 +37,15 @@ import param
 from bokeh.models import ColumnDataSource, Whisker
 from bokeh.plotting import figure
 
-from studio.jobs import JobOutcome, JobRunner
-from studio.results import ResultsStore, StimulusRecord
+from studio.jobs import JobOutcome, JobRunner, on_page_load
+from studio.results import ResultsStore, StimulusRecord, columns_json
 from studio.stats import ab_table, gold_table, mos_table, rating_counts
 
 __all__ = ["ResultsView", "ObjectiveRow", "objective_scores", "eval_available", "mos_frame", "ab_frame",
            "gold_frame", "mos_figure"]
 
 OBJECTIVE_DIR = "objective"
+POLL_MS = 2000
 
 
 def _num(x) -> Optional[float]:
@@ -185,15 +193,42 @@ class ResultsView(pn.viewable.Viewer):
         self.objective_button.on_click(lambda _: self.compute_objective())
         self.download = pn.widgets.FileDownload(callback=self.csv_file, filename="results.csv", label="Export CSV",
                                                 color="primary", disabled=True)
+        self.columns_download = pn.widgets.FileDownload(callback=lambda: io.BytesIO(columns_json().encode()),
+                                                        filename="results.columns.json", label="Columns (JSON)")
+        self._revision = None
         self.refresh_tests()
         self.param.watch(lambda _: self.refresh(), "test_id")
         self.refresh()
+        self._revision = store.revision()
+        self._poller = None
+
+    def poll(self) -> bool:
+        """Re-read everything if the store changed since the last look; True if it did."""
+        revision = self.store.revision()
+        if revision == self._revision:
+            return False
+        self._revision = revision
+        shown = self.test_id
+        self.refresh_tests()
+        if self.test_id == shown:  # a changed selection already refreshed through its watcher
+            self.refresh()
+        return True
+
+    def start_polling(self) -> None:
+        """Poll every :data:`POLL_MS` while the page is served (a no-op without a server)."""
+        if self._poller is None and pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            self._poller = pn.state.add_periodic_callback(self.poll, period=POLL_MS)
 
     def refresh_tests(self) -> None:
-        tests = self.store.tests()
+        """List the open tests, newest first; keep the shown one if it is still there,
+        else show the newest with ratings (or with stimuli)."""
+        tests = self.store.tests(include_archived=False)
         self.param.test_id.objects = {f"{t.name} ({t.test_id}, {t.test_type})": t.test_id for t in reversed(tests)}
         if self.test_id not in [t.test_id for t in tests]:
-            self.test_id = tests[-1].test_id if tests else None
+            rated = [t for t in tests if self.store.ratings(t.test_id)]
+            rendered = [t for t in tests if self.store.stimuli(t.test_id)]
+            pick = (rated or rendered or tests)
+            self.test_id = pick[-1].test_id if pick else None
 
     def refresh(self) -> None:
         """Re-read the picked test's ratings and redraw every table."""
@@ -263,11 +298,12 @@ class ResultsView(pn.viewable.Viewer):
 
     def __panel__(self):
         if getattr(self, "_layout", None) is None:
+            on_page_load(self.start_polling)
             refresh = pn.widgets.Button(label="Refresh")
             refresh.on_click(lambda _: (self.refresh_tests(), self.refresh()))
             self._layout = pn.Column(
                 pn.Row(pn.widgets.Select.from_param(self.param.test_id, label="Results of test", width=420), refresh,
-                       self.download),
+                       self.download, self.columns_download),
                 self.summary_pane,
                 _section("MOS per condition (gold trials left out)", self.mos_pane, self.plot_pane),
                 _section("A/B preference per pair (p: two-sided binomial test, ties left out)", self.ab_pane),

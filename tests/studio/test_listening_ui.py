@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import shutil
 import sqlite3
@@ -212,10 +213,15 @@ def test_ab_test_with_gold_and_cmos(lab, ab_test, store):
     rows = rated_csv(results)
     assert len(rows) == 6
     for r in rows:
-        side_a, side_b = (labels[s] for s in r["stimulus_id"].split("|"))
+        side_a, side_b = labels[r["stimulus_id_a"]], labels[r["stimulus_id_b"]]
         assert (r["condition_a"], r["condition_b"]) == (side_a, side_b)
         chosen = {"A": side_a, "B": side_b, "none": ""}[r["choice"]]
-        assert r["condition"] == chosen and r["play_count"] == "1|1"
+        assert r["chosen_condition"] == chosen and r["condition"] == "" and r["stimulus_id"] == ""
+        assert (r["play_count_a"], r["play_count_b"]) == ("1", "1")
+        assert r["trial_type"] == ("gold" if side_a == side_b else "ab")
+        assert r["gold_expected"] == ("choice=none" if side_a == side_b else "")
+        if side_a == ALPHA:  # rendered from the checkpoint: the real vocoder, never "auto"
+            assert r["vocoder_a"] == "griffin-lim" and json.loads(r["settings_json_a"])["vocoder"] == "griffin-lim"
 
 
 # --------------------------------------------------------------------------- the rater's page
@@ -262,7 +268,8 @@ def test_a_rater_resumes_where_they_left_off(mos_test, store):
     assert fixed.rater_input.disabled and not fixed.test_select.visible
     assert fixed.start("someone-else") and fixed.session.rater_id == "returning"  # the signed-in user wins
     missing = RaterView(store, test_id="nosuchtest")
-    assert not missing.start("x") and "nosuchtest" in missing.message
+    assert not missing.start("x") and "link is not valid" in missing.message
+    assert "nosuchtest" not in missing.message and "sqlite" not in missing.message  # no internals for raters
 
 
 def document_text(viewable) -> str:
@@ -311,7 +318,7 @@ def test_experimenter_refuses_bad_input_with_a_message(lab, tmp_path):
     view = experimenter(lab, ResultsStore(tmp_path / "res"))
     view.form.param.update(label="outside", source="folder", folder=str(tmp_path))
     assert view.add_condition() is None and "outside the folders" in view.message
-    view.form.param.update(source="checkpoint", vocoder="/etc")
+    view.form.param.update(source="checkpoint", vocoder="vocos folder", vocos_folder="/etc")
     assert view.add_condition() is None and "outside the folders" in view.message
     view.form.param.update(vocoder="griffin-lim", schedule="power", sway=0.5)
     assert define(view, lab, "one") is not None

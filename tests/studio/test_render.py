@@ -34,7 +34,7 @@ class FakeSynth:
     def synthesize(self, text, **options):
         self.calls.append((text, options))
         audio = np.full(100, 0.1, dtype=np.float32)
-        return SimpleNamespace(audio=audio, sample_rate=16000, nfe=options["steps"], timings={"total": 0.01},
+        return SimpleNamespace(audio=audio, sample_rate=16000, nfe=options.get("steps", 10), timings={"total": 0.01},
                                settings={"text": text, **options, "vocoder": f"fake-{self.vocoder}"})
 
 
@@ -54,10 +54,9 @@ def checkpoint_file(tmp_path, name="a.pt", content=b"weights"):
     return p
 
 
-def test_synthesis_options_fill_defaults_and_validate():
-    # defaults are those of Synthesizer.synthesize (core/sampling/synthesizer.py)
-    assert synthesis_options({}) == {"steps": 10, "solver": "euler", "schedule": "sway", "sway": -1.0,
-                                     "duration_scale": 1.0, "cfg": 0.0, "temperature": 1.0}
+def test_synthesis_options_pass_what_is_given_and_validate():
+    # options left out are not filled in here: the checkpoint's own defaults apply (as for core synth)
+    assert synthesis_options({}) == {}
     opts = synthesis_options({"steps": 4, "solver": "heun", "vocoder": "griffin-lim", "speaker": "bob"})
     assert opts["steps"] == 4 and opts["solver"] == "heun" and opts["speaker"] == "bob" and "vocoder" not in opts
     with pytest.raises(ConfigError, match="unknown solver 'rk5'.*valid: .*euler"):
@@ -103,7 +102,7 @@ def test_renderer_caches_one_synthesizer_per_checkpoint_and_vocoder(tmp_path):
     os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
     renderer(Condition("b", checkpoint=str(b)), "x.", 0)
     assert renderer.loads == 5
-    with pytest.raises(ListeningError, match="cannot be read"):
+    with pytest.raises(core.CheckpointError, match="cannot read the checkpoint"):
         renderer.synthesizer(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match="max_models"):
         StimulusRenderer(max_models=0)
@@ -125,3 +124,26 @@ def test_renderer_matches_a_direct_synthesizer_call(tiny_checkpoint):
     assert clip.provenance["seed"] == 11 and clip.provenance["nfe"] == 6  # midpoint: 2 evaluations per step
     other = renderer(cond, "The quick brown fox.", 12)
     assert renderer.loads == 1 and not np.allclose(other.audio[:1000], clip.audio[:1000])
+
+
+def test_stimuli_honour_the_checkpoints_sampling_defaults(tiny_checkpoint, tmp_path):
+    # a checkpoint that recommends 3 midpoint steps with guidance 1 (its config's "sampling")
+    from dataclasses import replace
+
+    from core.config import SamplingConfig
+
+    ck = core.load_checkpoint(tiny_checkpoint)
+    path = tmp_path / "recommends.pt"
+    core.save_checkpoint(path, config=replace(ck.config, sampling=SamplingConfig(steps=3, solver="midpoint", cfg=1.0)),
+                         weights=ck.weights, step=ck.step, speakers=ck.speakers, extra=ck.extra)
+    renderer = StimulusRenderer("cpu")
+    clip = renderer(Condition("rec", checkpoint=str(path), settings={"vocoder": "griffin-lim"}, seed=4), "Red sun.", 4)
+    assert (clip.provenance["steps"], clip.provenance["solver"], clip.provenance["cfg"]) == (3, "midpoint", 1.0)
+    assert clip.provenance["nfe"] == 6
+    # the same as python -m core synth would render with no options given
+    ref = core.Synthesizer.from_checkpoint(path, device="cpu", vocoder="griffin-lim").synthesize("Red sun.", seed=4)
+    np.testing.assert_allclose(clip.audio, ref.audio, atol=1e-6)
+    # an option the condition states wins over the checkpoint's
+    explicit = renderer(Condition("e", checkpoint=str(path), settings={"steps": 2, "vocoder": "griffin-lim"}, seed=4),
+                        "Red sun.", 4)
+    assert explicit.provenance["steps"] == 2 and explicit.provenance["nfe"] == 4
