@@ -94,15 +94,19 @@ RATER_MESSAGES = {
     "TestNotReadyError": "This test is not ready yet. Please try again later, or ask the person who sent the link.",
     "TestClosedError": "This test is closed. Thank you for your interest.",
 }
+OTHER_RATER_MESSAGE = "This test cannot be opened right now. Please tell the person who sent you the link."
 
 
 def rater_message(exc: Exception) -> str:
     """A plain sentence for a rater about why a test cannot start; the detail (paths,
-    ids, what to run) is for the experimenter and the server log only."""
+    ids, what to run) is for the experimenter and the server log only.  Only a problem
+    with the rater's own input (their id) is shown as it is."""
     for cls in type(exc).__mro__:
         if cls.__name__ in RATER_MESSAGES:
             return RATER_MESSAGES[cls.__name__]
-    return str(exc)  # about the rater's own input (e.g. the rater id), safe to show
+        if cls.__name__ == "RaterIdError":
+            return f"Please check your rater id: {exc}."
+    return OTHER_RATER_MESSAGE
 
 
 def _keys(what: str, d: dict, valid: Sequence[str]) -> None:
@@ -509,7 +513,10 @@ class RaterSession(param.Parameterized):
         record = store.test(test_id)
         if record.archived:
             raise TestClosedError(f"test {test_id!r} is archived; restore it to let raters in")
-        design = TestDesign.from_dict(record.design)
+        try:
+            design = TestDesign.from_dict(record.design)
+        except (ListeningError, TypeError, KeyError) as exc:
+            raise TestNotReadyError(f"test {test_id!r} has no readable design ({exc}); define and render it again")
         stimuli = store.stimuli(test_id)
         if not stimuli:
             raise TestNotReadyError(f"test {test_id!r} has no stimuli yet; render them first")

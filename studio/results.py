@@ -156,6 +156,10 @@ class UnknownTestError(ResultsError):
     """No test with that id in this results folder."""
 
 
+class RaterIdError(ResultsError):
+    """A rater id that cannot be used (empty or too long); the message is for the rater."""
+
+
 def _dumps(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
@@ -493,7 +497,7 @@ class ResultsStore:
         new one whose order is ``make_order(seed)`` with a recorded seed (random unless
         given).  Every trial must name stimuli of this test."""
         if not isinstance(rater_id, str) or not rater_id.strip() or len(rater_id) > 200:
-            raise ResultsError(f"rater id must be a non-empty string of at most 200 characters, got {rater_id!r}")
+            raise RaterIdError(f"rater id must be a non-empty string of at most 200 characters, got {rater_id!r}")
         test_type = self.test(test_id).test_type
         with self._write() as c:
             row = c.execute("SELECT session_id FROM sessions WHERE test_id = ? AND rater_id = ?",
