@@ -5,6 +5,10 @@ line ``error: ...`` to stderr and exits with status 2 (no traceback).  Subcomman
 in their own modules and register through :data:`SUBCOMMANDS`; each module provides
 ``add_arguments(parser)`` and ``run(args) -> int``, imported only when chosen so that
 ``python -m core --help`` stays fast.
+
+Every subcommand takes ``--threads N`` (default ``auto``: see :mod:`core.threads`), set
+before any work starts, so a command never runs torch at a thread count that
+collapses when another process shares the cores.
 """
 
 from __future__ import annotations
@@ -58,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_) in _available().items():
         p = sub.add_parser(name, help=help_, description=help_)
         importlib.import_module(module).add_arguments(p)
+        if not any("--threads" in a.option_strings for a in p._actions):
+            p.add_argument("--threads", default=None,
+                           help="CPU threads for torch: a number, or auto (default; $FLOWTTS_THREADS, else 1 on a "
+                                "machine with 2 cores or fewer, else the cores less one, at most 8)")
         p.set_defaults(_module=module)
     return parser
 
@@ -73,6 +81,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .config import ConfigError
 
     try:
+        from .threads import configure_threads
+
+        configure_threads(getattr(args, "threads", None))
         return int(module.run(args) or 0)
     except (UsageError, ConfigError, CheckpointError, FileNotFoundError) as exc:
         sys.stderr.write(f"error: {exc}\n")

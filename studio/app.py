@@ -4,10 +4,9 @@
 for each session; nothing here holds state between sessions).  Tabs: Explorer, Compare,
 Training, then the listening-test tabs.  Folders: see :mod:`studio.config`.
 
-Hook for the listening tests: if the module ``studio.listening_ui`` exists, its
-``build_listening_tabs(settings: StudioSettings) -> list[tuple[str, Viewable]]`` gives
-the tabs (title, content) appended after Training; until then "Listening tests" and
-"Results" say they are coming.
+The listening-test tabs (Experimenter, Rate, Results) come from
+:func:`studio.listening_ui.build_listening_tabs`; a rater link shows the Rate page alone.
+The server sets torch's CPU threads once (``--threads``, see :mod:`core.threads`).
 
 Importing this module has no side effects; the page is made servable only when Bokeh
 runs the file (``__name__`` starts with ``bokeh``).
@@ -15,46 +14,35 @@ runs the file (``__name__`` starts with ``bokeh``).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 from typing import Mapping, Optional, Sequence
 
 import panel as pn
+import torch
 
 from studio.config import StudioConfigError, StudioSettings, parse_settings
 
-__all__ = ["create_app", "build_tabs", "listening_tabs", "LISTENING_MODULE", "TITLE"]
+__all__ = ["create_app", "build_tabs", "TITLE"]
 
 TITLE = "flowtts studio"
-LISTENING_MODULE = "studio.listening_ui"
-
-
-def listening_tabs(settings: StudioSettings) -> list[tuple[str, pn.viewable.Viewable]]:
-    """The listening-test tabs from :data:`LISTENING_MODULE`, or "coming soon" pages."""
-    if importlib.util.find_spec(LISTENING_MODULE) is not None:
-        module = importlib.import_module(LISTENING_MODULE)
-        return list(module.build_listening_tabs(settings))
-    soon = "Blind MOS and A/B listening tests arrive with the listening-test UI (coming soon)."
-    return [("Listening tests", pn.pane.Markdown(f"### Listening tests\n\n{soon}")),
-            ("Results", pn.pane.Markdown(f"### Results\n\n{soon} Results will be stored in "
-                                         f"`{settings.results_dir}`."))]
 
 
 def build_tabs(settings: StudioSettings) -> pn.Tabs:
     """Explorer, Compare, Training and the listening-test tabs for one session."""
     from studio.explorer import CompareView, Explorer, SynthesisService
+    from studio.listening_ui import build_listening_tabs
     from studio.training_view import TrainingView
 
     service = SynthesisService(settings)
     return pn.Tabs(("Explorer", Explorer(service)), ("Compare", CompareView(service)),
-                   ("Training", TrainingView(settings)), *listening_tabs(settings),
+                   ("Training", TrainingView(settings)), *build_listening_tabs(settings),
                    dynamic=False, sizing_mode="stretch_width")
 
 
 def _footer(settings: StudioSettings) -> str:
     folders = ", ".join(f"`{d}`" for d in settings.checkpoint_dirs)
     return (f"Checkpoint folders: {folders} · results: `{settings.results_dir}` · device: {settings.device} · "
+            f"torch threads: {torch.get_num_threads()} · "
             "set with `panel serve studio/app.py --args --checkpoints DIR1,DIR2 --results DIR`")
 
 
@@ -68,13 +56,16 @@ def create_app(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, 
     except StudioConfigError as exc:
         return pn.Column(pn.pane.Markdown(f"# {TITLE}"), pn.pane.Alert(str(exc), alert_type="danger"),
                          sizing_mode="stretch_width")
-    if importlib.util.find_spec(LISTENING_MODULE) is not None:
-        listening = importlib.import_module(LISTENING_MODULE)
-        if listening.is_rater_page():
-            # A rater sees the Rate page alone: no explorer, no folder paths, nothing
-            # that could name a condition.
-            (_, rate), = listening.build_listening_tabs(settings)
-            return pn.Column(pn.pane.Markdown(f"## {TITLE}"), rate, sizing_mode="stretch_width")
+    from core.threads import configure_threads
+
+    configure_threads(settings.threads)  # the server shares the cores: see core.threads
+    from studio import listening_ui
+
+    if listening_ui.is_rater_page():
+        # A rater sees the Rate page alone: no explorer, no folder paths, nothing that
+        # could name a condition.
+        (_, rate), = listening_ui.build_listening_tabs(settings)
+        return pn.Column(pn.pane.Markdown(f"## {TITLE}"), rate, sizing_mode="stretch_width")
     return pn.Column(pn.pane.Markdown(f"## {TITLE}"), build_tabs(settings),
                      pn.pane.Markdown(_footer(settings), styles={"font-size": "small", "color": "#666"}),
                      sizing_mode="stretch_width")

@@ -56,12 +56,16 @@ class StudioSettings:
     results_dir: listening-test results; uploads go to ``results_dir / "uploads"``.
     demo_checkpoint: the bundled demo voice (offered only when the file exists).
     device: where synthesis runs (``auto``: CUDA when available).
+    threads: torch's CPU threads for this server (``auto``: see :mod:`core.threads`; a
+        server shares the cores with the browser and its own web work, so on a small
+        machine one thread is faster than two).
     """
 
     checkpoint_dirs: tuple[Path, ...]
     results_dir: Path
     demo_checkpoint: Path = DEMO_CHECKPOINT
     device: str = "auto"
+    threads: str = "auto"
 
     @property
     def uploads_dir(self) -> Path:
@@ -107,6 +111,7 @@ def parse_settings(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[s
     parser.add_argument("--checkpoints", help="checkpoint/run folders, comma separated")
     parser.add_argument("--results", help="listening-test results folder (uploads go to <results>/uploads)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--threads", default="auto", help="torch CPU threads: a number or auto")
     args = parser.parse_args(list(argv or []))
     dirs_text = args.checkpoints if args.checkpoints is not None else env.get(ENV_CHECKPOINTS, DEFAULT_CHECKPOINTS)
     dirs = _split_dirs(dirs_text)
@@ -122,8 +127,16 @@ def parse_settings(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[s
         q = Path(p).expanduser()
         return (q if q.is_absolute() else base / q).resolve()
 
+    from core.config import ConfigError
+    from core.threads import resolve_threads
+
+    try:
+        resolve_threads(args.threads)
+    except ConfigError as exc:
+        raise StudioConfigError(f"bad studio option --threads: {exc}") from None
     unique = tuple(dict.fromkeys(absolute(d) for d in dirs))
-    return StudioSettings(checkpoint_dirs=unique, results_dir=absolute(results), device=args.device)
+    return StudioSettings(checkpoint_dirs=unique, results_dir=absolute(results), device=args.device,
+                          threads=args.threads)
 
 
 def resolve_inside(path: str | os.PathLike, roots: Sequence[Path]) -> Path:

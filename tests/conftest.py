@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# one thread, deliberately: the tests start servers, browsers and subprocesses beside
+# themselves, and torch at 2 threads collapses when anything shares the 2 cores (core.threads)
+torch.set_num_threads(1)
+os.environ.setdefault("FLOWTTS_THREADS", "1")
 # the tests never reach the Hugging Face hub: a `hub:<id>` spec fails fast instead of downloading
 # (core.vocoders reads this at call time; subprocesses the tests start inherit it)
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -289,11 +289,10 @@ def test_app_tabs_and_listening_hook(tmp_path, monkeypatch):
     # the folder is missing, but the bundled demo voice (assets/demo.pt) is still offered
     assert "does not exist" in note.object and "No checkpoints found" not in note.object
     assert str(tmp_path / "res") in page[-1].object  # the footer names the folders
+    assert tabs._names[3:] == ["Experimenter", "Rate", "Results"]
+    from core.threads import resolve_threads
 
-    monkeypatch.setattr(app, "LISTENING_MODULE", "studio.no_such_module")
-    placeholders = app.listening_tabs(app.parse_settings([], {}, cwd=tmp_path))
-    assert [name for name, _ in placeholders] == ["Listening tests", "Results"]
-    assert "coming soon" in placeholders[0][1].object
+    assert f"torch threads: {resolve_threads('auto')}" in page[-1].object  # set by the server (core.threads)
 
 
 def test_app_reports_bad_options_in_the_page(tmp_path):
@@ -302,5 +301,7 @@ def test_app_reports_bad_options_in_the_page(tmp_path):
     page = app.create_app(["--checkpoints"], env={})
     alert = page[1]
     assert isinstance(alert, pn.pane.Alert) and "expected one argument" in alert.object
+    page = app.create_app(["--threads", "zero"], env={})
+    assert "--threads" in page[1].object and "whole number" in page[1].object
     page = app.create_app([], env={"FLOWTTS_CHECKPOINTS": str(tmp_path), "FLOWTTS_RESULTS": str(tmp_path / "r")})
     assert str(tmp_path / "r") in page[-1].object
