@@ -76,7 +76,8 @@ class ClipView(pn.viewable.Viewer):
         rtf = s.timings["total"] / max(s.duration, 1e-9)
         t = s.timings
         self.summary.object = (
-            f"**{rendered.checkpoint_label}** · speaker {s.settings.get('speaker')} · vocoder "
+            f"**{rendered.checkpoint_label}** · speaker {s.settings.get('speaker')} · seed {s.settings.get('seed')}"
+            f" · vocoder "
             f"{s.settings.get('vocoder')} · NFE {s.nfe} · audio {s.duration:.2f} s\n\n"
             f"timings: acoustic {t['acoustic']:.2f} s, vocoder {t['vocoder']:.2f} s, total {t['total']:.2f} s"
             f" · **RTF {rtf:.3f}** (total time / audio length; below 1 is faster than real time)\n\n"

@@ -193,16 +193,70 @@ def test_rater_completes_mos_and_ab_tests_in_chromium(tmp_path):
     assert sorted(int(r["trial_index"]) for r in mos) == [0, 1, 2, 3]
     for r in sorted(mos, key=lambda r: int(r["trial_index"])):
         assert r["rater_id"] == "rater-1" and r["condition"] == lab["labels"][r["stimulus_id"]]
-        assert r["score"] == mos_scores[int(r["trial_index"])].split()[0]
+        assert r["score"] == mos_scores[int(r["trial_index"])].split()[0] and r["trial_type"] == "mos"
         assert r["listened_to_end"] == "true" and int(r["play_count"]) >= 1
     ab = list(csv.DictReader(io.StringIO(exported["e2eab001"])))
     assert len(ab) == 4 * 2
     ab = [r for r in ab if r["rater_id"] == "rater-1"]
     assert len(ab) == 2
     for r in ab:
-        a, b = (lab["labels"][s] for s in r["stimulus_id"].split("|"))
+        a, b = lab["labels"][r["stimulus_id_a"]], lab["labels"][r["stimulus_id_b"]]
         assert {a, b} == set(LABELS) and (r["condition_a"], r["condition_b"]) == (a, b)
         assert r["choice"] == ab_choices[int(r["trial_index"])]
-        assert r["condition"] == (a if r["choice"] == "A" else b)
+        assert r["chosen_condition"] == (a if r["choice"] == "A" else b) and r["condition"] == ""
     store = ResultsStore(lab["results"])  # the CSV agrees with the database
     assert len(store.ratings("e2emos01")) == 16 and len(store.ratings("e2eab001")) == 8
+
+
+@pytest.mark.timeout(300)
+def test_a_rater_who_closes_the_browser_after_three_answers_finishes_later(tmp_path):
+    """Answer 3 of 6 trials, close the browser context, open the link again with the same
+    rater id, finish: the CSV has 6 rows for that rater and no duplicates."""
+    lab = prepare(tmp_path)
+    store = ResultsStore(lab["results"])
+    folders = {label: lab["checkpoints"] / label for label in LABELS}
+    sentences = SENTENCES + (Sentence("s03", "Red sun."),)
+    for label, folder in folders.items():  # a third sentence's clips: 2 conditions x 3 sentences = 6 trials
+        t = np.arange(int(0.3 * 24000)) / 24000
+        sf.write(folder / "s03.wav", 0.3 * np.sin(2 * np.pi * 440 * t) * np.hanning(t.size), 24000)
+    design = TestDesign("resume06", "mos", tuple(Condition(lb, folder=str(f)) for lb, f in folders.items()),
+                        sentences, name="resume")
+    render_stimuli(design, store, lab["results"])
+    store.close()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/app?test=resume06"
+    proc = start_server(lab, port, tmp_path / "server.log")
+    errors: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            for visit, trials in ((1, range(3)), (2, range(3, 6))):
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                page = context.new_page()
+                page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+                page.set_default_timeout(20000)
+                page.goto(url)
+                page.get_by_label("Your rater id").fill("returning-rater")
+                page.get_by_role("button", name="Start / continue").click()
+                for k in trials:
+                    page.get_by_text(f"Trial {k + 1} of 6").wait_for()
+                    play_all(page)
+                    button = page.get_by_role("button", name="3 Fair", exact=True)
+                    expect(button).to_be_enabled(timeout=5000)
+                    button.click()
+                page.get_by_text("Trial 4 of 6" if visit == 1 else "All 6 trials are rated").wait_for()
+                context.close()  # visit 1: the rater closes the browser mid-test
+            browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert not errors, errors
+    server_log = (tmp_path / "server.log").read_text()
+    assert "must be at most" not in server_log and "Traceback" not in server_log, server_log[-2000:]
+    buf = io.StringIO()
+    ResultsStore(lab["results"]).export_csv("resume06", buf)
+    rows = [r for r in csv.DictReader(io.StringIO(buf.getvalue())) if r["rater_id"] == "returning-rater"]
+    assert sorted(int(r["trial_index"]) for r in rows) == list(range(6))  # 6 rows, no duplicates
