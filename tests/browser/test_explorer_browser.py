@@ -40,7 +40,7 @@ def _wait_for_server(url: str, proc: subprocess.Popen, timeout: float) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"panel serve exited with code {proc.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=90) as response:  # the first page imports torch
                 if response.status == 200:
                     return
         except OSError:
@@ -74,6 +74,7 @@ MEL_SHAPE_JS = """() => {
 
 def test_generate_in_the_browser(run_folder, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
+    expect = playwright.expect
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
     env.pop("FLOWTTS_VOCOS", None)  # vocoder "auto" -> Griffin-Lim: no weights, offline
@@ -85,10 +86,21 @@ def test_generate_in_the_browser(run_folder, tmp_path):
     errors: list[str] = []
     try:
         url = f"http://127.0.0.1:{port}/app"
-        _wait_for_server(url, proc, timeout=60)
+        _wait_for_server(url, proc, timeout=180)
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
             try:
+                # fresh pages, one after another: the first checkpoint read must finish every time
+                # (it once stayed on "reading checkpoint" with Generate disabled: issue 13)
+                for _ in range(4):
+                    context = browser.new_context()
+                    fresh = context.new_page()
+                    fresh.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+                    fresh.goto(url, timeout=60_000)
+                    speaker = fresh.locator("select").nth(1)
+                    speaker.locator("option", has_text="slt").wait_for(state="attached", timeout=30_000)
+                    expect(fresh.get_by_role("button", name="Generate")).to_be_enabled(timeout=30_000)
+                    context.close()
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
                 page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
