@@ -228,7 +228,8 @@ class SynthControls(param.Parameterized):
         w = pn.widgets
 
         def tip(widget, name: str):  # sliders take no description: a tooltip icon beside them
-            return pn.Row(widget, w.TooltipIcon(value=OPTION[name].help), sizing_mode="stretch_width")
+            widget.param.update(sizing_mode="fixed", width=280)
+            return pn.Row(widget, w.TooltipIcon(value=OPTION[name].help, margin=(22, 0, 0, 0)), width=330)
 
         sway = tip(w.FloatSlider.from_param(self.param.sway, step=0.05, label="sway coefficient"), "sway")
         sway.visible = self.schedule == "sway"
@@ -319,9 +320,9 @@ class _RenderPage(pn.viewable.Viewer):
         area = pn.widgets.TextAreaInput.from_param(self.param.text, rows=3, sizing_mode="stretch_width",
                                                    placeholder="Type a sentence to speak")
         limit = TextConfig().max_chars
-        counter = pn.pane.Str(pn.bind(lambda v: f"{len(v or '')} characters (a voice reads at most {limit}; "
-                                                "long text is split at sentence ends)", area.param.value_input),
-                              styles={"font-size": "small", "color": "#666"})
+        counter = pn.pane.Markdown(pn.bind(lambda v: f"{len(v or '')} / {limit} characters (long text is split "
+                                                     "at sentence ends)", area.param.value_input),
+                                   styles={"font-size": "small", "color": "#666"}, margin=(0, 10))
         seed = pn.widgets.IntInput.from_param(self.param.seed, sizing_mode="stretch_width",
                                               description=self.param.seed.doc)
         return [area, counter, seed]
