@@ -226,3 +226,12 @@ def test_loss_under_no_grad_matches_training_loss():
     with torch.no_grad():
         b = obj.loss(net, x1, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(a.loss.detach(), b.loss)
+
+
+def test_meanflow_target_refuses_a_state_that_is_not_batch_channels_frames():
+    from core.flow import meanflow_target
+
+    z, v = torch.zeros(4, 8), torch.zeros(4, 8)  # (B, D): once broadcast silently to (B, B, D)
+    r, t = torch.zeros(4), torch.ones(4)
+    with pytest.raises(ValueError, match=r"z must have shape \(B, C, T\), got \(4, 8\)"):
+        meanflow_target(lambda z_, r_, t_: z_, z, r, t, v)

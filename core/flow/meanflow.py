@@ -74,6 +74,8 @@ def jvp_attention() -> Iterator[None]:
 
 
 def _check_times(z: Tensor, r: Tensor, t: Tensor, v: Tensor) -> None:
+    if z.dim() != 3:  # a (B, D) state would broadcast (t - r)[:, None, None] to (B, B, D) silently
+        raise ValueError(f"z must have shape (B, C, T), got {tuple(z.shape)}")
     b = z.shape[0]
     if r.shape != (b,) or t.shape != (b,):
         raise ValueError(f"r and t must have shape ({b},), got {tuple(r.shape)} and {tuple(t.shape)}")
