@@ -31,6 +31,7 @@ __all__ = [
     "preset",
     "from_dict",
     "to_dict",
+    "differences",
 ]
 
 
@@ -215,7 +216,6 @@ class TrainingConfig:
     keep_checkpoints: int = 3
     max_bad_steps: int = 5
     spike_factor: float = 10.0
-    num_workers: int = 0
     cache_dir: str = ""
 
     def validate(self) -> None:
@@ -368,11 +368,23 @@ def _check_value(where: str, hint: Any, value: Any) -> Any:
     return value
 
 
+# Keys that were removed: a file may still hold them at the value that meant "off"
+# (checkpoints written before the removal); any other value is an error saying why.
+_REMOVED = {"TrainingConfig": {"num_workers": (0, "data loads in the training process (it never used workers); "
+                                                  "remove the key")}}
+
+
 def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     """Build dataclass ``cls`` from ``data``: unknown keys and bad values raise
     :class:`ConfigError`; missing keys take the defaults; the result is validated."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or cls.__name__} must be an object")
+    removed = _REMOVED.get(cls.__name__, {})
+    if any(k in data for k in removed):
+        data = dict(data)
+        for key, (off, why) in removed.items():
+            if key in data and data.pop(key) != off:
+                raise ConfigError(f"{where + '.' if where else ''}{key} was removed: {why}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in data if k not in names]
@@ -386,6 +398,19 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     if hasattr(obj, "validate"):
         obj.validate()
     return obj
+
+
+def differences(a: Config, b: Config, ignore: typing.Iterable[str] = ()) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value in a, value in b)`` for every setting that differs, in
+    section order, leaving out the keys in ``ignore`` (e.g. ``"training.steps"``)."""
+    skip, out = set(ignore), []
+    da, db = a.to_dict(), b.to_dict()
+    for section, values in da.items():
+        for key, value in values.items():
+            name = f"{section}.{key}"
+            if name not in skip and value != db.get(section, {}).get(key):
+                out.append((name, value, db.get(section, {}).get(key)))
+    return out
 
 
 def merge(cfg: Config, overrides: dict[str, Any]) -> Config:

@@ -179,3 +179,38 @@ def test_overfitting_one_utterance_drives_loss_down(tmp_path, objective):
     # first logged window (steps 1-10) vs last (steps 51-60).  Seen on this machine:
     # cfm 1.75 -> 1.06; a model that learns nothing stays at its first value.
     assert flow[-1] < 0.75 * flow[0], flow
+
+
+def test_resume_refuses_a_changed_config_except_the_step_count(tmp_path, tiny_cfg):
+    from core.config import ConfigError
+
+    Trainer(tiny_cfg, tmp_path / "run", progress=False).fit()
+    for change, key in (({"training": {"lr": 5e-4}}, "training.lr"), ({"objective": {"name": "edm"}}, "objective.name"),
+                        ({"training": {"data": str(tmp_path)}}, "training.data")):
+        with pytest.raises(ConfigError, match=rf"--resume: .* was trained with {key}=.* but the config given says"):
+            Trainer(merge(tiny_cfg, change), tmp_path / "run", progress=False, resume=True)
+    more = Trainer(merge(tiny_cfg, {"training": {"steps": 9}}), tmp_path / "run", progress=False, resume=True)
+    assert more.config.training.steps == 9 and more.step == 6
+
+
+def test_resume_with_a_changed_option_exits_2_with_one_line(tmp_path, tiny_cfg):
+    cfg_path = tmp_path / "cfg.json"
+    tiny_cfg.save(cfg_path)
+    run = tmp_path / "run"
+    Trainer(tiny_cfg, run, progress=False).fit()
+    proc = subprocess.run([sys.executable, "-m", "core", "train", "--config", str(cfg_path), "--out", str(run),
+                           "--resume", "--objective", "meanflow", "--no-progress"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "objective.name='cfm'" in lines[0], proc.stderr
+
+
+def test_the_removed_num_workers_key_loads_at_zero_and_is_refused_otherwise(tiny_cfg):
+    from core.config import Config, ConfigError
+
+    data = tiny_cfg.to_dict()
+    data["training"]["num_workers"] = 0  # as every checkpoint written before its removal holds it
+    assert Config.from_dict(data).training.lr == tiny_cfg.training.lr
+    data["training"]["num_workers"] = 4
+    with pytest.raises(ConfigError, match="training.num_workers was removed"):
+        Config.from_dict(data)

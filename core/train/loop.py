@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..config import Config
+from ..config import Config, ConfigError, differences
 from .callbacks import Callback, ProgressBar
 from .distributed import World, all_mean, all_true, average_gradients, init_from_env
 from .ema import EMA
@@ -123,6 +123,16 @@ class Trainer:
         if resume and resume_from is None:
             log.warning("--resume given but %s has no readable checkpoint: starting fresh", self.out / "checkpoints")
         if resume_from is not None:
+            # the run continues with its own config; only the step count may change (the
+            # vocabulary and speaker count are resolved from the data when a run starts)
+            changed = differences(resume_from.config, config,
+                                  ignore=("training.steps", "model.vocab_size", "model.n_speakers"))
+            if changed:
+                key, old, new = changed[0]
+                more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+                raise ConfigError(f"--resume: {self.out} was trained with {key}={old!r} but the config given says "
+                                  f"{new!r}{more}; resume with the run's own config ({self.out / 'config.json'}; "
+                                  "only training.steps may change) or train into a new --out")
             steps = config.training.steps
             config = resume_from.config
             config.training.steps = max(steps, resume_from.step)
