@@ -32,7 +32,7 @@ import numpy as np
 from bokeh.models import ColumnDataSource
 
 from core.train.callbacks import Callback
-from core.train.metrics import read_metrics
+from core.train.metrics import last_row, read_metrics
 
 from . import plots
 
@@ -113,27 +113,6 @@ class MetricsPlots:
         for k, v in plots.t_bin_points(val).items():
             points[k] = points[k] + v
         self.t_bin_point_source.data = points
-
-
-def _last_row(path: Path, tail_bytes: int = 65536) -> Optional[dict[str, Any]]:
-    """The last complete JSON line of ``path`` (reads only its tail), else None."""
-    import json
-
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - tail_bytes))
-            lines = f.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        return row if isinstance(row, dict) else None
-    return None
 
 
 def _push(*panes) -> None:
@@ -231,7 +210,7 @@ class TrainingDashboard(Callback):
         self.refresh()
 
     def on_validation(self, trainer, step: int, val_loss: float) -> None:
-        row = _last_row(Path(trainer.out) / "metrics.jsonl")  # the trainer logged it with val_t_bins
+        row = last_row(Path(trainer.out) / "metrics.jsonl")  # the trainer logged it with val_t_bins
         if not (row and "val_loss" in row and int(plots.number(row.get("step"))) == int(step)):
             row = {"step": int(step), "val_loss": val_loss}
         with self._lock:

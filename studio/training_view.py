@@ -7,15 +7,13 @@ validation rows ``{"step", "val_loss", "val_t_bins"}`` and events ``{"step", "ev
 "bad_step", "reason"}``.  ``t_bins`` holds the flow loss averaged over equal bins of t
 (t = 0 noise, t = 1 data), ``None`` for a bin no example fell in.
 
-:class:`MetricsTail` reads only what was appended since the last read (a byte offset;
-a torn last line waits for its newline; a file replaced or shortened, as on resume, is
-read again from the start).  :class:`TrainingView` polls it every ``period_ms`` while
+:class:`core.train.metrics.MetricsTail` (the project's one reader of the file) reads
+only what was appended since the last read.  :class:`TrainingView` polls it every ``period_ms`` while
 ``live`` is on (``pn.state.add_periodic_callback``, started when the page is shown).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -29,46 +27,9 @@ from bokeh.palettes import Greys256
 from . import plots
 from .config import PathRefused, StudioSettings, find_runs, resolve_inside
 
+from core.train.metrics import MetricsTail  # the one metrics.jsonl reader
+
 __all__ = ["MetricsTail", "TrainingView"]
-
-
-class MetricsTail:
-    """Incremental reader of a JSON-lines file."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.offset = 0
-        self._inode: Optional[int] = None
-
-    def read_new(self) -> tuple[list[dict[str, Any]], bool]:
-        """(rows appended since the last call, whether the file was read from the start
-        again because it was replaced or shortened).  A missing file gives ([], False)."""
-        try:
-            st = self.path.stat()
-        except OSError:
-            return [], False
-        restart = self._inode is not None and (st.st_ino != self._inode or st.st_size < self.offset)
-        if restart:
-            self.offset = 0
-        self._inode = st.st_ino
-        if st.st_size == self.offset:
-            return [], restart
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(st.st_size - self.offset)
-        end = data.rfind(b"\n")
-        if end < 0:
-            return [], restart
-        self.offset += end + 1
-        rows = []
-        for line in data[:end].decode("utf-8", errors="replace").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-        return rows, restart
 
 
 class TrainingView(pn.viewable.Viewer):

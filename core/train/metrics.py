@@ -7,7 +7,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -85,15 +85,54 @@ class MetricsLog:
             os.fsync(f.fileno())
 
 
+class MetricsTail:
+    """The one reader of a run's ``metrics.jsonl`` (trainer, studio, dashboard): reads
+    only what was appended since the last call (a byte offset; a torn last line waits
+    for its newline; a file replaced or shortened, as on resume, is read again from the
+    start).  Rows that are not JSON objects are skipped."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.offset = 0
+        self._inode: Optional[int] = None
+
+    def read_new(self) -> tuple[list[dict[str, Any]], bool]:
+        """(rows appended since the last call, whether the file was read from the start
+        again because it was replaced or shortened).  A missing file gives ([], False)."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return [], False
+        restart = self._inode is not None and (st.st_ino != self._inode or st.st_size < self.offset)
+        if restart:
+            self.offset = 0
+        self._inode = st.st_ino
+        if st.st_size == self.offset:
+            return [], restart
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(st.st_size - self.offset)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return [], restart
+        self.offset += end + 1
+        rows = []
+        for line in data[:end].decode("utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+        return rows, restart
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """All complete rows of a ``metrics.jsonl`` (a torn last line is ignored)."""
-    rows = []
-    p = Path(path)
-    if not p.exists():
-        return rows
-    for line in p.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    return MetricsTail(path).read_new()[0]
+
+
+def last_row(path: str | Path) -> Optional[dict[str, Any]]:
+    """The newest complete row of a ``metrics.jsonl``, or None."""
+    rows = read_metrics(path)
+    return rows[-1] if rows else None
