@@ -18,7 +18,6 @@ anything about the conditions; the test's name is shown to experimenters only.
 from __future__ import annotations
 
 import itertools
-import re
 import secrets
 import threading
 from pathlib import Path
@@ -31,8 +30,8 @@ from core import CheckpointError, ConfigError
 from core.sampling.options import OPTION, SEED_RANGE, check_sampler_options, check_seed
 from studio.config import PathRefused, StudioSettings, find_checkpoints, resolve_inside
 from studio.jobs import JobOutcome, JobRunner
-from studio.listening import (GOLD_KINDS, Condition, GoldTrial, ListeningError, Sentence, TestDesign, build_trials,
-                              render_stimuli)
+from studio.listening import (GOLD_KINDS, ID_PATTERN, Condition, GoldTrial, ListeningError, Sentence, TestDesign,
+                              build_trials, render_stimuli)
 from studio.render import synthesis_options
 from studio.results import ResultsError, ResultsStore
 from studio.synthesis import VOCODER_MODES, checkpoint_speakers, vocoder_spec
@@ -41,7 +40,6 @@ __all__ = ["ConditionForm", "ExperimenterView", "parse_sentences", "test_ready",
            "FIRST_SPEAKER"]
 
 FIRST_SPEAKER = "(first speaker)"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 Render = Callable[[Condition, str, int], object]
 
 
@@ -55,7 +53,7 @@ def parse_sentences(text: str) -> tuple[Sentence, ...]:
     out = []
     for k, line in enumerate(lines, 1):
         sid, sep, rest = line.partition("|")
-        if sep and _ID.match(sid.strip()):
+        if sep and ID_PATTERN.match(sid.strip()):
             out.append(Sentence(sid.strip(), rest.strip()))
         else:
             out.append(Sentence(f"s{k:0{width}d}", line))

@@ -64,7 +64,8 @@ ANCHOR_SNR_DB = 10.0
 MOS_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
 CMOS_LABELS = {-3: "A much better", -2: "A better", -1: "A slightly better", 0: "About the same",
                1: "B slightly better", 2: "B better", 3: "B much better"}
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""Sentence and test ids: 1-64 letters, digits, "_", ".", "-", starting with a letter or digit."""
 PathLike = Union[str, Path]
 
 
@@ -166,7 +167,7 @@ class Sentence:
     text: str
 
     def __post_init__(self):
-        if not isinstance(self.id, str) or not _ID.match(self.id):
+        if not isinstance(self.id, str) or not ID_PATTERN.match(self.id):
             raise ListeningError(f"sentence id {self.id!r} must be 1-64 letters, digits, '_', '.', '-'")
         if not isinstance(self.text, str) or not self.text.strip():
             raise ListeningError(f"sentence {self.id!r} needs a non-empty text")
@@ -196,7 +197,7 @@ class TestDesign:
     name: str = ""
 
     def __post_init__(self):
-        if not isinstance(self.test_id, str) or not _ID.match(self.test_id):
+        if not isinstance(self.test_id, str) or not ID_PATTERN.match(self.test_id):
             raise ListeningError(f"test id {self.test_id!r} must be 1-64 letters, digits, '_', '.', '-'")
         if self.test_type not in TEST_TYPES:
             raise choice_error("test type", self.test_type, TEST_TYPES)
