@@ -22,32 +22,20 @@ def _speaker(value: str):
     return int(value) if value.strip().isdigit() else value
 
 
-SAMPLER_OPTIONS = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg", "temperature")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .grids import SCHEDULES
-    from .solvers import FIXED_STEP_SOLVERS
+    from .options import SAMPLER_OPTIONS
     from .synthesizer import PRECISIONS
 
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file (.pt or .safetensors); default: the bundled demo voice")
     parser.add_argument("--text", required=True, help="text to speak; '-' reads it from stdin")
     parser.add_argument("--out", required=True, help="output audio file (.wav)")
-    # sampler options left out take the checkpoint's own defaults (its config's "sampling")
-    parser.add_argument("--steps", type=int, default=None, help="solver steps (>= 1); default: the checkpoint's (10)")
-    parser.add_argument("--solver", default=None,
-                        help=f"ODE solver: {', '.join(FIXED_STEP_SOLVERS)}; default: the checkpoint's (euler)")
-    parser.add_argument("--schedule", default=None,
-                        help=f"time grid: {', '.join(SCHEDULES)}; default: the checkpoint's (sway)")
-    parser.add_argument("--sway", type=float, default=None,
-                        help="sway coefficient in [-1, 1]; default: the checkpoint's (-1)")
-    parser.add_argument("--duration-scale", type=float, default=None,
-                        help="> 1 speaks slower; default: the checkpoint's (1)")
-    parser.add_argument("--cfg", type=float, default=None,
-                        help="classifier-free guidance strength >= 0; default: the checkpoint's (0)")
-    parser.add_argument("--temperature", type=float, default=None,
-                        help="initial noise scale >= 0; default: the checkpoint's (1)")
+    # sampler options left out take the checkpoint's own defaults (its config's "sampling");
+    # names, ranges and help come from the one record of them (core/sampling/options.py)
+    for option in SAMPLER_OPTIONS:
+        parser.add_argument(f"--{option.name.replace('_', '-')}", type=option.kind, default=None,
+                            help=f"{option.help}; {option.range_text}; default: the checkpoint's "
+                                 f"(unless set: {option.default})")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     parser.add_argument("--speaker", type=_speaker, default=None, help="speaker name or index")
     parser.add_argument("--vocoder", default="auto",
@@ -68,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".wav":
         raise UsageError(f"--out must name a .wav file, got {args.out!r}")
     # the options that need no checkpoint are checked before anything is loaded
-    given = {k: getattr(args, k) for k in SAMPLER_OPTIONS}
+    from .options import OPTION_ORDER
+
+    given = {k: getattr(args, k) for k in OPTION_ORDER}
     check_options(**{k: getattr(SamplingConfig, k) if v is None else v for k, v in given.items()}, seed=args.seed)
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise CheckpointError(f"{args.checkpoint}: no such checkpoint file")
