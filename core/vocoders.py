@@ -121,13 +121,9 @@ class Vocoder:
 
 
 def _device(device: Device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise VocoderError(f"unknown device {device!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VocoderError(f"device {device!r} asked for, but CUDA is not available here; use 'cpu'")
-    return dev
+    from .devices import resolve_device
+
+    return resolve_device(device)
 
 
 # --------------------------------------------------------------------------- Vocos

@@ -370,5 +370,10 @@ def test_vocoders_on_cuda_match_cpu(vocos_folder):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
 def test_cuda_without_cuda_is_a_clear_error():
-    with pytest.raises(VocoderError, match="CUDA is not available"):
+    from core.config import ConfigError
+
+    # one device resolution (core/devices.py) and one error type for every caller
+    with pytest.raises(ConfigError, match="CUDA is not available"):
         load_vocoder("griffin-lim", AudioConfig(), device="cuda")
+    with pytest.raises(ConfigError, match="unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N"):
+        load_vocoder("griffin-lim", AudioConfig(), device="tpu")

@@ -118,15 +118,9 @@ def crossfade_join(pieces: Sequence[np.ndarray], overlap: int) -> np.ndarray:
 
 
 def _resolve_device(device: Union[str, torch.device, None]) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"unknown device {device!r} ({exc}); valid: auto, cpu, cuda, cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for but CUDA is not available; use cpu or auto")
-    return dev
+    from ..devices import resolve_device
+
+    return resolve_device(device)
 
 
 def check_options(steps: int, solver: str, schedule: str, sway: float, duration_scale: float, cfg: float,

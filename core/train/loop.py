@@ -73,14 +73,9 @@ class LossModule(nn.Module):
 
 
 def _resolve_device(device: Optional[str], world: World) -> torch.device:
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda", world.local_rank)
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available on this machine")
-    return dev
+    from ..devices import resolve_device
+
+    return resolve_device(device, cuda_index=world.local_rank)
 
 
 def _amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
