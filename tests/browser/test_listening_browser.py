@@ -99,6 +99,14 @@ def start_server(lab: dict, port: int, log: Path) -> subprocess.Popen:
     return proc
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def open_tab(page, title: str) -> None:
     """Click the studio tab ``title`` (a rater page may show the Rate page alone: no tabs)."""
     tabs = page.locator(".bk-tab").filter(has_text=re.compile(rf"^{title}$"))
@@ -180,11 +188,7 @@ def test_rater_completes_mos_and_ab_tests_in_chromium(tmp_path):
                     page.screenshot(path=str(SHOTS / "results.png"), full_page=True)
             browser.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     assert not errors, errors
 
     mos = list(csv.DictReader(io.StringIO(exported["e2emos01"])))
@@ -248,11 +252,7 @@ def test_a_rater_who_closes_the_browser_after_three_answers_finishes_later(tmp_p
                 context.close()  # visit 1: the rater closes the browser mid-test
             browser.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     assert not errors, errors
     server_log = (tmp_path / "server.log").read_text()
     assert "must be at most" not in server_log and "Traceback" not in server_log, server_log[-2000:]

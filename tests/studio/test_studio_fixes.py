@@ -14,7 +14,6 @@ import numpy as np
 import panel as pn
 import pytest
 
-import core
 from conftest import tiny_config
 from studio.config import StudioSettings
 from studio.experimenter_ui import ExperimenterView
@@ -326,5 +325,5 @@ def test_the_first_speaker_read_waits_for_the_page(settings, monkeypatch):
     service = SynthesisService(settings, pool=SynthesizerPool("cpu"))
     from studio.explorer import SynthControls
 
-    controls = SynthControls(service)
+    SynthControls(service)
     assert not service.runner.busy and len(loads) == 1  # nothing started while the page is built
