@@ -156,7 +156,7 @@ class ObjectiveConfig:
     discrete_steps: int = 1000
     discrete_filter_lo: float = 0.0
     discrete_filter_hi: float = 1.0
-    edm_weighting: Literal["karras", "clipped_snr", "normalized"] = "karras"
+    edm_weighting: Literal["karras", "clipped_snr", "min_snr", "simplified", "normalized"] = "karras"
     snr_clip: float = 5.0
     # MeanFlow
     r_neq_t_fraction: float = 0.25

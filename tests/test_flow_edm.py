@@ -62,9 +62,18 @@ def test_weightings_at_pinned_points():
     # karras: (s^2 + sd^2) / (s sd)^2 = 1/s^2 + 1/sd^2 -> 100+4, 4+4, 1+4, 0.25+4
     karras = torch.tensor([104.0, 8.0, 5.0, 4.25], dtype=torch.float64)
     torch.testing.assert_close(edm_loss_weight(s, "karras", SD), karras)
-    # clipped_snr: min(1/s^2, 5)
-    torch.testing.assert_close(edm_loss_weight(s, "clipped_snr", SD, snr_clip=5.0),
+    # min_snr (Min-SNR-gamma): min(1/s^2, gamma = 5)
+    torch.testing.assert_close(edm_loss_weight(s, "min_snr", SD, snr_clip=5.0),
                                torch.tensor([5.0, 4.0, 1.0, 0.25], dtype=torch.float64))
+    # clipped_snr: clamp(1/s^2, 1e-4, 1e4) + 1/sd^2: the karras weight inside the clamp ...
+    torch.testing.assert_close(edm_loss_weight(s, "clipped_snr", SD), karras)
+    # ... and at its ends: s = 1e-3 (SNR 1e6 -> 1e4) and s = 1e3 (SNR 1e-6 -> 1e-4)
+    extreme = torch.tensor([1e-3, 1e3], dtype=torch.float64)
+    torch.testing.assert_close(edm_loss_weight(extreme, "clipped_snr", SD),
+                               torch.tensor([1e4 + 4.0, 1e-4 + 4.0], dtype=torch.float64))
+    # simplified (Option A): 1 / (sd^2 + s^2) = 1/0.26, 1/0.5, 1/1.25, 1/4.25
+    torch.testing.assert_close(edm_loss_weight(s, "simplified", SD),
+                               torch.tensor([1 / 0.26, 2.0, 0.8, 1 / 4.25], dtype=torch.float64))
     # normalized: karras / mean(karras) (mean = 121.25 / 4)
     torch.testing.assert_close(edm_loss_weight(s, "normalized", SD), karras / 30.3125)
 
@@ -106,9 +115,9 @@ def test_lognormal_sigma_moments():
 
 
 def test_from_config_and_validation():
-    obj = build_objective(ObjectiveConfig(name="edm", edm_weighting="clipped_snr", snr_clip=3.0))
-    assert isinstance(obj, EDMObjective) and obj.weighting == "clipped_snr" and obj.snr_clip == 3.0
-    with pytest.raises(ConfigError, match="karras, clipped_snr, normalized"):
+    obj = build_objective(ObjectiveConfig(name="edm", edm_weighting="min_snr", snr_clip=3.0))
+    assert isinstance(obj, EDMObjective) and obj.weighting == "min_snr" and obj.snr_clip == 3.0
+    with pytest.raises(ConfigError, match="karras, clipped_snr, min_snr, simplified, normalized"):
         EDMObjective(weighting="snr")
     with pytest.raises(ConfigError, match="lognormal, discrete"):
         EDMObjective(sigma_sampling="uniform")

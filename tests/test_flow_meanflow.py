@@ -1,6 +1,7 @@
 """MeanFlow: the target against the closed-form average velocity of a Gaussian flow,
 the JVP against finite differences, time sampling, weighting and the sampler."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -108,8 +109,8 @@ def test_loss_gradient_equals_plain_forward_with_detached_target():
     b = torch.sigmoid(torch.randn(6, dtype=torch.float64, generator=g))
     coin = torch.rand(6, dtype=torch.float64, generator=g) < 0.5
     x0 = torch.randn(x1.shape, dtype=torch.float64, generator=g)
-    t = torch.maximum(a, b)
-    r = torch.where(coin, torch.minimum(a, b), t)
+    r = torch.minimum(a, b)  # the state sits at the noisier draw in every row
+    t = torch.where(coin, torch.maximum(a, b), r)
     z = (1 - r)[:, None, None] * x0 + r[:, None, None] * x1
     u = obj.average_velocity(net)
     target = meanflow_target(u, z, r, t, x1 - x0)
@@ -137,6 +138,24 @@ def test_time_sampling_order_and_fraction(fraction):
     r, t = obj.sample_times(20_000, generator=torch.Generator().manual_seed(0))
     assert (r <= t).all() and (r >= 0).all() and (t <= 1).all()
     assert (r < t).float().mean().item() == pytest.approx(fraction, abs=0.015)
+
+
+def test_the_state_of_r_equals_t_rows_sits_at_the_noisier_draw():
+    # In this time direction (t = 0 noise) the state z lives at r, the smaller (noisier) of the
+    # two logit-normal draws, whether r != t or r = t: both groups' state times follow the law
+    # of min(sigmoid(n1), sigmoid(n2)) = sigmoid(min(n1, n2)).  Reference by plain numpy Monte
+    # Carlo, independent of the objective's code: E = 0.3806 for logit_mean 0, logit_std 1.
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    n = rng.standard_normal((2, 1_000_000))
+    expected = float(np.mean(1 / (1 + np.exp(-n.min(axis=0)))))
+    assert expected == pytest.approx(0.3806, abs=0.002)
+    r, t = MeanFlowObjective(r_neq_t_fraction=0.25).sample_times(40_000, generator=torch.Generator().manual_seed(3))
+    equal, distinct = r[r == t].numpy(), r[r < t].numpy()
+    assert equal.mean() == pytest.approx(expected, abs=0.006)  # was 0.62, the mirrored law, before the fix
+    assert distinct.mean() == pytest.approx(expected, abs=0.01)
+    assert stats.ks_2samp(equal, distinct).pvalue > 0.01  # one distribution
 
 
 def test_velocity_and_average_velocity_argument_order():

@@ -19,13 +19,17 @@ Weightings lambda(s) of the x0 error ``masked_mse(D - x1)``, with SNR = 1/s^2:
 
 * ``karras``       (s^2 + sd^2) / (s sd)^2 = SNR + 1/sd^2. Equals 1/c_out^2, so the loss
                    is the plain MSE of F against its unit-variance target.
-* ``clipped_snr``  min(SNR, snr_clip) (Min-SNR-gamma, Hang et al. 2023, x0 form). SNR *
-                   ||x0 error||^2 is the epsilon-prediction loss, which balances noise
-                   levels far better than the raw x0 loss (dominated by high noise);
-                   clipping at gamma stops the near-clean levels, where SNR explodes,
-                   from dominating the gradient.
+* ``clipped_snr``  clamp(SNR, 1e-4, 1e4) + 1/sd^2: the karras weight with its SNR term
+                   kept inside [1e-4, 1e4], so the near-clean levels (SNR exploding as
+                   s -> 0) and the pure-noise ones cannot dominate (the convergence note's
+                   "clipped SNR").
+* ``min_snr``      min(SNR, gamma) with gamma = ``snr_clip`` (Min-SNR-gamma, Hang et al.
+                   2023, x0 form). SNR * ||x0 error||^2 is the epsilon-prediction loss;
+                   capping at gamma stops the near-clean levels from dominating.
+* ``simplified``   1 / (sd^2 + s^2) (the note's Option A).
 * ``normalized``   the karras weight divided by its (detached) batch mean, so the loss
-                   scale does not depend on which sigmas a batch happened to draw.
+                   scale does not depend on which sigmas a batch happened to draw (the
+                   note's Option 4, loss / mean weight).
 
 Probability-flow ODE in flow time (t = 0 noise, t = 1 data). The straight path
 x_t = (1-t) x0 + t x1 equals t (x1 + s x0) with s = (1-t)/t, so x_t / t is an EDM noisy
@@ -63,7 +67,8 @@ __all__ = [
     "EDMObjective",
 ]
 
-EDM_WEIGHTINGS = ("karras", "clipped_snr", "normalized")
+EDM_WEIGHTINGS = ("karras", "clipped_snr", "min_snr", "simplified", "normalized")
+SNR_CLAMP = (1e-4, 1e4)  # the SNR range of the clipped_snr weighting
 SIGMA_SAMPLERS = ("lognormal", "discrete")
 
 
@@ -92,9 +97,14 @@ def edm_loss_weight(sigma: Tensor, kind: str = "karras", sigma_data: float = 0.5
     ``normalized`` divides by the batch mean of the karras weight (detached)."""
     if kind not in EDM_WEIGHTINGS:
         raise choice_error("EDM weighting", kind, EDM_WEIGHTINGS)
+    snr = sigma.square().reciprocal()
+    if kind == "min_snr":
+        return snr.clamp(max=snr_clip)
     if kind == "clipped_snr":
-        return sigma.square().reciprocal().clamp(max=snr_clip)
-    karras = (sigma.square() + sigma_data ** 2) / (sigma * sigma_data).square()
+        return snr.clamp(*SNR_CLAMP) + 1.0 / sigma_data ** 2
+    if kind == "simplified":
+        return (sigma.square() + sigma_data ** 2).reciprocal()
+    karras = snr + 1.0 / sigma_data ** 2
     if kind == "normalized":
         return karras / karras.mean().detach()
     return karras

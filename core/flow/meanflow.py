@@ -157,7 +157,10 @@ class MeanFlowObjective(Objective):
 
     Times: two logit-normal draws (logit_mean, logit_std), sorted so r <= t; each example
     independently keeps r != t with probability ``r_neq_t_fraction`` and otherwise sets
-    r = t (plain flow matching on that example). z = (1-r) x0 + r x1, v = x1 - x0.
+    t = r (plain flow matching on that example).  The state z always sits at r, the
+    noisier of the two draws (t = 0 is noise): as in the paper, whose z stays at its
+    noisy end, so the r = t rows see the same time distribution as the state of the
+    r != t rows (not its mirror image).  z = (1-r) x0 + r x1, v = x1 - x0.
     Loss: delta = u(z, r, t) - sg(target); sq = masked mean square of delta per example;
     loss = mean(w * sq) with w = 1 / (sq + adaptive_c)^adaptive_p (detached).
     """
@@ -191,7 +194,7 @@ class MeanFlowObjective(Objective):
         b = self.time_sampling.sample(n, generator=generator, device=device, dtype=dtype)
         r, t = torch.minimum(a, b), torch.maximum(a, b)
         distinct = draw_uniform(n, generator, device, dtype) < self.r_neq_t_fraction
-        return torch.where(distinct, r, t), t
+        return r, torch.where(distinct, t, r)
 
     def loss(self, net: Net, x1: Tensor, mask: Optional[Tensor] = None,
              generator: Optional[torch.Generator] = None) -> LossOutput:
