@@ -132,3 +132,27 @@ def test_model_guidance_counts_one_forward(model, monkeypatch):
         model_net(model, cond, 0.0)(x, torch.full((2,), 0.5))
         model_net(model, cond, 3.0)(x, torch.full((2,), 0.5))
     assert calls == [2, 4]
+
+
+def test_meanflow_guidance_equals_guidance_on_the_average_velocity():
+    """MeanFlow: u_guided(z, r, t) = u_c + w (u_c - u_u) for the average velocity over [r, t],
+    so a guided one-step jump is x0 + (t - r) u_guided (a MeanFlow model with the r input)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=40, text_dim=32, text_convnext_layers=1, text_transformer_layers=1, text_heads=2,
+                      dim=32, depth=1, heads=2, speaker_dim=8, duration_layers=1, duration_channels=32)
+    mf = TTSModel(cfg, n_mels=12, meanflow=True).eval()
+    with torch.no_grad():
+        for p in mf.velocity_net.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.1)
+    obj = build_objective(ObjectiveConfig(name="meanflow"))
+    cond = _conditioning(mf)
+    z = torch.randn(2, 12, cond.mel_mask.shape[1], generator=torch.Generator().manual_seed(3))
+    r, t = torch.tensor([0.0, 0.2]), torch.tensor([1.0, 0.7])
+    with torch.no_grad():
+        guided = obj.average_velocity(model_net(mf, cond, 1.5))(z, r, t)
+        keep, drop = torch.zeros(2, dtype=torch.bool), torch.ones(2, dtype=torch.bool)
+        u_c = obj.average_velocity(lambda x_, t_, r_=None: mf.velocity(x_, t_, cond, r=r_, drop=keep))(z, r, t)
+        u_u = obj.average_velocity(lambda x_, t_, r_=None: mf.velocity(x_, t_, cond, r=r_, drop=drop))(z, r, t)
+    assert (u_c - u_u).abs().max() > 1e-3 and (u_c - obj.velocity(model_net(mf, cond, 0.0))(z, t)).abs().max() > 0
+    assert torch.allclose(guided, u_c + 1.5 * (u_c - u_u), atol=1e-5)

@@ -214,3 +214,21 @@ def test_the_removed_num_workers_key_loads_at_zero_and_is_refused_otherwise(tiny
     data["training"]["num_workers"] = 4
     with pytest.raises(ConfigError, match="training.num_workers was removed"):
         Config.from_dict(data)
+
+
+@pytest.mark.parametrize("objective, calls", [("meanflow", [(0.0, 1.0)]), ("cfm", [(None, None)] * 10)])
+def test_training_samples_use_the_objectives_own_sampler(tmp_path, tiny_corpus, objective, calls):
+    from core.train.samples import write_sample
+
+    trainer = Trainer(merge(tiny_config(tiny_corpus, steps=1), {"objective": {"name": objective}}), tmp_path,
+                      progress=False)
+    seen, real = [], trainer.ema.model.velocity
+
+    def spy(x, t, cond, r=None, **kw):
+        seen.append((None, None) if r is None else (float(r.flatten()[0]), float(t.flatten()[0])))
+        return real(x, t, cond, r=r, **kw)
+
+    trainer.ema.model.velocity = spy
+    assert write_sample(trainer).is_file()
+    # MeanFlow: one jump u(x0, r=0, t=1); flow matching: 10 Euler evaluations of v(x, t)
+    assert seen == calls

@@ -1,6 +1,8 @@
 """Periodic audio samples during training: the first validation sentence (else the first
-training sentence), EMA weights, 10 Euler steps on the sway grid, Griffin-Lim vocoder
-(offline and fast), written to ``<run>/samples/step_XXXXXXXX.wav``."""
+training sentence), EMA weights, Griffin-Lim vocoder (offline and fast), written to
+``<run>/samples/step_XXXXXXXX.wav``.  Flow-matching and EDM runs sample 10 Euler steps
+on the sway grid; a MeanFlow run samples as it is meant to be used, one average-velocity
+jump ``x1 = x0 + u(x0, 0, 1)`` (t = 0 noise, t = 1 data)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import torch
 @torch.no_grad()
 def write_sample(trainer, steps: int = 10) -> Optional[Path]:
     from ..audio import save_wav
+    from ..flow import meanflow_sample
     from ..sampling import integrate, time_grid
     from ..vocoders import GriffinLimVocoder
 
@@ -29,8 +32,14 @@ def write_sample(trainer, steps: int = 10) -> Optional[Path]:
     cond = model.inference_conditioning(tokens, mask, speakers)
     gen = torch.Generator(device=device).manual_seed(0)
     x0 = torch.randn(1, trainer.config.audio.n_mels, cond.mel_mask.shape[1], generator=gen, device=device)
-    velocity = trainer.objective.velocity(lambda x, t, r=None: model.velocity(x, t, cond, r=r))
-    x1 = integrate(velocity, x0, time_grid(steps, "sway", -1.0).to(device), method="euler")
+    def net(x, t, r=None):
+        return model.velocity(x, t, cond, r=r)
+
+    if trainer.config.objective.name == "meanflow":
+        x1 = meanflow_sample(trainer.objective.average_velocity(net), x0, time_grid(1, "linear").to(device))
+    else:
+        x1 = integrate(trainer.objective.velocity(net), x0, time_grid(steps, "sway", -1.0).to(device),
+                       method="euler")
     mel = model.denormalize_mel(x1)
     vocoder = GriffinLimVocoder(trainer.config.audio)
     audio = vocoder.decode(mel.float().cpu())[0]
