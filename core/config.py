@@ -165,7 +165,27 @@ class ObjectiveConfig:
     # auxiliary losses
     duration_weight: float = 1.0
 
+    # which settings each objective reads (``name`` and ``duration_weight`` apply to all)
+    KEYS_OF = {
+        "cfm": ("time_sampling", "logit_mean", "logit_std", "t_lo", "t_hi", "weighting"),
+        "edm": ("sigma_data", "p_mean", "p_std", "sigma_min", "sigma_max", "sigma_sampling", "discrete_steps",
+                "discrete_filter_lo", "discrete_filter_hi", "edm_weighting", "snr_clip"),
+        "meanflow": ("logit_mean", "logit_std", "r_neq_t_fraction", "adaptive_p", "adaptive_c"),
+    }
+
+    def check_keys_apply(self) -> None:
+        """A setting of another objective changed from its default would be silently
+        ignored: refuse it, listing the settings the chosen objective takes."""
+        mine = set(self.KEYS_OF[self.name]) | {"name", "duration_weight"}
+        default = ObjectiveConfig()
+        for f in dataclasses.fields(self):
+            if f.name not in mine and getattr(self, f.name) != getattr(default, f.name):
+                owners = [n for n, keys in self.KEYS_OF.items() if f.name in keys]
+                raise ConfigError(f"objective.{f.name} applies to {' and '.join(owners)} only, not to objective "
+                                  f"{self.name!r}; {self.name} takes: {', '.join(sorted(mine))}")
+
     def validate(self) -> None:
+        self.check_keys_apply()
         if self.logit_std <= 0:
             raise ConfigError("objective.logit_std must be positive")
         if not 0.0 <= self.t_lo < self.t_hi <= 1.0:

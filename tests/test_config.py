@@ -75,3 +75,29 @@ def test_load_errors(tmp_path):
     bad.write_text("{nope")
     with pytest.raises(ConfigError, match="not valid JSON"):
         Config.load(bad)
+
+
+@pytest.mark.parametrize("objective, key, value, owner", [
+    ("edm", "weighting", "linear", "cfm"), ("meanflow", "time_sampling", "uniform_x", None),
+    ("cfm", "edm_weighting", "min_snr", "edm"), ("cfm", "r_neq_t_fraction", 0.5, "meanflow"),
+    ("meanflow", "sigma_data", 1.0, "edm"),
+])
+def test_a_setting_of_another_objective_is_refused(objective, key, value, owner):
+    from core.config import Config, ConfigError
+
+    data = {"objective": {"name": objective, key: value}}
+    if owner is None:  # an unknown value is refused by its own check first
+        with pytest.raises(ConfigError):
+            Config.from_dict(data)
+        return
+    with pytest.raises(ConfigError, match=rf"objective.{key} applies to {owner} only, not to objective "
+                                          rf"'{objective}'; {objective} takes: "):
+        Config.from_dict(data)
+
+
+def test_settings_shared_by_two_objectives_are_accepted():
+    from core.config import Config
+
+    # logit-normal times are read by cfm and by meanflow
+    assert Config.from_dict({"objective": {"name": "meanflow", "logit_mean": -0.4}}).objective.logit_mean == -0.4
+    assert Config.from_dict({"objective": {"name": "cfm", "time_sampling": "logit_normal", "logit_std": 0.8}})
