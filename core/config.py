@@ -158,6 +158,7 @@ class ObjectiveConfig:
     discrete_filter_hi: float = 1.0
     edm_weighting: Literal["karras", "clipped_snr", "min_snr", "simplified", "normalized"] = "karras"
     snr_clip: float = 5.0
+    timestep_filter: float = 0.0
     # MeanFlow
     r_neq_t_fraction: float = 0.25
     adaptive_p: float = 1.0
@@ -169,7 +170,7 @@ class ObjectiveConfig:
     KEYS_OF = {
         "cfm": ("time_sampling", "logit_mean", "logit_std", "t_lo", "t_hi", "weighting"),
         "edm": ("sigma_data", "p_mean", "p_std", "sigma_min", "sigma_max", "sigma_sampling", "discrete_steps",
-                "discrete_filter_lo", "discrete_filter_hi", "edm_weighting", "snr_clip"),
+                "discrete_filter_lo", "discrete_filter_hi", "edm_weighting", "snr_clip", "timestep_filter"),
         "meanflow": ("logit_mean", "logit_std", "r_neq_t_fraction", "adaptive_p", "adaptive_c"),
     }
 
@@ -206,6 +207,8 @@ class ObjectiveConfig:
             raise ConfigError("objective.discrete_steps must be >= 2")
         if self.snr_clip <= 0:
             raise ConfigError("objective.snr_clip must be positive")
+        if not 0.0 <= self.timestep_filter < 0.5:
+            raise ConfigError(f"objective.timestep_filter must be in [0, 0.5), got {self.timestep_filter}")
 
 
 @dataclass

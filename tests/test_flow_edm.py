@@ -225,3 +225,29 @@ def test_pf_ode_transports_noise_to_gaussian_data():
         x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
     torch.testing.assert_close(x, MU + S1 * x0, rtol=0, atol=1e-3)
     assert math.isfinite(x.abs().max().item())
+
+
+def test_timestep_filter_truncates_the_lognormal_to_its_quantiles():
+    from scipy import stats
+
+    f, p_mean, p_std = 0.02, -1.2, 1.2
+    obj = EDMObjective(timestep_filter=f)
+    log_sigma = obj.sample_sigma(50_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64).log()
+    lo, hi = p_mean + p_std * stats.norm.ppf(f), p_mean + p_std * stats.norm.ppf(1 - f)  # closed-form quantiles
+    assert log_sigma.min() >= lo - 1e-9 and log_sigma.max() <= hi + 1e-9
+    assert log_sigma.min() < lo + 0.01 and log_sigma.max() > hi - 0.01  # reaches both cut points
+    a, b = (lo - p_mean) / p_std, (hi - p_mean) / p_std
+    assert stats.kstest(log_sigma.numpy(), stats.truncnorm(a, b, loc=p_mean, scale=p_std).cdf).pvalue > 0.01
+    # off by default: the baseline draws stay exactly what they were
+    torch.testing.assert_close(EDMObjective().sample_sigma(5, generator=torch.Generator().manual_seed(1)),
+                               (p_mean + p_std * torch.randn(5, generator=torch.Generator().manual_seed(1))).exp())
+
+
+def test_timestep_filter_drops_the_end_levels_of_the_discrete_sampler():
+    obj = EDMObjective(sigma_sampling="discrete", discrete_steps=1000, timestep_filter=0.02)
+    # index fractions i / 999 in [0.02, 0.98]: i = 20 .. 979, 960 of the 1000 Karras sigmas
+    assert len(obj.discrete_sigmas) == 960
+    full = karras_sigmas(1000)
+    torch.testing.assert_close(obj.discrete_sigmas, full[20:980])
+    with pytest.raises(ConfigError, match=r"timestep_filter must be in \[0, 0.5\)"):
+        EDMObjective(timestep_filter=0.5)

@@ -45,6 +45,7 @@ noise input is clamped to [sigma_min, sigma_max].
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -137,6 +138,11 @@ class EDMObjective(Objective):
     the ``discrete_steps`` Karras sigmas (rho = 7, sigma_max first) whose index fraction
     i / (steps - 1) lies in [discrete_filter_lo, discrete_filter_hi] (0 = sigma_max,
     1 = sigma_min), so raising lo drops the noisiest and lowering hi the cleanest levels.
+
+    timestep_filter f (the convergence note's Option 1; 0 = off, the baseline): skip the
+    extreme fraction f of noise levels at each end, for either sampler: ``lognormal``
+    draws from the log-normal truncated to its quantiles [f, 1 - f] (inverse-CDF
+    sampling of u ~ U(f, 1 - f)); ``discrete`` keeps index fractions in [f, 1 - f] too.
     """
 
     name = "edm"
@@ -144,7 +150,7 @@ class EDMObjective(Objective):
     def __init__(self, sigma_data: float = 0.5, p_mean: float = -1.2, p_std: float = 1.2,
                  sigma_min: float = 0.002, sigma_max: float = 80.0, sigma_sampling: str = "lognormal",
                  discrete_steps: int = 1000, discrete_filter_lo: float = 0.0, discrete_filter_hi: float = 1.0,
-                 weighting: str = "karras", snr_clip: float = 5.0) -> None:
+                 weighting: str = "karras", snr_clip: float = 5.0, timestep_filter: float = 0.0) -> None:
         if sigma_sampling not in SIGMA_SAMPLERS:
             raise choice_error("sigma sampling", sigma_sampling, SIGMA_SAMPLERS)
         if weighting not in EDM_WEIGHTINGS:
@@ -155,6 +161,11 @@ class EDMObjective(Objective):
             raise ConfigError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
         if not 0.0 <= discrete_filter_lo < discrete_filter_hi <= 1.0:
             raise ConfigError("need 0 <= discrete_filter_lo < discrete_filter_hi <= 1")
+        if not 0.0 <= timestep_filter < 0.5:
+            raise ConfigError(f"timestep_filter must be in [0, 0.5), got {timestep_filter}")
+        self.timestep_filter = float(timestep_filter)
+        discrete_filter_lo = max(discrete_filter_lo, self.timestep_filter)
+        discrete_filter_hi = min(discrete_filter_hi, 1.0 - self.timestep_filter)
         self.sigma_data = float(sigma_data)
         self.p_mean, self.p_std = float(p_mean), float(p_std)
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
@@ -177,7 +188,8 @@ class EDMObjective(Objective):
                    sigma_min=config.sigma_min, sigma_max=config.sigma_max,
                    sigma_sampling=config.sigma_sampling, discrete_steps=config.discrete_steps,
                    discrete_filter_lo=config.discrete_filter_lo, discrete_filter_hi=config.discrete_filter_hi,
-                   weighting=config.edm_weighting, snr_clip=config.snr_clip)
+                   weighting=config.edm_weighting, snr_clip=config.snr_clip,
+                   timestep_filter=config.timestep_filter)
 
     # ------------------------------------------------------------------ pieces
     def sample_sigma(self, n: int, generator: Optional[torch.Generator] = None,
@@ -188,7 +200,12 @@ class EDMObjective(Objective):
             idx = (u * len(self.discrete_sigmas)).long().clamp(max=len(self.discrete_sigmas) - 1)
             return self.discrete_sigmas.to(device)[idx].to(dtype)
         gen_device = generator.device if generator is not None else device
-        z = torch.randn(n, dtype=dtype, device=gen_device, generator=generator).to(device)
+        if self.timestep_filter > 0:  # inverse CDF of u ~ U(f, 1 - f): the truncated normal
+            f = self.timestep_filter
+            u = f + (1.0 - 2.0 * f) * draw_uniform(n, generator, device, torch.float64)
+            z = (math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)).to(dtype)
+        else:
+            z = torch.randn(n, dtype=dtype, device=gen_device, generator=generator).to(device)
         return (self.p_mean + self.p_std * z).exp()
 
     def network_time(self, sigma: Tensor) -> Tensor:
