@@ -147,7 +147,9 @@ class ObjectiveConfig:
     t_hi: float = 1.0
     weighting: Literal["none", "linear", "quadratic"] = "none"
     # EDM
-    sigma_data: float = 0.5
+    # None: the std of the data the trainer feeds the objective, 1.0 (the model normalises
+    # mels by the training set's global mean and std); an explicit value must match it
+    sigma_data: Optional[float] = None
     p_mean: float = -1.2
     p_std: float = 1.2
     sigma_min: float = 0.002
@@ -191,7 +193,7 @@ class ObjectiveConfig:
             raise ConfigError("objective.logit_std must be positive")
         if not 0.0 <= self.t_lo < self.t_hi <= 1.0:
             raise ConfigError("objective.t_lo/t_hi must satisfy 0 <= t_lo < t_hi <= 1")
-        if self.sigma_data <= 0 or self.p_std <= 0:
+        if (self.sigma_data is not None and self.sigma_data <= 0) or self.p_std <= 0:
             raise ConfigError("objective.sigma_data and objective.p_std must be positive")
         if not 0 < self.sigma_min < self.sigma_max:
             raise ConfigError("objective.sigma_min/sigma_max must satisfy 0 < sigma_min < sigma_max")

@@ -232,3 +232,14 @@ def test_training_samples_use_the_objectives_own_sampler(tmp_path, tiny_corpus, 
     assert write_sample(trainer).is_file()
     # MeanFlow: one jump u(x0, r=0, t=1); flow matching: 10 Euler evaluations of v(x, t)
     assert seen == calls
+
+
+def test_edm_sigma_data_defaults_to_the_std_of_the_normalised_mels_and_is_checked(tmp_path, tiny_corpus):
+    from core.config import ConfigError
+
+    cfg = merge(tiny_config(tiny_corpus, steps=1), {"objective": {"name": "edm"}})
+    trainer = Trainer(cfg, tmp_path / "auto", progress=False)
+    assert trainer.objective.sigma_data == 1.0  # unset: what normalize_mel feeds (unit std)
+    with pytest.raises(ConfigError, match=r"objective.sigma_data is 0.5 but the mels this run feeds the objective "
+                                          r"have std 1.0"):
+        Trainer(merge(cfg, {"objective": {"sigma_data": 0.5}}), tmp_path / "old", progress=False)

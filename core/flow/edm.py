@@ -68,6 +68,10 @@ __all__ = [
     "EDMObjective",
 ]
 
+NORMALIZED_DATA_STD = 1.0
+"""Std of what the objective sees in training: ``TTSModel.normalize_mel`` divides the
+log-mel by the training set's global std, so the data have unit std, not EDM's 0.5."""
+
 EDM_WEIGHTINGS = ("karras", "clipped_snr", "min_snr", "simplified", "normalized")
 SNR_CLAMP = (1e-4, 1e4)  # the SNR range of the clipped_snr weighting
 SIGMA_SAMPLERS = ("lognormal", "discrete")
@@ -184,7 +188,10 @@ class EDMObjective(Objective):
 
     @classmethod
     def from_config(cls, config: ObjectiveConfig) -> "EDMObjective":
-        return cls(sigma_data=config.sigma_data, p_mean=config.p_mean, p_std=config.p_std,
+        """``sigma_data`` None means the std of the normalised mels the trainer feeds,
+        :data:`NORMALIZED_DATA_STD`."""
+        sd = NORMALIZED_DATA_STD if config.sigma_data is None else config.sigma_data
+        return cls(sigma_data=sd, p_mean=config.p_mean, p_std=config.p_std,
                    sigma_min=config.sigma_min, sigma_max=config.sigma_max,
                    sigma_sampling=config.sigma_sampling, discrete_steps=config.discrete_steps,
                    discrete_filter_lo=config.discrete_filter_lo, discrete_filter_hi=config.discrete_filter_hi,

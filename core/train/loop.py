@@ -142,6 +142,8 @@ class Trainer:
         from ..models import TTSModel
 
         self.objective = build_objective(cfg.objective)
+        if cfg.objective.name == "edm":
+            self._check_sigma_data()
         self.model = TTSModel(cfg.model, n_mels=cfg.audio.n_mels, meanflow=cfg.objective.name == "meanflow").to(self.device)
         if resume_from is None:
             mean, std = self.data.mel_stats
@@ -184,6 +186,20 @@ class Trainer:
         if self.world.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             self.config.save(self.out / "config.json")
+
+    def _check_sigma_data(self) -> None:
+        """EDM's preconditioning assumes data of std sigma_data: measure the std of the
+        normalised mels this run feeds (the stats sample) and refuse a sigma_data more
+        than 10 % away from it (None takes the measured value's design, 1.0)."""
+        sd = self.objective.sigma_data
+        mean, std = self.data.mel_stats
+        sample = [self.data.train_set[i] for i in range(min(16, len(self.data.train_set)))]
+        mels = torch.cat([((it.mel.double() - mean) / std).flatten() for it in sample if it is not None])
+        measured = float(mels.std()) if mels.numel() > 1 else 1.0
+        if abs(sd - measured) > 0.1 * measured:
+            raise ConfigError(f"objective.sigma_data is {sd} but the mels this run feeds the objective have std "
+                              f"{measured:.2f} (normalised by the training set's statistics); leave sigma_data "
+                              "unset (null) to use it, or set it near that value")
 
     # ------------------------------------------------------------------ properties
     @property
