@@ -254,3 +254,17 @@ def test_meanflow_target_refuses_a_state_that_is_not_batch_channels_frames():
     r, t = torch.zeros(4), torch.ones(4)
     with pytest.raises(ValueError, match=r"z must have shape \(B, C, T\), got \(4, 8\)"):
         meanflow_target(lambda z_, r_, t_: z_, z, r, t, v)
+
+
+def test_adaptive_weight_does_not_depend_on_utterance_length():
+    # the same per-frame error over 6 frames and over 12 (the clip twice), and over 6 real
+    # frames padded to 12: one weight (per-element mean over real frames, not a sum)
+    from core.flow.base import masked_mean_square
+
+    err = torch.randn(1, 4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    short = masked_mean_square(err, None)
+    long = masked_mean_square(torch.cat([err, err], dim=2), None)
+    padded = masked_mean_square(torch.cat([err, 100 * err], dim=2), torch.arange(12)[None] < 6)
+    torch.testing.assert_close(short, long)
+    torch.testing.assert_close(short, padded)
+    torch.testing.assert_close(adaptive_weight(short), adaptive_weight(long))

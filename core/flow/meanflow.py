@@ -163,6 +163,12 @@ class MeanFlowObjective(Objective):
     r != t rows (not its mirror image).  z = (1-r) x0 + r x1, v = x1 - x0.
     Loss: delta = u(z, r, t) - sg(target); sq = masked mean square of delta per example;
     loss = mean(w * sq) with w = 1 / (sq + adaptive_c)^adaptive_p (detached).
+
+    Reduction of ||delta||^2: the paper sums over a fixed number D of elements (an image);
+    utterances differ in length, and a sum would grow with the frame count, so the weight
+    and the meaning of c would change with length.  Here sq is the mean over channels and
+    real frames (padding left out): length-independent, and ``adaptive_c`` is on that
+    per-element scale (the paper's c over D elements corresponds to c / D here).
     """
 
     name = "meanflow"
