@@ -223,7 +223,7 @@ def _plot(curves: dict, path: Path) -> None:
         return
     w, h, pad = 520, 340, 50
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(panels)}" height="{h}" '
-             'font-family="sans-serif" font-size="11">', f'<rect width="100%" height="100%" fill="white"/>']
+             'font-family="sans-serif" font-size="11">', '<rect width="100%" height="100%" fill="white"/>']
     for p_i, (family, lines) in enumerate(panels):
         x0 = p_i * w
         pts = [pt for line in lines.values() for pt in line]
