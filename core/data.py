@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .config import AudioConfig, choice_error
-from .sampler import BucketBatchSampler  # noqa: F401  (re-exported)
+from .batching import BucketBatchSampler  # noqa: F401  (re-exported)
 
 __all__ = ["DataError", "Utterance", "SkippedRow", "LoadReport", "read_ljspeech", "read_manifest",
            "read_dataset", "speaker_list", "MelCache", "Item", "TTSDataset", "Batch", "collate",

@@ -32,7 +32,7 @@ from studio.config import PathRefused, StudioSettings, find_checkpoints, resolve
 from studio.jobs import JobOutcome, JobRunner
 from studio.listening import (GOLD_KINDS, ID_PATTERN, Condition, GoldTrial, ListeningError, Sentence, TestDesign,
                               build_trials, render_stimuli)
-from studio.render import synthesis_options
+from studio.stimulus_renderer import synthesis_options
 from studio.results import ResultsError, ResultsStore
 from studio.synthesis import VOCODER_MODES, checkpoint_speakers, vocoder_spec
 

@@ -20,7 +20,7 @@ Who is who:
   raters type their id.
 
 State: one :class:`~studio.results.ResultsStore` per results folder and one
-:class:`~studio.render.StimulusRenderer` per server process are shared by all sessions
+:class:`~studio.stimulus_renderer.StimulusRenderer` per server process are shared by all sessions
 (both are thread-safe); every view object belongs to one session.
 """
 
@@ -36,7 +36,7 @@ import panel as pn
 from studio.config import StudioSettings
 from studio.experimenter_ui import ExperimenterView
 from studio.rater_ui import RaterView
-from studio.render import StimulusRenderer
+from studio.stimulus_renderer import StimulusRenderer
 from studio.results import ResultsStore
 from studio.results_ui import ResultsView
 from studio.synthesis import shared_pool

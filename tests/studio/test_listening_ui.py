@@ -25,7 +25,7 @@ from studio.config import StudioSettings
 from studio.experimenter_ui import ExperimenterView, parse_sentences
 from studio.listening_ui import build_listening_tabs, rater_mode
 from studio.rater_ui import RaterView
-from studio.render import StimulusRenderer
+from studio.stimulus_renderer import StimulusRenderer
 from studio.results import CSV_COLUMNS, ResultsStore
 from studio.results_ui import ResultsView
 

@@ -21,7 +21,7 @@ from studio.explorer import CompareView, Explorer, SynthesisService, looks_like_
 from studio.jobs import JobRunner
 from studio.listening import Condition, Sentence, TestDesign, render_stimuli
 from studio.rater_ui import RaterView, rater_tests
-from studio.render import StimulusRenderer
+from studio.stimulus_renderer import StimulusRenderer
 from studio.results import ResultsStore
 from studio.results_ui import ResultsView
 from studio.synthesis import SynthesizerPool

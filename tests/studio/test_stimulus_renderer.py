@@ -13,7 +13,7 @@ import pytest
 import core
 from core.config import ConfigError
 from studio.listening import Condition, ListeningError, RenderedClip
-from studio.render import StimulusRenderer, synthesis_options
+from studio.stimulus_renderer import StimulusRenderer, synthesis_options
 
 from conftest import tiny_config
 
