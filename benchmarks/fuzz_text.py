@@ -18,7 +18,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's core, and the generator
 
 from core.config import TextConfig  # noqa: E402
 from core.text import TextError, TextFrontEnd, build_tokenizer, normalize_text, split_sentences  # noqa: E402
