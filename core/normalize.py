@@ -108,7 +108,9 @@ def _small(s: str) -> int | None:
 
 
 # (abbreviation regex, expansion); a regex so that "St." can depend on what follows.
-_ABBREVIATIONS = [(re.compile(rf"(?<![\w.]){a}(?!\w)"), b) for a, b in (
+# Each comes with its literal stem ("Mr.", "s." for [Vv]s.), so the regex only runs on text holding it.
+_ABBREVIATIONS = [(re.sub(r"\(\?=.*\)$|\[\w+\]", "", a).replace("\\", ""), re.compile(rf"(?<![\w.]){a}(?!\w)"), b)
+                  for a, b in (
     (r"Mr\.", "Mister"), (r"Mrs\.", "Misses"), (r"Ms\.", "Miz"), (r"Dr\.", "Doctor"),
     (r"Prof\.", "Professor"), (r"Jr\.", "Junior"), (r"Sr\.", "Senior"), (r"Capt\.", "Captain"),
     (r"Gen\.", "General"), (r"Lt\.", "Lieutenant"), (r"Col\.", "Colonel"), (r"Sgt\.", "Sergeant"),
@@ -117,6 +119,7 @@ _ABBREVIATIONS = [(re.compile(rf"(?<![\w.]){a}(?!\w)"), b) for a, b in (
     (r"[Vv]s\.", "versus"), (r"e\.g\.", "for example"), (r"i\.e\.", "that is"),
     (r"approx\.", "approximately"), (r"etc\.(?=\s*$|\s+[A-Z])", "et cetera."), (r"etc\.", "et cetera"),
 )]
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, exactly
 _SYMBOLS = {"&": " and ", "@": " at ", "+": " plus ", "=": " equals ", "%": " percent "}
 _PUNCT_MAP = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2212": "-"})
 # symbol: (singular, plural, minor singular, minor plural); None: no minor unit read.
@@ -235,11 +238,12 @@ def normalize_text(text: str, language: str = "en") -> str:
     (& @ + = %).  Case is kept.
     """
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
+    text = _CONTROL.sub(" ", text)
     if _is_english(language):
         text = text.translate(_PUNCT_MAP)
-        for pattern, expansion in _ABBREVIATIONS:
-            text = pattern.sub(expansion, text)
+        for stem, pattern, expansion in _ABBREVIATIONS:
+            if stem in text:
+                text = pattern.sub(expansion, text)
         text = _MINUS.sub("minus ", text)
         for pattern, fn in _NUMBER_RULES:
             text = _apply(pattern, fn, text)

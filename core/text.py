@@ -347,8 +347,16 @@ def intersperse(ids: Sequence[int], blank: int = BLANK_ID) -> list[int]:
     return out
 
 
+# Normalisation can multiply the length (a digit becomes " seven", "%" " percent "): the
+# normalised text may be at most this many times text.max_chars, which bounds the work
+# of espeak-ng and of the text encoder's attention for any input within the limit.
+EXPANSION_LIMIT = 1.5
+
+
 class TextFrontEnd:
-    """Check, normalise, tokenize and (optionally) intersperse, as ``config`` says."""
+    """Check, normalise, tokenize and (optionally) intersperse, as ``config`` says.
+    Input longer than ``config.max_chars``, or whose normalised form is longer than
+    :data:`EXPANSION_LIMIT` times that, is refused with :class:`TextError`."""
 
     def __init__(self, config: TextConfig, tokenizer: Tokenizer):
         if tokenizer.kind != config.tokenizer:
@@ -369,6 +377,11 @@ class TextFrontEnd:
             text = normalize_text(text, self.config.language)
             if not text:
                 raise TextError("text has nothing left to speak after normalisation")
+            limit = int(EXPANSION_LIMIT * self.config.max_chars)
+            if len(text) > limit:
+                raise TextError(f"text reads out to {len(text)} characters once numbers and symbols are spelled out, "
+                                f"over the limit of {limit} ({EXPANSION_LIMIT} x text.max_chars); split it with "
+                                "core.text.split_sentences or shorten the numbers")
         return text
 
     def _finish(self, ids: list[int]) -> list[int]:
