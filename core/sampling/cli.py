@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from ..cli_types import float_range, int_range
 
 __all__ = ["add_arguments", "run"]
 
@@ -28,27 +29,27 @@ SAMPLER_OPTIONS = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .grids import SCHEDULES
     from .solvers import FIXED_STEP_SOLVERS
-    from .synthesizer import PRECISIONS
+    from .synthesizer import MAX_STEPS, PRECISIONS
 
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file (.pt or .safetensors); default: the bundled demo voice")
     parser.add_argument("--text", required=True, help="text to speak; '-' reads it from stdin")
     parser.add_argument("--out", required=True, help="output audio file (.wav)")
     # sampler options left out take the checkpoint's own defaults (its config's "sampling")
-    parser.add_argument("--steps", type=int, default=None, help="solver steps (>= 1); default: the checkpoint's (10)")
+    parser.add_argument("--steps", type=int_range(1, MAX_STEPS), default=None, help=f"solver steps (1..{MAX_STEPS}); default: the checkpoint's (10)")
     parser.add_argument("--solver", default=None,
                         help=f"ODE solver: {', '.join(FIXED_STEP_SOLVERS)}; default: the checkpoint's (euler)")
     parser.add_argument("--schedule", default=None,
                         help=f"time grid: {', '.join(SCHEDULES)}; default: the checkpoint's (sway)")
-    parser.add_argument("--sway", type=float, default=None,
+    parser.add_argument("--sway", type=float_range(-1.0, 1.0), default=None,
                         help="sway coefficient in [-1, 1]; default: the checkpoint's (-1)")
-    parser.add_argument("--duration-scale", type=float, default=None,
+    parser.add_argument("--duration-scale", type=float_range(), default=None,
                         help="> 1 speaks slower; default: the checkpoint's (1)")
-    parser.add_argument("--cfg", type=float, default=None,
+    parser.add_argument("--cfg", type=float_range(), default=None,
                         help="classifier-free guidance strength >= 0; default: the checkpoint's (0)")
-    parser.add_argument("--temperature", type=float, default=None,
+    parser.add_argument("--temperature", type=float_range(), default=None,
                         help="initial noise scale >= 0; default: the checkpoint's (1)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
+    parser.add_argument("--seed", type=int_range(0, 2 ** 62 - 1), default=None, help="random seed (default: random, printed)")
     parser.add_argument("--speaker", type=_speaker, default=None, help="speaker name or index")
     parser.add_argument("--vocoder", default="auto",
                         help="auto, griffin-lim, a Vocos folder (config.yaml + pytorch_model.bin) or hub:<id>")

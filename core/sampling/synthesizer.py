@@ -54,6 +54,7 @@ __all__ = ["Synthesis", "Synthesizer", "check_options", "PRECISIONS", "CHUNK_CHA
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 CHUNK_CHARS = 300
+MAX_STEPS = 1000  # solver steps; more only costs time (the grid and the trajectory grow with it)
 CROSSFADE_SECONDS = 0.05
 OPTION_NAMES = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg", "temperature", "seed", "speaker")
 """The ``synthesize`` keyword options recorded in ``Synthesis.settings`` (with the text):
@@ -139,8 +140,8 @@ def check_options(steps: int, solver: str, schedule: str, sway: float, duration_
                   temperature: float, seed: Optional[int]) -> "_Options":
     """Validate the sampling options of :meth:`Synthesizer.synthesize` (no checkpoint
     needed); raises :class:`ConfigError` naming the option and its valid values."""
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 1 <= steps <= MAX_STEPS:
+        raise ConfigError(f"steps must be an integer >= 1 (at most {MAX_STEPS}), got {steps!r}")
     if solver not in FIXED_STEP_SOLVERS:
         raise choice_error("solver", solver, FIXED_STEP_SOLVERS)
     if schedule not in SCHEDULES:
