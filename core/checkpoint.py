@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 import torch
 
+from .checkpoint_checks import check_fields, check_tensors
 from .config import Config, ConfigError
 from .version import __version__
 
@@ -138,6 +139,8 @@ def save_checkpoint(path: str | Path, *, config: Config, weights: dict[str, torc
 def _read_pt(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except RecursionError:
+        raise CheckpointError(f"{path}: not a readable checkpoint: its contents are nested too deeply") from None
     except Exception as exc:  # UnpicklingError, RuntimeError (bad zip), EOFError ...
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "Unsupported global" in str(exc) or "GLOBAL" in str(exc) or "Unsupported operand" in str(exc):
@@ -166,6 +169,10 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
         payload = json.loads(meta["flowtts"])
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: checkpoint metadata is not valid JSON") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: checkpoint metadata JSON is nested too deeply") from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata must be a JSON object, got {type(payload).__name__}")
     payload["weights"] = {k[len("weights."):]: v for k, v in tensors.items() if k.startswith("weights.")}
     mw = {k[len("model_weights."):]: v for k, v in tensors.items() if k.startswith("model_weights.")}
     if mw:
@@ -177,7 +184,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint without executing any pickled code.
 
     Raises :class:`CheckpointError` naming the file for a missing file, a pickle with
-    code in it, a truncated or corrupt file, or a file of another project.
+    code in it, a truncated or corrupt file, a file of another project, or a field of
+    the wrong type or range (see :mod:`core.checkpoint_checks`: non-tensor, non-float,
+    strided or non-finite weights too).  Whether the weights fit the model the config
+    describes is :func:`core.checkpoint_checks.check_fits_model`'s job (the Synthesizer
+    and the trainer call it before building anything).
     """
     path = Path(path)
     if not path.exists():
@@ -197,13 +208,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version!r} is newer than this code "
                               f"understands ({FORMAT_VERSION}); update the project")
+    if not isinstance(payload.get("config"), dict):
+        value = payload.get("config")
+        raise CheckpointError(f"{path}: field 'config' must be an object (dict), got "
+                              f"{'null' if value is None else type(value).__name__}")
     try:
         config = Config.from_dict(payload["config"])
-    except (ConfigError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: checkpoint config is invalid: {exc}") from None
-    weights = payload.get("weights")
-    if not isinstance(weights, dict) or not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
-        raise CheckpointError(f"{path}: checkpoint holds no weights")
+    except (ConfigError, KeyError, TypeError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: field 'config' is invalid: {str(exc)[:300]}") from None
+    fields = check_fields(path, payload)
+    weights = check_tensors(path, "weights", payload.get("weights"))
+    model_weights = payload.get("model_weights")
+    if model_weights is not None:
+        model_weights = check_tensors(path, "model_weights", model_weights)
 
     def move(state):
         return None if state is None else {k: v.to(map_location) for k, v in state.items()}
@@ -212,12 +229,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         path=path,
         config=config,
         weights=move(weights),
-        step=int(payload.get("step", 0)),
-        speakers=[str(s) for s in payload.get("speakers", [])],
-        code_version=str(payload.get("code_version", "")),
+        step=fields["step"],
+        speakers=fields["speakers"],
+        code_version=fields["code_version"],
         sha256=file_sha256(path),
-        mel=dict(payload.get("mel") or config.audio.mel_settings()),
-        model_weights=move(payload.get("model_weights")),
-        train_state=payload.get("train_state"),
-        extra=dict(payload.get("extra") or {}),
+        mel=fields["mel"] or config.audio.mel_settings(),
+        model_weights=move(model_weights),
+        train_state=fields["train_state"],
+        extra=fields["extra"],
     )

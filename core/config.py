@@ -46,6 +46,25 @@ def choice_error(what: str, value: Any, valid: typing.Iterable[Any]) -> ConfigEr
 
 # --------------------------------------------------------------------------- sections
 
+# Upper bounds, far above any model this project trains (the base preset: dim 768, depth
+# 18) yet low enough that a hostile checkpoint or config cannot make the code allocate
+# terabytes or build modules for hours before anything else is checked.
+MODEL_LIMITS = {"vocab_size": 2 ** 24, "text_dim": 2 ** 14, "dim": 2 ** 14, "speaker_dim": 2 ** 14,
+                "duration_channels": 2 ** 14, "depth": 256, "text_convnext_layers": 256,
+                "text_transformer_layers": 256, "duration_layers": 256, "heads": 1024, "text_heads": 1024,
+                "ff_mult": 64, "n_speakers": 2 ** 20}
+AUDIO_LIMITS = {"sample_rate": 384000, "n_fft": 2 ** 16, "win_length": 2 ** 16, "hop_length": 2 ** 16,
+                "n_mels": 1024}
+
+
+def _check_bounds(section: str, obj: Any, limits: dict[str, int]) -> None:
+    for name, limit in limits.items():
+        value = getattr(obj, name)
+        if value > limit:
+            raise ConfigError(f"{section}.{name} must be at most {limit}, got {value}")
+        if value < 0:
+            raise ConfigError(f"{section}.{name} must be >= 0, got {value}")
+
 
 @dataclass
 class AudioConfig:
@@ -68,6 +87,7 @@ class AudioConfig:
         for name in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"audio.{name} must be positive, got {getattr(self, name)}")
+        _check_bounds("audio", self, AUDIO_LIMITS)
         if self.win_length > self.n_fft:
             raise ConfigError("audio.win_length must not exceed audio.n_fft")
         if self.log_clip <= 0:
@@ -120,6 +140,7 @@ class ModelConfig:
         for name in ("vocab_size", "text_dim", "dim", "depth", "heads", "n_speakers"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
+        _check_bounds("model", self, MODEL_LIMITS)
         if self.dim % self.heads:
             raise ConfigError(f"model.dim ({self.dim}) must be divisible by model.heads ({self.heads})")
         if self.text_dim % self.text_heads:

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence, Union
 
+from .cli_types import float_range, int_range
+
 if TYPE_CHECKING:  # the eval stack (torch, torchaudio) is imported on use, keeping `--help` fast
     from . import eval as ev
 
@@ -37,6 +39,8 @@ def _speaker(value: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .sampling.synthesizer import MAX_STEPS
+
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint to evaluate (default: the bundled demo voice)")
     parser.add_argument("--sentences", required=True, help="sentence file: 'id|text' or plain text lines")
@@ -51,18 +55,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="speaker name (or index) to synthesise and to pick references by")
     parser.add_argument("--reference-speaker", default=None,
                         help="speaker whose rows of --references to use (default: --speaker)")
-    parser.add_argument("--steps", type=int, default=10, help="solver steps (>= 1), default 10")
+    parser.add_argument("--steps", type=int_range(1, MAX_STEPS), default=10, help=f"solver steps (1..{MAX_STEPS}), default 10")
     parser.add_argument("--solver", default="euler", help="ODE solver (euler, midpoint, heun, rk4)")
     parser.add_argument("--schedule", default="sway", help="time grid (linear, power, sway, epss)")
-    parser.add_argument("--sway", type=float, default=-1.0, help="sway coefficient in [-1, 1], default -1")
-    parser.add_argument("--duration-scale", type=float, default=1.0, help="> 1 speaks slower, default 1")
-    parser.add_argument("--cfg", type=float, default=0.0, help="classifier-free guidance strength >= 0, default 0")
-    parser.add_argument("--temperature", type=float, default=1.0, help="initial noise scale >= 0, default 1")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed for every sentence (default 0)")
+    parser.add_argument("--sway", type=float_range(-1.0, 1.0), default=-1.0, help="sway coefficient in [-1, 1], default -1")
+    parser.add_argument("--duration-scale", type=float_range(), default=1.0, help="> 1 speaks slower, default 1")
+    parser.add_argument("--cfg", type=float_range(), default=0.0, help="classifier-free guidance strength >= 0, default 0")
+    parser.add_argument("--temperature", type=float_range(), default=1.0, help="initial noise scale >= 0, default 1")
+    parser.add_argument("--seed", type=int_range(0, 2 ** 62 - 1), default=0, help="sampling seed for every sentence (default 0)")
     parser.add_argument("--vocoder", default="auto",
                         help="auto, griffin-lim, a Vocos folder (config.yaml + pytorch_model.bin) or hub:<id>")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N sentences")
+    parser.add_argument("--limit", type=int_range(1, 10 ** 6), default=None, help="score only the first N sentences")
     parser.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (it takes ~1 s per clip on CPU)")
     parser.add_argument("--out", default=None, help="JSON report file (default: print to stdout)")
 

@@ -51,7 +51,11 @@ def number_to_words(n: int) -> str:
 
 def ordinal_to_words(n: int) -> str:
     """21 -> "twenty-first", 100 -> "one hundredth", 12 -> "twelfth"."""
-    words = number_to_words(n)
+    return _ordinalize(number_to_words(n))
+
+
+def _ordinalize(words: str) -> str:
+    """Make the last word of a cardinal ordinal: "twenty-one" -> "twenty-first"."""
     head, sep, last = max((words.rpartition(" "), words.rpartition("-")), key=lambda p: len(p[0]))
     if last in _IRREGULAR_ORDINALS:
         last = _IRREGULAR_ORDINALS[last]
@@ -79,11 +83,34 @@ def _plural(words: str) -> str:
 
 
 def _digits(s: str) -> str:
-    return " ".join(_ONES[int(d)] for d in s)
+    """Digit by digit, separators skipped: "0,07" -> "zero zero seven"."""
+    return " ".join(_ONES[int(d)] for d in s if d.isdecimal())
+
+
+# Longer digit runs are read digit by digit and never go through int(): Python refuses
+# int() of more than 4300 digits, and int <-> str is quadratic in the length.
+MAX_NUMBER_DIGITS = 15
+
+
+def _words(s: str) -> str:
+    """Cardinal words of a digit string with optional thousands commas, without int() of
+    long runs: "1,234" -> "one thousand two hundred thirty-four"; 16+ digits: digit by digit."""
+    digits = s.replace(",", "")
+    if len(digits.lstrip("0")) > MAX_NUMBER_DIGITS:
+        return _digits(digits)
+    return number_to_words(int(digits))
+
+
+def _small(s: str) -> int | None:
+    """int of a digit string when it has at most MAX_NUMBER_DIGITS significant digits, else None."""
+    digits = s.replace(",", "")
+    return int(digits) if len(digits.lstrip("0")) <= MAX_NUMBER_DIGITS else None
 
 
 # (abbreviation regex, expansion); a regex so that "St." can depend on what follows.
-_ABBREVIATIONS = [(re.compile(rf"(?<![\w.]){a}(?!\w)"), b) for a, b in (
+# Each comes with its literal stem ("Mr.", "s." for [Vv]s.), so the regex only runs on text holding it.
+_ABBREVIATIONS = [(re.sub(r"\(\?=.*\)$|\[\w+\]", "", a).replace("\\", ""), re.compile(rf"(?<![\w.]){a}(?!\w)"), b)
+                  for a, b in (
     (r"Mr\.", "Mister"), (r"Mrs\.", "Misses"), (r"Ms\.", "Miz"), (r"Dr\.", "Doctor"),
     (r"Prof\.", "Professor"), (r"Jr\.", "Junior"), (r"Sr\.", "Senior"), (r"Capt\.", "Captain"),
     (r"Gen\.", "General"), (r"Lt\.", "Lieutenant"), (r"Col\.", "Colonel"), (r"Sgt\.", "Sergeant"),
@@ -92,12 +119,15 @@ _ABBREVIATIONS = [(re.compile(rf"(?<![\w.]){a}(?!\w)"), b) for a, b in (
     (r"[Vv]s\.", "versus"), (r"e\.g\.", "for example"), (r"i\.e\.", "that is"),
     (r"approx\.", "approximately"), (r"etc\.(?=\s*$|\s+[A-Z])", "et cetera."), (r"etc\.", "et cetera"),
 )]
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, exactly
 _SYMBOLS = {"&": " and ", "@": " at ", "+": " plus ", "=": " equals ", "%": " percent "}
 _PUNCT_MAP = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2212": "-"})
 # symbol: (singular, plural, minor singular, minor plural); None: no minor unit read.
 _CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "euros", "cent", "cents"),
                "£": ("pound", "pounds", "penny", "pence"), "¥": ("yen", "yen", None, None)}
-_NUM = r"(\d{1,3}(?:,\d{3})+|\d+)"  # an integer, optionally with thousands commas
+# an integer, optionally with thousands commas; (?<!\d): a match only starts where a digit run does, so
+# the engine never retries from inside a long run (quadratic backtracking); _apply skips such matches anyway
+_NUM = r"(?<!\d)(\d{1,3}(?:,\d{3})+|\d+)"
 _MINUS = re.compile(r"(?<!\S)-(?=\d)")  # "-5" -> "minus 5" (then the number rules)
 _NUMBER_RULES: list[tuple[re.Pattern, Any]] = []
 
@@ -109,12 +139,8 @@ def _rule(pattern: str, flags: int = 0):
     return register
 
 
-def _int(s: str) -> int:
-    return int(s.replace(",", ""))
-
-
 def _decimal(whole: str, frac: str | None) -> str:
-    return number_to_words(_int(whole)) + (f" point {_digits(frac)}" if frac else "")
+    return _words(whole) + (f" point {_digits(frac)}" if frac else "")
 
 
 @_rule(rf"([$€£¥])\s?{_NUM}(?:\.(\d+))?(?:\s+(thousand|million|billion|trillion)\b)?")
@@ -122,11 +148,11 @@ def _currency(m: re.Match) -> str:
     one, many, minor_one, minor_many = _CURRENCIES[m[1]]
     if m[4]:  # "$2.5 million" -> "two point five million dollars"
         return f"{_decimal(m[2], m[3])} {m[4]} {many}"
-    whole, frac = _int(m[2]), m[3]
+    digits, frac = m[2].replace(",", "").lstrip("0"), m[3]
     if frac and (minor_one is None or len(frac) > 2):
         return f"{_decimal(m[2], frac)} {many}"
     cents = int(frac.ljust(2, "0")) if frac else 0
-    parts = [f"{number_to_words(whole)} {one if whole == 1 else many}"] if whole or not cents else []
+    parts = [f"{_words(m[2])} {one if digits == '1' else many}"] if digits or not cents else []
     if cents:
         parts.append(f"{number_to_words(cents)} {minor_one if cents == 1 else minor_many}")
     return " and ".join(parts)
@@ -139,24 +165,24 @@ def _percent(m: re.Match) -> str:
 
 @_rule(rf"{_NUM}(st|nd|rd|th)\b", re.IGNORECASE)
 def _ordinal(m: re.Match) -> str:
-    return ordinal_to_words(_int(m[1]))
+    return _ordinalize(_words(m[1]))
 
 
-@_rule(r"(\d+)\u2044(\d+)")  # NFKC turns "½" into "1⁄2" (fraction slash)
+@_rule(r"(?<!\d)(\d+)\u2044(\d+)")  # NFKC turns "½" into "1⁄2" (fraction slash)
 def _fraction(m: re.Match) -> str:
-    num, den = int(m[1]), int(m[2])
-    name = {2: "half", 4: "quarter"}.get(den) or ordinal_to_words(den)
+    num, den = _small(m[1]), _small(m[2])
+    name = {2: "half", 4: "quarter"}.get(den) or _ordinalize(_words(m[2]))  # type: ignore[arg-type]
     if num != 1:
         name = "halves" if den == 2 else _plural(name)
-    return f"{number_to_words(num)} {name}"
+    return f"{_words(m[1])} {name}"
 
 
-@_rule(r"(\d{4})s\b")  # decades: "1990s"
+@_rule(r"(?<!\d)(\d{4})s\b")  # decades: "1990s"
 def _decade(m: re.Match) -> str:
     return _plural(year_to_words(int(m[1])))
 
 
-@_rule(r"([01]?\d|2[0-3]):([0-5]\d)\b")  # clock times: "10:30", "3:05", "7:00"
+@_rule(r"(?<!\d)([01]?\d|2[0-3]):([0-5]\d)\b")  # clock times: "10:30", "3:05", "7:00"
 def _clock(m: re.Match) -> str:
     hour, minute = number_to_words(int(m[1])), int(m[2])
     if minute == 0:
@@ -176,7 +202,7 @@ def _integer(m: re.Match) -> str:
         return _digits(s)  # "007" -> "zero zero seven"
     if len(s) == 4:
         return year_to_words(int(s))
-    return number_to_words(_int(s))
+    return _words(s)
 
 
 def _apply(pattern: re.Pattern, fn, text: str) -> str:
@@ -212,11 +238,12 @@ def normalize_text(text: str, language: str = "en") -> str:
     (& @ + = %).  Case is kept.
     """
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
+    text = _CONTROL.sub(" ", text)
     if _is_english(language):
         text = text.translate(_PUNCT_MAP)
-        for pattern, expansion in _ABBREVIATIONS:
-            text = pattern.sub(expansion, text)
+        for stem, pattern, expansion in _ABBREVIATIONS:
+            if stem in text:
+                text = pattern.sub(expansion, text)
         text = _MINUS.sub("minus ", text)
         for pattern, fn in _NUMBER_RULES:
             text = _apply(pattern, fn, text)

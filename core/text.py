@@ -173,16 +173,60 @@ DEFAULT_IPA_SYMBOLS = list(dict.fromkeys(
     + "βçðħŋɓɕɖɗɟɠɡɢɣɥɦɧɫɬɭɮɰɱɲɳɴɸɹɺɻɽɾʀʁʂʃʄʈʋʍʎʐʑʒʔʕʘʙʛʜʝʟʡʢθχⱱǀǁǂǃ"
     + "ˈˌːˑ|‖↗↘" + "ʰʲʷˠˤⁿˡ" + "\u0303\u0329\u032a\u0325\u032f\u0308\u031d\u031e\u0361\u0306"))
 
-_PHONEME_PUNCT = re.compile(r"([—…]+|(?<!\S)[.,;:!?¡¿\"()]+|[.,;:!?¡¿\"()]+(?!\S))")
+# Punctuation (Unicode category P*, and lone surrogates, which would reach espeak-ng as
+# "?") is kept as its own token and never reaches espeak-ng, except an apostrophe or
+# hyphen between two letters ("don't", "well-known"): espeak-ng
+# ends a clause at many punctuation marks (a line of input then gives two lines of
+# output), so runs without any are what keeps its output lined up with its input.
 _LANG_SWITCH = re.compile(r"\([a-z]{2,3}(?:-[a-z0-9]+)*\)")  # espeak's "(en)" markers
+_REPEATS = re.compile(r"([^\w\s])\1{3,}")  # "!!!!!!!" -> "!!!"
+_INNER = re.compile(r"(?<=[^\W\d_])['\-‐’](?=[^\W\d_])")  # apostrophe / hyphen inside a word
+RUN_CHARS = 100  # piece length; espeak-ng also ends a clause after a few hundred phonemes
+WORD_CHARS = 30  # a longer "word" (often spelled out letter by letter) is cut every 30 characters
+
+
+def _split_punct(text: str) -> list[str]:
+    """``[run, punct, run, punct, ..., run]``: maximal punctuation stretches at odd positions."""
+    inner = {m.start() for m in _INNER.finditer(text)}
+    out, current, in_punct = [], [], False
+    for k, c in enumerate(text):
+        cat = unicodedata.category(c)
+        is_punct = (cat[0] == "P" and k not in inner) or cat == "Cs"  # a lone surrogate reaches espeak as "?"
+        if is_punct != in_punct:
+            out.append("".join(current))
+            current, in_punct = [], is_punct
+        current.append(c)
+    out.append("".join(current))
+    return out if not in_punct else out + [""]
+
+
+def _pieces(run: str) -> list[str]:
+    """Cut a run into pieces of at most RUN_CHARS characters at spaces (a word longer
+    than WORD_CHARS every WORD_CHARS characters), so that espeak-ng reads each piece as
+    one clause."""
+    pieces, current = [], ""
+    for word in run.split():
+        for k in range(0, len(word), WORD_CHARS):
+            part = word[k:k + WORD_CHARS]
+            if current and len(current) + 1 + len(part) <= RUN_CHARS:
+                current += " " + part
+            else:
+                pieces += [current] if current else []
+                current = part
+    return pieces + ([current] if current else [])
 
 
 class PhonemeTokenizer(CharTokenizer):
     """espeak-ng IPA, tokenized as characters (unknown symbols -> ``unk_id``).
 
-    Punctuation at word edges (``. , ; : ! ? " ( )`` and dashes) is kept as its own
-    token; the words between are phonemised by the ``espeak-ng`` executable, one
-    process per batch of up to ``chunk`` word runs (one run per input line).
+    Punctuation (every Unicode punctuation mark but an apostrophe or hyphen inside a
+    word) is kept as its own token, a run of four or more of one punctuation or symbol
+    character is cut to three; the words between are phonemised by the ``espeak-ng``
+    executable in pieces of at most :data:`RUN_CHARS` characters, one process per batch
+    of up to ``chunk`` pieces.
+    The work is bounded: a batch whose output lines do not pair up with its pieces is
+    halved until they do, so a stray clause break costs a few extra processes, never
+    one process per piece.
     """
 
     kind = "phonemes"
@@ -214,28 +258,35 @@ class PhonemeTokenizer(CharTokenizer):
         return " ".join(_LANG_SWITCH.sub("", line).split())
 
     def _phonemize_runs(self, runs: list[str]) -> list[str]:
-        """One IPA string per run (a run has no newline and no edge punctuation).  espeak-ng
-        reads stdin line by line and prints one line per clause; when a run splits into
-        several clauses the line count differs and that chunk falls back to a process per run."""
+        """One IPA string per run (a run has no newline and no clause-ending punctuation).
+        espeak-ng reads stdin line by line and prints one line per clause; when the line
+        count differs, the batch is halved and each half tried again, and a single run
+        that still splits has its lines joined."""
         lines = self._run(runs).stdout.splitlines()
         if len(lines) == len(runs):
             return [self._clean(line) for line in lines]
-        return [self._clean(" ".join(self._run([r]).stdout.splitlines())) for r in runs]
+        if len(runs) == 1:
+            return [self._clean(" ".join(lines))]
+        half = len(runs) // 2
+        return self._phonemize_runs(runs[:half]) + self._phonemize_runs(runs[half:])
 
     def phonemize_batch(self, texts: Sequence[str]) -> list[str]:
         """IPA for each text, e.g. ``"Hello, world!" -> "həlˈoʊ, wˈɜːld!"`` (en-us)."""
         split = []
         for text in texts:
             text = " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text).split())
-            split.append(_PHONEME_PUNCT.split(text))  # runs at even, punctuation at odd positions
-        runs = sorted({p.strip() for parts in split for p in parts[::2] if p.strip()})
-        chunks = [runs[i:i + self.chunk] for i in range(0, len(runs), self.chunk)]
+            split.append(_split_punct(_REPEATS.sub(r"\1\1\1", text)))  # runs even, punctuation odd
+        runs = {p.strip() for parts in split for p in parts[::2] if p.strip()}
+        pieces = {run: _pieces(run) for run in runs}
+        todo = sorted({piece for ps in pieces.values() for piece in ps})
+        chunks = [todo[i:i + self.chunk] for i in range(0, len(todo), self.chunk)]
         if len(chunks) > 1:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 done = list(pool.map(self._phonemize_runs, chunks))
         else:
             done = [self._phonemize_runs(c) for c in chunks]
-        ipa = dict(zip(runs, (s for chunk in done for s in chunk)))
+        piece_ipa = dict(zip(todo, (s for chunk in done for s in chunk)))
+        ipa = {run: " ".join(piece_ipa[p] for p in ps) for run, ps in pieces.items()}
 
         def swap(run: str) -> str:  # keep the spaces around a run, which decide where punctuation sits
             core = run.strip()
@@ -308,6 +359,12 @@ def intersperse(ids: Sequence[int], blank: int = BLANK_ID) -> list[int]:
     return out
 
 
+# Normalisation can multiply the length (a digit becomes " seven", "%" " percent "): the
+# normalised text may be at most this many times text.max_chars, which bounds the work
+# of espeak-ng and of the text encoder's attention for any input within the limit.
+EXPANSION_LIMIT = 1.5
+
+
 @dataclass(frozen=True)
 class TextReading:
     """``text`` as the model reads it: ``normalized`` (numbers, symbols and
@@ -327,7 +384,9 @@ class TextReading:
 
 
 class TextFrontEnd:
-    """Check, normalise, tokenize and (optionally) intersperse, as ``config`` says."""
+    """Check, normalise, tokenize and (optionally) intersperse, as ``config`` says.
+    Input longer than ``config.max_chars``, or whose normalised form is longer than
+    :data:`EXPANSION_LIMIT` times that, is refused with :class:`TextError`."""
 
     def __init__(self, config: TextConfig, tokenizer: Tokenizer):
         if tokenizer.kind != config.tokenizer:
@@ -348,6 +407,11 @@ class TextFrontEnd:
             text = normalize_text(text, self.config.language)
             if not text:
                 raise TextError("text has nothing left to speak after normalisation")
+            limit = int(EXPANSION_LIMIT * self.config.max_chars)
+            if len(text) > limit:
+                raise TextError(f"text reads out to {len(text)} characters once numbers and symbols are spelled out, "
+                                f"over the limit of {limit} ({EXPANSION_LIMIT} x text.max_chars); split it with "
+                                "core.text.split_sentences or shorten the numbers")
         return text
 
     def _finish(self, ids: list[int]) -> list[int]:

@@ -331,22 +331,41 @@ class ResultsStore:
                 raise ResultsError(f"cannot put {self.path} in WAL mode (got {mode!r}); use a local disk")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-            local.pid, local.conn = pid, conn
+            local.pid, local.conn, local.inode = pid, conn, self._inode()
             with self._conns_lock:
                 self._conns.append((pid, conn))
         return local.conn
 
+    def _inode(self) -> tuple:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise ResultsError(f"the results database {self.path} is gone (folder removed or renamed while the "
+                               "studio was running); nothing more can be saved: restore it and restart") from None
+        return st.st_dev, st.st_ino
+
     @contextmanager
     def _write(self):
-        conn = self._conn()
-        with self._lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        """One IMMEDIATE transaction.  Refused with :class:`ResultsError` (nothing written)
+        when the database file was removed or replaced since this connection opened it (a
+        commit would land in an unlinked file and be lost) or cannot be written (read-only
+        file or folder, disk full): the message names the file and what to do."""
+        try:
+            conn = self._conn()
+            with self._lock:
+                if self._inode() != self._local.inode:
+                    raise ResultsError(f"the results database {self.path} was replaced while the studio was "
+                                       "running; nothing more can be saved here: restart the studio")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise ResultsError(f"cannot save to the results database {self.path}: {exc}; check that the results "
+                               "folder and file are writable and on a local disk") from None
 
     def _read(self, sql: str, args: Sequence = ()) -> list:
         return self._conn().execute(sql, args).fetchall()

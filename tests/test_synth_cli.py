@@ -52,10 +52,10 @@ def test_text_from_stdin(cfm_checkpoint, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--checkpoint", "{missing}"], "no such checkpoint file"),
     (["--solver", "euler2"], "unknown solver 'euler2'; valid: euler, midpoint, heun, rk4"),
-    (["--steps", "0"], "steps must be an integer in 1..1000"),
-    (["--sway", "1.5"], r"sway must be a number in [-1.0, 1.0]"),
+    (["--steps", "0"], "--steps: must be an integer in 1..1000, got 0"),
+    (["--sway", "1.5"], "--sway: must be a finite number in [-1, 1], got '1.5'"),
     (["--text", "   "], "text is empty"),
-    (["--steps", "many"], "invalid int value"),
+    (["--steps", "many"], "--steps: must be an integer in 1..1000, got 'many'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cfm_checkpoint, tmp_path, args, message):
     base = {"--checkpoint": str(cfm_checkpoint), "--text": "red", "--out": str(tmp_path / "c.wav"),

@@ -33,6 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from .solvers import nfe_per_step
+from ..cli_types import int_range
 
 __all__ = ["add_arguments", "run", "run_benchmark", "ForwardTimer", "DEFAULT_TEXT", "FULL_PLAN", "QUICK_PLAN"]
 
@@ -51,9 +52,10 @@ FIXED = dict(schedule="sway", sway=-1.0, duration_scale=1.0, temperature=1.0, se
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint file (.pt or .safetensors)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=int_range(1, 1024), default=None,
                         help="CPU threads for torch (default: auto, see core.threads; stated in the report)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per configuration (median), default 3")
+    parser.add_argument("--repeats", type=int_range(1, 1000), default=3,
+                        help="timed calls per configuration (median), default 3")
     parser.add_argument("--out", default=None, help="also write the JSON to this file")
     parser.add_argument("--quick", action="store_true", help="few configurations (steps 1, 5; euler, heun; "
                                                              "batches 1, 2): for tests")

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from ..cli_types import float_range, int_range
 
 __all__ = ["add_arguments", "run"]
 
@@ -23,7 +24,7 @@ def _speaker(value: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .options import SAMPLER_OPTIONS
+    from .options import SAMPLER_OPTIONS, SEED_RANGE
     from .synthesizer import PRECISIONS
 
     parser.add_argument("--checkpoint", default=None,
@@ -31,12 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text", required=True, help="text to speak; '-' reads it from stdin")
     parser.add_argument("--out", required=True, help="output audio file (.wav)")
     # sampler options left out take the checkpoint's own defaults (its config's "sampling");
-    # names, ranges and help come from the one record of them (core/sampling/options.py)
+    # names, ranges and help come from the one record of them (core/sampling/options.py),
+    # and numbers are range-checked where they are parsed
     for option in SAMPLER_OPTIONS:
-        parser.add_argument(f"--{option.name.replace('_', '-')}", type=option.kind, default=None,
+        kind = (int_range(int(option.low), int(option.high)) if option.kind is int
+                else float_range(option.low, option.high) if option.kind is float else str)
+        parser.add_argument(f"--{option.name.replace('_', '-')}", type=kind, default=None,
                             help=f"{option.help}; {option.range_text}; default: the checkpoint's "
                                  f"(unless set: {option.default})")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
+    parser.add_argument("--seed", type=int_range(*SEED_RANGE), default=None,
+                        help="random seed (default: random, printed)")
     parser.add_argument("--speaker", type=_speaker, default=None, help="speaker name or index")
     parser.add_argument("--vocoder", default="auto",
                         help="auto, griffin-lim, a Vocos folder (config.yaml + pytorch_model.bin) or hub:<id>")

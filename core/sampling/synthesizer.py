@@ -42,11 +42,11 @@ import torch
 from torch import Tensor
 
 from ..config import Config, ConfigError, choice_error
-from ..text import TextError, TextFrontEnd, split_sentences, tokenizer_from_dict
+from ..text import TextError, TextFrontEnd, split_sentences
 from ..version import __version__
 from .grids import time_grid
 from .guidance import model_net
-from .options import check_sampler_options, check_seed
+from .options import OPTION, check_sampler_options, check_seed
 from .solvers import integrate, nfe_per_step
 
 __all__ = ["Synthesis", "Synthesizer", "check_options", "PRECISIONS", "CHUNK_CHARS", "CROSSFADE_SECONDS", "OPTION_NAMES",
@@ -54,6 +54,7 @@ __all__ = ["Synthesis", "Synthesizer", "check_options", "PRECISIONS", "CHUNK_CHA
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 CHUNK_CHARS = 300
+MAX_STEPS = int(OPTION["steps"].high)  # solver steps (core.sampling.options); more only costs time
 CROSSFADE_SECONDS = 0.05
 OPTION_NAMES = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg", "temperature", "seed", "speaker")
 """The ``synthesize`` keyword options recorded in ``Synthesis.settings`` (with the text):
@@ -185,9 +186,9 @@ class Synthesizer:
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of the network).
         """
         from ..checkpoint import CheckpointError, load_checkpoint
+        from ..checkpoint_checks import check_fits_model, checkpoint_tokenizer
         from ..flow import build_objective
         from ..models import TTSModel
-        from ..text import build_tokenizer
         from ..vocoders import Vocoder, load_vocoder
 
         if precision not in PRECISIONS:
@@ -200,14 +201,14 @@ class Synthesizer:
         dev = _resolve_device(device)
         ck = load_checkpoint(path)
         cfg = ck.config
+        check_fits_model(ck)  # shapes, speakers: before any memory is allocated for the model
+        tokenizer = checkpoint_tokenizer(ck)
         model = TTSModel(cfg.model, n_mels=cfg.audio.n_mels, meanflow=cfg.objective.name == "meanflow")
         try:
             model.load_state_dict(ck.weights)
         except RuntimeError as exc:
             raise CheckpointError(f"{path}: weights do not fit the model its config describes: "
                                   f"{str(exc).splitlines()[0]}") from None
-        state = ck.extra.get("tokenizer")
-        tokenizer = tokenizer_from_dict(state) if state is not None else build_tokenizer(cfg.text)
         voc = vocoder if isinstance(vocoder, Vocoder) else load_vocoder(vocoder, cfg.audio, dev)
         return cls(model, build_objective(cfg.objective), cfg, tokenizer, ck.speakers, voc, dev,
                    checkpoint_path=str(ck.path), checkpoint_sha256=ck.sha256, precision=precision)

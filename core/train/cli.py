@@ -6,13 +6,16 @@ import argparse
 import logging
 
 from ..config import Config, merge
+from ..cli_types import int_range
+
+MAX_TRAINING_STEPS = 10 ** 8  # 300x the base preset's run; more is a typo, not a plan
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="JSON config file, or a preset name: tiny, small, base")
     p.add_argument("--out", required=True, help="run folder (config.json, metrics.jsonl, checkpoints/, samples/)")
     p.add_argument("--data", help="override training.data (LJSpeech folder or manifest .csv/.jsonl)")
-    p.add_argument("--steps", type=int, help="override training.steps")
+    p.add_argument("--steps", type=int_range(1, MAX_TRAINING_STEPS), help=f"override training.steps (1..{MAX_TRAINING_STEPS})")
     p.add_argument("--objective", help="override objective.name (cfm, edm, meanflow)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoint_checks import check_fits_model
 from ..config import Config, ConfigError, differences
 from .callbacks import Callback, ProgressBar
 from .distributed import World, all_mean, all_true, average_gradients, init_from_env
@@ -362,6 +363,7 @@ class Trainer:
         for path in sorted(self.checkpoint_dir().glob(CHECKPOINT_GLOB), reverse=True):
             try:
                 ck = load_checkpoint(path)
+                check_fits_model(ck)
             except CheckpointError as exc:
                 log.warning("skipping unreadable checkpoint: %s", exc)
                 continue
