@@ -197,7 +197,9 @@ class VocoderTrainer:
             mel_sum += float(self.learner.mel_loss(y_hat, y))
             stft_sum += float(self.learner.stft_loss(y_hat, y)[0])
             if write_samples and i < self.config.training.sample_clips:
-                save_wav(self.out / "samples" / f"step_{self.step:08d}_{clip.id}.wav", y_hat[0], self.config.audio.sample_rate)
+                name = "".join(c if c.isalnum() or c in "-_." else "_" for c in clip.id)
+                save_wav(self.out / "samples" / f"step_{self.step:08d}_{name}.wav", y_hat[0],
+                         self.config.audio.sample_rate)
         n = len(self.val_set)
         row = {"step": self.step, "val_mel_l1": mel_sum / n, "val_stft": stft_sum / n}
         self.metrics.write(row)
