@@ -162,8 +162,9 @@ class VocoderTrainer:
         if len(self.train_set) == 0:
             raise ConfigError(f"no usable training clips in {t.data}: {self.train_set.report.summary()}")
         self.sampler = EpochSampler(len(self.train_set), t.batch_size, t.seed)
-        self.val_set = ClipSet(list(val_rows)[: t.val_clips], self.config.audio, source, 2, t.max_audio_seconds) \
-            if val_rows and t.val_clips else None
+        val_rows = list(val_rows)  # val_clips rows spread evenly (a manifest sorted by speaker: all speakers)
+        picked = val_rows[:: max(1, len(val_rows) // t.val_clips)][: t.val_clips] if t.val_clips else []
+        self.val_set = ClipSet(picked, self.config.audio, source, 2, t.max_audio_seconds) if picked else None
 
     # ------------------------------------------------------------------ data
     def next_batch(self):
