@@ -21,7 +21,6 @@ Presets (:data:`PRESETS`):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any, Literal, Optional
 from ..config import AudioConfig, ConfigError, choice_error, from_dict, to_dict
 
 __all__ = ["GeneratorConfig", "LossConfig", "DiscriminatorConfig", "VocoderTrainingConfig",
-           "VocoderConfig", "PRESETS", "preset", "load_config"]
+           "VocoderConfig", "PRESETS", "preset", "merge", "load_config"]
 
 
 @dataclass
@@ -249,10 +248,3 @@ def load_config(spec: str) -> VocoderConfig:
         raise ConfigError(f"vocoder config {p} must hold a JSON object")
     base = data.pop("preset", None)
     return merge(preset(base), data) if base is not None else VocoderConfig.from_dict(data)
-
-
-def replace_training(cfg: VocoderConfig, **values: Any) -> VocoderConfig:
-    """``cfg`` with training fields replaced (validated)."""
-    out = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, **values))
-    out.validate()
-    return out
