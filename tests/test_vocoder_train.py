@@ -129,7 +129,8 @@ def test_resume_is_bit_identical(straight_run, tiny_corpus, tmp_path):
     trainer_a, _, out_a = straight_run
     out = tmp_path / "resumed"
     _run(tiny(tiny_corpus, steps=3), out)
-    trainer_b, path = _run(tiny(tiny_corpus, steps=6), out, resume=True)
+    # the stored config (steps=3) wins over the one passed; steps= extends it
+    trainer_b, path = _run(tiny(tiny_corpus, steps=3, lr=1.0), out, resume=True, steps=6)
     assert trainer_b.step == 6 and path.name == "vocoder_00000006.pt"
     for a, b in ((trainer_a.learner.generator, trainer_b.learner.generator),
                  (trainer_a.learner.discriminators, trainer_b.learner.discriminators)):

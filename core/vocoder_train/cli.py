@@ -27,8 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr.add_argument("--config", default="cpu", help="preset (tiny, cpu, vocos) or a JSON file (default: cpu)")
     tr.add_argument("--init", help="start from a Vocos folder or hub:<owner/name> (its size replaces the preset's)")
     tr.add_argument("--acoustic", help="TTS checkpoint: train on the mels it generates for the training utterances")
-    tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    tr.add_argument("--steps", type=int, help="override training.steps")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue from the newest checkpoint in --out (its stored config is used)")
+    tr.add_argument("--steps", type=int, help="override training.steps (also when resuming)")
     tr.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     tr.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
     tr.add_argument("--no-progress", action="store_true", help="no console progress bar")
@@ -79,13 +80,11 @@ def _train(args: argparse.Namespace) -> int:
         training["data"] = str(args.data)
     if args.val_data:
         training["val_data"] = str(args.val_data)
-    if args.steps is not None:
-        training["steps"] = args.steps
     if training:
         cfg = merge(cfg, {"training": training})
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     trainer = VocoderTrainer(cfg, args.out, init=args.init, acoustic=args.acoustic, resume=args.resume,
-                             device=args.device, progress=not args.no_progress)
+                             steps=args.steps, device=args.device, progress=not args.no_progress)
     path = trainer.fit()
     print(f"checkpoint: {path}\nvocos folder: {Path(args.out) / 'vocos'}")
     return 0

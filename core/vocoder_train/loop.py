@@ -76,21 +76,26 @@ class VocoderTrainer:
     ``init``: a Vocos folder or ``hub:<id>`` to start from (its backbone size replaces
     ``config.generator``; its mel settings must match).  ``acoustic``: a TTS checkpoint
     whose generated mels (aligned to the real ones) replace the real mels as input.
-    ``resume``: continue from the newest readable checkpoint in ``out/checkpoints`` (its
-    stored config wins, except ``training.steps`` which may grow).
+    ``resume``: continue from the newest readable checkpoint in ``out/checkpoints``; its
+    stored config wins over ``config`` (so a changed preset never changes a running
+    recipe).  ``steps`` overrides ``training.steps`` (fresh or resumed; the learning-rate
+    curve follows the new total).
     """
 
     def __init__(self, config: VocoderConfig, out: str | os.PathLike, *, init: Optional[str] = None,
-                 acoustic: Optional[str] = None, resume: bool = False, device: str = "cpu", progress: bool = True):
+                 acoustic: Optional[str] = None, resume: bool = False, steps: Optional[int] = None,
+                 device: str = "cpu", progress: bool = True):
         self.out = Path(out)
         self.progress = progress
         resume_from = self.latest_checkpoint() if resume else None
         if resume and resume_from is None:
             log.warning("--resume given but %s has no readable checkpoint: starting fresh", self.out / "checkpoints")
         if resume_from is not None:
-            steps = config.training.steps
             config = VocoderConfig.from_dict(resume_from["config"])
-            config.training.steps = max(steps, int(resume_from["step"]))
+            if steps is not None:
+                config.training.steps = max(int(steps), int(resume_from["step"]))
+        elif steps is not None:
+            config.training.steps = int(steps)
             acoustic = resume_from["extra"].get("acoustic") or None
             if acoustic is not None and not Path(acoustic).is_file():
                 raise ConfigError(f"this run was trained on mels of {acoustic}, which is no longer there")
