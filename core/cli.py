@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("core.sampling.bench", "benchmark sampling speed (JSON out)"),
     "corpus": ("core.corpus", "build the flite demo corpus"),
     "export": ("core.export", "export a training checkpoint's EMA weights (fp16) for sampling"),
+    "vocoder": ("core.vocoder_train.cli", "train a Vocos vocoder on this project's mel; export it as a Vocos folder"),
 }
 
 

@@ -27,7 +27,7 @@ import torch
 from .config import AudioConfig, ConfigError
 
 __all__ = ["VocoderError", "Vocoder", "VocosVocoder", "GriffinLimVocoder", "load_vocoder",
-           "check_compatible", "VOCODER_CHOICES", "DEFAULT_HUB_ID", "VOCOS_ENV"]
+           "check_compatible", "VOCODER_CHOICES", "DEFAULT_HUB_ID", "VOCOS_ENV", "BUNDLED_VOCODER"]
 
 log = logging.getLogger(__name__)
 Device = Union[str, torch.device]
@@ -37,7 +37,8 @@ VOCODER_CHOICES = ("auto", "griffin-lim", "<folder with config.yaml + pytorch_mo
 
 ``auto``         Vocos from the folder in ``$FLOWTTS_VOCOS`` if set, else
                  ``charactr/vocos-mel-24khz`` if already in the local Hugging Face cache
-                 (never downloaded), else Griffin-Lim.
+                 (never downloaded), else the bundled vocoder ``assets/vocoder/`` when it
+                 is there (trained here: ``python -m core vocoder train``), else Griffin-Lim.
 ``griffin-lim``  Griffin-Lim with the checkpoint's mel settings.
 ``<folder>``     an existing folder with ``config.yaml`` + ``pytorch_model.bin``.
 ``hub:<id>``     a hub id, e.g. ``hub:charactr/vocos-mel-24khz``: from the cache, else
@@ -48,6 +49,9 @@ A bare ``owner/name`` that is not an existing folder is an error suggesting ``hu
 
 DEFAULT_HUB_ID = "charactr/vocos-mel-24khz"
 VOCOS_ENV = "FLOWTTS_VOCOS"
+BUNDLED_VOCODER = Path(__file__).resolve().parents[1] / "assets" / "vocoder"
+"""The bundled Vocos folder ``auto`` falls back to before Griffin-Lim (used only when it
+holds a ``config.yaml``)."""
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "pytorch_model.bin"
 VOCOS_LOG_CLIP = 1e-7  # vocos.modules.safe_log default, used by MelSpectrogramFeatures
@@ -400,7 +404,8 @@ def load_vocoder(spec: Union[str, os.PathLike], audio: AudioConfig, device: Devi
 
     ``auto`` never downloads: ``$FLOWTTS_VOCOS`` (must load and match, else an error),
     else the cached ``charactr/vocos-mel-24khz`` (skipped, with a log line, when it does
-    not match ``audio``; with a warning when its cached files are broken), else
+    not match ``audio``; with a warning when its cached files are broken), else the
+    bundled vocoder :data:`BUNDLED_VOCODER` when present (skipped the same way), else
     Griffin-Lim.
     """
     spec = os.fspath(spec) if isinstance(spec, os.PathLike) else spec
@@ -432,16 +437,28 @@ def _auto(audio: AudioConfig, device: Device) -> Vocoder:
         except VocoderError as exc:
             raise VocoderError(f"${VOCOS_ENV}={folder}: {exc}") from None
         return vocoder
-    try:
-        vocoder = VocosVocoder.from_hub(DEFAULT_HUB_ID, device=device, allow_download=False)
-    except _NotCached:
-        return GriffinLimVocoder(audio, device=device)
-    except VocoderError as exc:  # cached but broken, or vocos missing: say so
-        warnings.warn(f"vocoder auto: skipping cached {DEFAULT_HUB_ID}: {exc}", stacklevel=3)
-        return GriffinLimVocoder(audio, device=device)
-    try:
-        check_compatible(vocoder, audio)
-    except VocoderError as exc:
-        log.info("vocoder auto: %s; using griffin-lim", exc)
-        return GriffinLimVocoder(audio, device=device)
-    return vocoder
+    for what, load in ((f"cached {DEFAULT_HUB_ID}", lambda: VocosVocoder.from_hub(DEFAULT_HUB_ID, device=device,
+                                                                                  allow_download=False)),
+                       (f"bundled {BUNDLED_VOCODER}", lambda: _bundled(device))):
+        try:
+            vocoder = load()
+        except _NotCached:
+            continue
+        except VocoderError as exc:  # present but broken, or vocos missing: say so
+            warnings.warn(f"vocoder auto: skipping {what}: {exc}", stacklevel=3)
+            continue
+        try:
+            check_compatible(vocoder, audio)
+        except VocoderError as exc:
+            log.info("vocoder auto: %s; trying the next choice", exc)
+            continue
+        return vocoder
+    return GriffinLimVocoder(audio, device=device)
+
+
+def _bundled(device: Device) -> Vocoder:
+    """The bundled Vocos folder, or :class:`_NotCached` when this checkout has none."""
+    folder = Path(BUNDLED_VOCODER)
+    if not (folder / CONFIG_FILE).is_file():
+        raise _NotCached(f"no bundled vocoder in {folder}")
+    return VocosVocoder.from_folder(folder, device=device)

@@ -16,7 +16,7 @@ import yaml
 
 from core.audio import mel_spectrogram
 from core.config import AudioConfig
-from core.vocoders import (DEFAULT_HUB_ID, VOCOS_ENV, GriffinLimVocoder, Vocoder, VocoderError, VocosVocoder,
+from core.vocoders import (BUNDLED_VOCODER, DEFAULT_HUB_ID, VOCOS_ENV, GriffinLimVocoder, Vocoder, VocoderError, VocosVocoder,
                            check_compatible, load_vocoder)
 
 
@@ -52,7 +52,10 @@ def vocos_folder(tmp_path_factory):
 
 @pytest.fixture
 def empty_hub(tmp_path, monkeypatch):
-    """An empty Hugging Face cache, offline, and no $FLOWTTS_VOCOS."""
+    """An empty Hugging Face cache, offline, no $FLOWTTS_VOCOS and no bundled vocoder."""
+    import core.vocoders
+
+    monkeypatch.setattr(core.vocoders, "BUNDLED_VOCODER", tmp_path / "no-bundle")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -259,7 +262,10 @@ def test_auto_never_downloads(tmp_path, monkeypatch):
         calls.append(kwargs.get("local_files_only"))
         raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
 
+    import core.vocoders
+
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(core.vocoders, "BUNDLED_VOCODER", tmp_path / "no-bundle")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv(VOCOS_ENV, raising=False)
     assert isinstance(load_vocoder("auto", AudioConfig()), GriffinLimVocoder)
@@ -377,3 +383,35 @@ def test_cuda_without_cuda_is_a_clear_error():
         load_vocoder("griffin-lim", AudioConfig(), device="cuda")
     with pytest.raises(ConfigError, match="unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N"):
         load_vocoder("griffin-lim", AudioConfig(), device="tpu")
+
+
+def test_auto_order_env_then_hub_then_bundled_then_griffin_lim(vocos_folder, empty_hub, tmp_path, monkeypatch):
+    """``auto``: $FLOWTTS_VOCOS, else the cached hub Vocos, else the bundled folder, else
+    Griffin-Lim; each choice is taken away in turn to reveal the next."""
+    import core.vocoders
+
+    env_folder = _copy_folder(vocos_folder[0], tmp_path / "env")
+    bundle = _copy_folder(vocos_folder[0], tmp_path / "bundle")
+    monkeypatch.setattr(core.vocoders, "BUNDLED_VOCODER", bundle)
+    _fake_hub_cache(empty_hub, vocos_folder[0])
+    monkeypatch.setenv(VOCOS_ENV, str(env_folder))
+    assert load_vocoder("auto", AudioConfig()).name == f"vocos:{env_folder}"
+    monkeypatch.delenv(VOCOS_ENV)
+    assert load_vocoder("auto", AudioConfig()).name == f"vocos:{DEFAULT_HUB_ID}"
+    for p in empty_hub.iterdir():  # empty the hub cache
+        import shutil
+
+        shutil.rmtree(p)
+    assert load_vocoder("auto", AudioConfig()).name == f"vocos:{bundle}"
+    # a bundle whose mel settings differ is skipped (log line), not an error
+    assert isinstance(load_vocoder("auto", AudioConfig(n_mels=80)), GriffinLimVocoder)
+    # a damaged bundle is skipped with a warning naming the file
+    (bundle / "pytorch_model.bin").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="pytorch_model.bin"):
+        assert isinstance(load_vocoder("auto", AudioConfig()), GriffinLimVocoder)
+    (bundle / "config.yaml").unlink()  # no bundle at all: silently Griffin-Lim
+    assert isinstance(load_vocoder("auto", AudioConfig()), GriffinLimVocoder)
+
+
+def test_bundled_vocoder_path_is_under_assets():
+    assert BUNDLED_VOCODER.name == "vocoder" and BUNDLED_VOCODER.parent.name == "assets"
