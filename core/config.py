@@ -199,7 +199,10 @@ class ObjectiveConfig:
 
     def check_keys_apply(self) -> None:
         """A setting of another objective changed from its default would be silently
-        ignored: refuse it, listing the settings the chosen objective takes."""
+        ignored: refuse it, listing the settings the chosen objective takes.  Checked
+        where a user's config enters (:meth:`Config.load`, :func:`merge`), not when a
+        checkpoint is read: a stored config may hold another objective's former default
+        (e.g. EDM's sigma_data 0.5), which its own objective never read."""
         mine = set(self.KEYS_OF[self.name]) | {"name", "duration_weight"}
         default = ObjectiveConfig()
         for f in dataclasses.fields(self):
@@ -209,7 +212,6 @@ class ObjectiveConfig:
                                   f"{self.name!r}; {self.name} takes: {', '.join(sorted(mine))}")
 
     def validate(self) -> None:
-        self.check_keys_apply()
         if self.logit_std <= 0:
             raise ConfigError("objective.logit_std must be positive")
         if not 0.0 <= self.t_lo < self.t_hi <= 1.0:
@@ -353,7 +355,9 @@ class Config:
         base = data.pop("preset", None)
         if base is not None:
             return merge(preset(base), data)
-        return cls.from_dict(data)
+        cfg = cls.from_dict(data)
+        cfg.objective.check_keys_apply()
+        return cfg
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
@@ -468,7 +472,9 @@ def merge(cfg: Config, overrides: dict[str, Any]) -> Config:
         if not isinstance(values, dict):
             raise ConfigError(f"config section {section!r} must be an object")
         data[section].update(values)
-    return Config.from_dict(data)
+    cfg = Config.from_dict(data)
+    cfg.objective.check_keys_apply()
+    return cfg
 
 
 # --------------------------------------------------------------------------- presets
