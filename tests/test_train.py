@@ -243,3 +243,16 @@ def test_edm_sigma_data_defaults_to_the_std_of_the_normalised_mels_and_is_checke
     with pytest.raises(ConfigError, match=r"objective.sigma_data is 0.5 but the mels this run feeds the objective "
                                           r"have std 1.0"):
         Trainer(merge(cfg, {"objective": {"sigma_data": 0.5}}), tmp_path / "old", progress=False)
+
+
+def test_resume_ignores_settings_the_runs_objective_never_reads(tmp_path, tiny_cfg):
+    # a run written when EDM's sigma_data defaulted to 0.5 (a cfm run never reads it) resumes
+    from dataclasses import replace
+
+    Trainer(tiny_cfg, tmp_path, progress=False).fit()
+    newest = sorted((tmp_path / "checkpoints").glob("step_*.pt"))[-1]
+    ck = torch.load(newest, weights_only=True)
+    ck["config"]["objective"]["sigma_data"] = 0.5
+    torch.save(ck, newest)
+    resumed = Trainer(merge(tiny_cfg, {"training": {"steps": 8}}), tmp_path, progress=False, resume=True)
+    assert resumed.step == 6 and replace(resumed.config.objective, sigma_data=None) == tiny_cfg.objective

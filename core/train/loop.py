@@ -13,6 +13,7 @@ not bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -121,8 +122,11 @@ class Trainer:
         if resume_from is not None:
             # the run continues with its own config; only the step count may change (the
             # vocabulary and speaker count are resolved from the data when a run starts)
+            obj = resume_from.config.objective
+            unread = [f"objective.{f.name}" for f in dataclasses.fields(obj)  # other objectives' settings
+                      if f.name not in obj.KEYS_OF[obj.name] + ("name", "duration_weight")]
             changed = differences(resume_from.config, config,
-                                  ignore=("training.steps", "model.vocab_size", "model.n_speakers"))
+                                  ignore=("training.steps", "model.vocab_size", "model.n_speakers", *unread))
             if changed:
                 key, old, new = changed[0]
                 more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
