@@ -204,8 +204,10 @@ def test_export_reload_through_the_vocos_loader(straight_run, tmp_path, capsys):
 
 def test_init_from_a_vocos_folder(straight_run, tiny_corpus, tmp_path):
     _, _, out = straight_run
-    trainer, _ = _run(tiny(tiny_corpus, steps=1, val_every=0), tmp_path / "init", init=str(out / "vocos"))
+    cfg = tiny(tiny_corpus, val_every=0)
+    trainer, _ = _run(cfg, tmp_path / "init", init=str(out / "vocos"), steps=1)  # steps= on a fresh run
     assert trainer.config.generator.dim == 32 and trainer.init_spec == str(out / "vocos")
+    assert trainer.step == 1 and cfg.training.steps == 6  # the caller's config is not edited
 
 
 # --------------------------------------------------------------------------- acoustic
@@ -243,6 +245,9 @@ def test_training_on_acoustic_mels(acoustic_checkpoint, tiny_corpus, tmp_path):
     from core.vocoder_train.loop import load_training_checkpoint
 
     assert load_training_checkpoint(path)["extra"]["acoustic"] == str(acoustic_checkpoint)
+    # a resumed run keeps training on the acoustic mels without being told again
+    resumed, _ = _run(tiny(tiny_corpus, steps=2, val_every=0), tmp_path / "ac", resume=True, steps=3)
+    assert resumed.step == 3 and resumed.acoustic == str(acoustic_checkpoint)
 
 
 # --------------------------------------------------------------------------- command line

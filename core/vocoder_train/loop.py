@@ -21,6 +21,7 @@ carries weights, optimiser moments, the torch RNG and the spike guard's running 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -94,11 +95,11 @@ class VocoderTrainer:
             config = VocoderConfig.from_dict(resume_from["config"])
             if steps is not None:
                 config.training.steps = max(int(steps), int(resume_from["step"]))
-        elif steps is not None:
-            config.training.steps = int(steps)
             acoustic = resume_from["extra"].get("acoustic") or None
             if acoustic is not None and not Path(acoustic).is_file():
                 raise ConfigError(f"this run was trained on mels of {acoustic}, which is no longer there")
+        elif steps is not None:
+            config = dataclasses.replace(config, training=dataclasses.replace(config.training, steps=int(steps)))
         config.validate()
         self.init_spec = None
         if init and resume_from is None:
