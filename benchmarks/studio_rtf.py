@@ -11,7 +11,8 @@ Generate ``--repeats`` times (seed k on click k, 10 Euler steps on the sway grid
 Griffin-Lim), reading each clip's RTF (total time / audio length) from the page.
 Between clicks, with the browser still open and the server idle, a separate Python
 process renders the same sentence and settings with ``core.Synthesizer`` at torch's
-default thread count, as a user's script would.  Prints and writes the medians, their
+default thread count, as a user's script would, and again at 1 thread (the studio's own
+policy on a 2-core machine), which isolates what the server and the page add.  Prints and writes the medians, their
 ratio and the load average.  Needs ``/usr/bin/chromium`` and playwright.
 """
 
@@ -74,10 +75,13 @@ def start_server(port: int, threads: str, folder: Path) -> subprocess.Popen:
     raise RuntimeError("panel serve did not answer")
 
 
-def plain_rtf(seed: int) -> dict:
+def plain_rtf(seed: int, threads: str = "") -> dict:
+    """A user's script in its own process: torch's default threads, or ``threads``."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
     env.pop("OMP_NUM_THREADS", None)
     env.pop("FLOWTTS_THREADS", None)
+    if threads:
+        env["OMP_NUM_THREADS"] = threads
     out = subprocess.run([sys.executable, "-c", SCRIPT.format(text=TEXT), str(seed)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -99,7 +103,7 @@ def measure(threads: str, repeats: int, folder: Path) -> dict:
 
     port = free_port()
     proc = start_server(port, threads, folder)
-    studio, plain = [], []
+    studio, plain, plain1 = [], [], []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -114,13 +118,16 @@ def measure(threads: str, repeats: int, folder: Path) -> dict:
             for k in range(repeats):
                 studio.append(studio_rtf(page, k))
                 plain.append(plain_rtf(k)["rtf"])  # the browser stays open, the server idles
+                plain1.append(plain_rtf(k, "1")["rtf"])  # the same script at the studio's 1 thread
             browser.close()
     finally:
         proc.terminate()
         proc.wait(20)
     return {"studio_threads": threads, "studio_rtf": studio, "plain_rtf": plain,
-            "studio_median": statistics.median(studio), "plain_median": statistics.median(plain),
-            "ratio": statistics.median(studio) / statistics.median(plain), "load_after": os.getloadavg()}
+            "plain_1thread_rtf": plain1, "studio_median": statistics.median(studio),
+            "plain_median": statistics.median(plain), "plain_1thread_median": statistics.median(plain1),
+            "ratio": statistics.median(studio) / statistics.median(plain),
+            "ratio_same_threads": statistics.median(studio) / statistics.median(plain1), "load_after": os.getloadavg()}
 
 
 def main() -> int:
@@ -141,7 +148,9 @@ def main() -> int:
             run = measure(threads, args.repeats, folder)
             report["runs"].append(run)
             print(f"studio --threads {threads}: RTF median {run['studio_median']:.3f} vs plain script "
-                  f"{run['plain_median']:.3f} -> {run['ratio']:.2f}x (load {run['load_after'][0]:.2f})", flush=True)
+                  f"{run['plain_median']:.3f} (torch default threads) -> {run['ratio']:.2f}x; vs the script at "
+                  f"1 thread {run['plain_1thread_median']:.3f} -> {run['ratio_same_threads']:.2f}x "
+                  f"(load {run['load_after'][0]:.2f})", flush=True)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1))
