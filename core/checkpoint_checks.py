@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 __all__ = ["check_fields", "check_tensors", "check_fits_model", "checkpoint_tokenizer"]
 
@@ -92,6 +93,31 @@ def check_tensors(path: Path, field: str, state: Any) -> dict[str, torch.Tensor]
     return state
 
 
+class _ShapesOnly(TorchFunctionMode):
+    """Used inside ``torch.device("meta")``: skip random initialisation, and a tensor times
+    a number is that tensor (a meta tensor has a shape and no values).  PyTorch runs those
+    ops on meta tensors through Python reference kernels whose first use imports
+    torch._dynamo (seconds; 10-25 s on a busy 2-core CPU); a shape check needs none of it.
+    Torch-function modes are per thread, so other threads are not affected."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _RANDOM_FILL:
+            return args[0] if args else kwargs["tensor"]
+        if func in _RANDOM_FACTORIES:
+            return torch.empty(*args, **{k: v for k, v in kwargs.items() if k in ("dtype", "device", "requires_grad")})
+        if func in _SCALE and len(args) == 2 and isinstance(args[1], (int, float)) and isinstance(args[0], torch.Tensor):
+            return args[0]
+        return func(*args, **kwargs)
+
+
+_INIT = torch.nn.init
+_RANDOM_FILL = {torch.Tensor.uniform_, torch.Tensor.normal_, _INIT.uniform_, _INIT.normal_, _INIT.trunc_normal_,
+                _INIT.kaiming_uniform_, _INIT.kaiming_normal_, _INIT.xavier_uniform_, _INIT.xavier_normal_}
+_RANDOM_FACTORIES = {torch.randn, torch.rand}
+_SCALE = {torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mul, torch.mul}
+
+
 def check_fits_model(ck) -> None:
     """Raise CheckpointError unless ``ck``'s weights (and raw weights, when present) are
     exactly the state of the model its config describes and its speaker names fit the
@@ -99,7 +125,7 @@ def check_fits_model(ck) -> None:
     from .models import TTSModel
 
     cfg = ck.config
-    with torch.device("meta"):
+    with torch.device("meta"), _ShapesOnly():
         expected = TTSModel(cfg.model, n_mels=cfg.audio.n_mels,
                             meanflow=cfg.objective.name == "meanflow").state_dict()
     for field, state in (("weights", ck.weights), ("model_weights", ck.model_weights)):

@@ -207,16 +207,16 @@ PEAK_CHILD = r"""
 import resource, sys, torch
 torch.set_num_threads(1)
 import core
-from core.models import TTSModel
-with torch.device("meta"):
-    TTSModel(core.config.preset("tiny").model)   # imports and first meta build warm
+import core.checkpoint_checks
+core.checkpoint_checks.check_fits_model(core.load_checkpoint(sys.argv[1]))  # imports and first meta build warm
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-for path in sys.argv[1:]:
+for path in sys.argv[2:]:
     try:
         core.Synthesizer.from_checkpoint(path, device="cpu", vocoder="griffin-lim")
     except core.CheckpointError as exc:
         print("refused", path, flush=True)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("dynamo", "torch._dynamo" in sys.modules)  # the meta build must not pull in the compiler stack
 print("extra_mb", (peak - base) / 1024)
 """
 
@@ -232,10 +232,11 @@ def test_hostile_files_allocate_little(tiny, tmp_path):
                               _config("model", "depth", 256)]):
         paths.append(str(_edited(tiny, tmp_path, edit, name=f"bomb{k}.pt")))
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", PEAK_CHILD, *paths], capture_output=True, text=True, env=env,
-                         cwd=ROOT, timeout=300)
+    out = subprocess.run([sys.executable, "-c", PEAK_CHILD, str(tiny[0]), *paths], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.count("refused") == len(paths), out.stdout
+    assert "dynamo False" in out.stdout, out.stdout
     extra_mb = float(out.stdout.split("extra_mb")[1])
     print(f"peak RSS growth while refusing {len(paths)} hostile files: {extra_mb:.1f} MB")
     assert extra_mb < 300, f"refusing the bombs raised the peak RSS by {extra_mb:.0f} MB"
