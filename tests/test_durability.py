@@ -25,7 +25,7 @@ from core import load_checkpoint
 from core.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = 8
+STEPS = 12  # room for three kills, each a step or two after a random checkpoint
 
 
 def _train(cfg_path: Path, out: Path, resume: bool) -> subprocess.Popen:
@@ -60,7 +60,8 @@ def test_sigkill_three_times_and_resume_is_bit_identical(tmp_path, tiny_corpus):
     run = tmp_path / "killed"
     kills = []
     for attempt in range(3):
-        target = _newest_step(run) + rng.randint(1, 2)  # kill once this many more steps are saved ...
+        # kill once this many more steps are saved (never so late that the run could finish) ...
+        target = min(_newest_step(run) + rng.randint(1, 2), STEPS - 4)
         proc = _train(cfg_path, run, resume=attempt > 0)
         deadline = time.time() + 300
         while time.time() < deadline and _newest_step(run) < target and proc.poll() is None:
