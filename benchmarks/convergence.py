@@ -135,6 +135,7 @@ def run_one(name: str, seed: int, args, out: Path) -> Path:
     overrides = resolve(VARIANTS[name][1], args.steps)
     overrides.setdefault("training", {}).update(
         {"data": args.data, "steps": args.steps, "seed": seed, "checkpoint_every": args.eval_every,
+         "cache_dir": str(out / "mel_cache"),  # one mel cache for every variant
          "val_every": 0, "log_every": max(1, args.eval_every // 5), "sample_every": 0, "val_fraction": 0.02})
     cfg = merge(preset(args.preset), overrides)
     resume = (folder / "checkpoints").is_dir()
