@@ -7,8 +7,9 @@ import importlib
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIO_ONLY = ("panel", "bokeh", "param", "ipywidgets", "jupyterlab", "pandas")
@@ -30,6 +31,7 @@ sys.meta_path.insert(0, Block())
 
 
 def test_core_dependencies_leave_the_studio_packages_to_an_extra():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core_deps = {re.split(r"[<>=!\[ ]", d)[0].lower() for d in project["dependencies"]}
     assert not core_deps & set(STUDIO_ONLY)
