@@ -256,6 +256,22 @@ class Item:
     text: str
 
 
+def audio_info(utt: "Utterance", report: "LoadReport"):
+    """``soundfile.info`` of an utterance's audio, or None after recording in ``report``
+    why it is skipped (a missing or unreadable file).  Reads the header only."""
+    import soundfile
+
+    row = f"{utt.id} ({utt.audio_path})"
+    if not Path(utt.audio_path).is_file():
+        report.skip(row, "missing file")
+        return None
+    try:
+        return soundfile.info(str(utt.audio_path))
+    except Exception as exc:
+        report.skip(row, "unreadable audio", str(exc).splitlines()[0] if str(exc) else "")
+        return None
+
+
 def _resampled_samples(n_samples: int, rate: int, audio: AudioConfig) -> int:
     """Samples after resampling to ``audio.sample_rate``: torchaudio's ceil(n * new / old)."""
     return -(-n_samples * audio.sample_rate // rate)
@@ -278,8 +294,6 @@ class TTSDataset(torch.utils.data.Dataset):
 
     def __init__(self, utterances: list[Utterance], audio: AudioConfig, encode: Callable[[str], list[int]],
                  speakers: list[str], max_seconds: float, cache: Optional[MelCache] = None):
-        import soundfile
-
         from .audio import mel_frames
 
         self.audio, self.cache = audio, cache
@@ -291,13 +305,8 @@ class TTSDataset(torch.utils.data.Dataset):
         self.lengths: list[int] = []
         for utt in utterances:
             row = f"{utt.id} ({utt.audio_path})"
-            if not Path(utt.audio_path).is_file():
-                self.report.skip(row, "missing file")
-                continue
-            try:
-                info = soundfile.info(str(utt.audio_path))
-            except Exception as exc:
-                self.report.skip(row, "unreadable audio", str(exc).splitlines()[0] if str(exc) else "")
+            info = audio_info(utt, self.report)
+            if info is None:
                 continue
             if info.frames <= 0 or info.samplerate <= 0:
                 self.report.skip(row, "empty audio")

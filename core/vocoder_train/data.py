@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 
 from ..config import AudioConfig
-from ..data import LoadReport, Utterance
+from ..data import LoadReport, Utterance, audio_info
 
 __all__ = ["Clip", "ClipSet", "EpochSampler", "segment_batch", "SegmentBatch"]
 
@@ -49,8 +48,6 @@ class ClipSet:
 
     def __init__(self, utterances: list[Utterance], audio: AudioConfig, mel_source: MelSource,
                  min_frames: int, max_seconds: float):
-        import soundfile
-
         from ..audio import mel_frames
 
         self.audio, self.mel_source = audio, mel_source
@@ -58,13 +55,8 @@ class ClipSet:
         self.utterances: list[Utterance] = []
         for utt in utterances:
             row = f"{utt.id} ({utt.audio_path})"
-            if not Path(utt.audio_path).is_file():
-                self.report.skip(row, "missing file")
-                continue
-            try:
-                info = soundfile.info(str(utt.audio_path))
-            except Exception as exc:
-                self.report.skip(row, "unreadable audio", str(exc).splitlines()[0] if str(exc) else "")
+            info = audio_info(utt, self.report)
+            if info is None:
                 continue
             seconds = info.frames / max(info.samplerate, 1)
             if seconds > max_seconds:
