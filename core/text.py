@@ -374,6 +374,11 @@ class TextReading:
     normalized: str
     unknown: tuple[str, ...] = ()
 
+    @classmethod
+    def join(cls, parts: Sequence["TextReading"]) -> "TextReading":
+        """The reading of a text made of ``parts`` (its sentence chunks)."""
+        return cls(" ".join(r.normalized for r in parts), tuple(dict.fromkeys(c for r in parts for c in r.unknown)))
+
     def warning(self) -> str:
         """A sentence for the user, empty when every character can be voiced."""
         if not self.unknown:
@@ -421,6 +426,14 @@ class TextFrontEnd:
 
     def __call__(self, text: str) -> list[int]:
         return self._finish(self.tokenizer.encode(self.prepare(text)))
+
+    def read_batch(self, texts: Sequence[str]) -> list[tuple[list[int], "TextReading"]]:
+        """Token ids and :class:`TextReading` of each text, normalising each once and
+        tokenizing all in one batched call (one espeak-ng run)."""
+        prepared = [self.prepare(t) for t in texts]
+        ids = self.tokenizer.encode_batch(prepared)
+        return [(self._finish(i), TextReading(p, tuple(self.tokenizer.unknown_symbols(p))))
+                for i, p in zip(ids, prepared)]
 
     def reading(self, text: str) -> "TextReading":
         """What the model will read for ``text``: the normalised text and the characters

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from ..config import Config, ConfigError, choice_error
-from ..text import TextError, TextFrontEnd, split_sentences
+from ..text import TextError, TextFrontEnd, TextReading, split_sentences
 from ..version import __version__
 from .grids import time_grid
 from .guidance import model_net
@@ -295,8 +295,13 @@ class Synthesizer:
                 raise TextError(f"text is {len(item)} characters long, over the limit of {limit} "
                                 "(text.max_chars); shorten it or synthesise it in parts")
             chunks.append(split_sentences(item, chunk_chars))
-        readings = [self.front_end.reading(item) for item in items]
-        token_lists = self.front_end.encode_batch([c for cs in chunks for c in cs])
+        # each chunk normalised once (the length limits apply per chunk, as they always did)
+        read = self.front_end.read_batch([c for cs in chunks for c in cs])
+        token_lists = [ids for ids, _ in read]
+        readings, row = [], 0
+        for cs in chunks:
+            readings.append(TextReading.join([r for _, r in read[row:row + len(cs)]]))
+            row += len(cs)
         base_seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
 
         acoustic_start = time.perf_counter()
