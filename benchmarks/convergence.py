@@ -102,7 +102,7 @@ def held_out_error(trainer, n_items: int, steps: int = 10) -> dict[str, float]:
         x0 = torch.randn(mel.shape, generator=torch.Generator().manual_seed(1000 + k)).to(device)
 
         def net(x, t, r=None):
-            return model.velocity(x, t, cond, r=r)
+            return model.predict(x, t, cond, r=r)
 
         if trainer.config.objective.name == "meanflow":
             x1 = meanflow_sample(obj.average_velocity(net), x0, time_grid(1, "linear").to(device))

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         elapsed = time.perf_counter() - t0
         val = trainer.validate()
         rows.append({"objective": name, "steps": args.steps, "steps_per_s": (args.steps - 1) / elapsed,
-                     "first_loss": first.get("loss"), "val_loss": val,
+                     "first_loss": first.loss, "val_loss": val,
                      "parameters": trainer.model.num_parameters()})
         print(json.dumps(rows[-1]), flush=True)
     base = rows[0]["steps_per_s"]

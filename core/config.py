@@ -149,6 +149,55 @@ class ModelConfig:
             raise ConfigError("model.cond_drop_prob must be in [0, 1)")
 
 
+# ---------------------------------------------------------------------- objective settings
+# The one place for the objectives' choices and rules: ObjectiveConfig validates with
+# them, and each objective class (core.flow) checks its constructor arguments with
+# check_objective_settings, so a rule is written once.
+OBJECTIVES = ("cfm", "edm", "meanflow")
+TIME_SAMPLERS = ("uniform", "logit_normal", "range")
+WEIGHTINGS = ("none", "linear", "quadratic")
+SIGMA_SAMPLERS = ("lognormal", "discrete")
+EDM_WEIGHTINGS = ("karras", "clipped_snr", "min_snr", "simplified", "normalized")
+
+# (settings, test on their values, what they must satisfy); a rule applies when all its
+# settings are given.  Choices (names) are checked against the tuples above.
+_OBJECTIVE_CHOICES = {"name": ("objective", OBJECTIVES), "time_sampling": ("time sampling", TIME_SAMPLERS),
+                      "weighting": ("loss weighting", WEIGHTINGS),
+                      "sigma_sampling": ("sigma sampling", SIGMA_SAMPLERS),
+                      "edm_weighting": ("EDM weighting", EDM_WEIGHTINGS)}
+OBJECTIVE_RULES: tuple[tuple[tuple[str, ...], typing.Callable[..., bool], str], ...] = (
+    (("logit_std",), lambda v: v > 0, "must be positive"),
+    (("t_lo", "t_hi"), lambda lo, hi: 0.0 <= lo < hi <= 1.0, "must satisfy 0 <= t_lo < t_hi <= 1"),
+    (("sigma_data",), lambda v: v is None or v > 0, "must be positive (or null: the data's std)"),
+    (("p_std",), lambda v: v > 0, "must be positive"),
+    (("sigma_min", "sigma_max"), lambda lo, hi: 0 < lo < hi, "must satisfy 0 < sigma_min < sigma_max"),
+    (("discrete_steps",), lambda v: v >= 2, "must be >= 2"),
+    (("discrete_filter_lo", "discrete_filter_hi"), lambda lo, hi: 0.0 <= lo < hi <= 1.0,
+     "must satisfy 0 <= lo < hi <= 1"),
+    (("snr_clip",), lambda v: v > 0, "must be positive"),
+    (("timestep_filter",), lambda v: 0.0 <= v < 0.5, "must be in [0, 0.5)"),
+    (("r_neq_t_fraction",), lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]"),
+    (("adaptive_p",), lambda v: v >= 0, "must be >= 0"),
+    (("adaptive_c",), lambda v: v > 0, "must be positive"),
+)
+
+
+def check_objective_settings(**values: Any) -> None:
+    """Check objective settings, named as in :class:`ObjectiveConfig` (any subset), against
+    the choices and :data:`OBJECTIVE_RULES`; the first violation raises a ConfigError
+    naming the setting(s) and the values."""
+    for key, (what, valid) in _OBJECTIVE_CHOICES.items():
+        if key in values and values[key] not in valid:
+            raise choice_error(what, values[key], valid)
+    for keys, test, must in OBJECTIVE_RULES:
+        if all(k in values for k in keys):
+            args = [values[k] for k in keys]
+            if not test(*args):
+                names = "/".join(f"objective.{k}" for k in keys)
+                got = ", ".join(repr(a) for a in args)
+                raise ConfigError(f"{names} {must}, got {got}")
+
+
 @dataclass
 class ObjectiveConfig:
     """Training objective.
@@ -159,14 +208,14 @@ class ObjectiveConfig:
     ``logit_mean``/``logit_std``.
     """
 
-    name: Literal["cfm", "edm", "meanflow"] = "cfm"
+    name: Literal[OBJECTIVES] = "cfm"
     # CFM time sampling and loss weighting
-    time_sampling: Literal["uniform", "logit_normal", "range"] = "uniform"
+    time_sampling: Literal[TIME_SAMPLERS] = "uniform"
     logit_mean: float = 0.0
     logit_std: float = 1.0
     t_lo: float = 0.0
     t_hi: float = 1.0
-    weighting: Literal["none", "linear", "quadratic"] = "none"
+    weighting: Literal[WEIGHTINGS] = "none"
     # EDM
     # None: the std of the data the trainer feeds the objective, 1.0 (the model normalises
     # mels by the training set's global mean and std); an explicit value must match it
@@ -175,11 +224,11 @@ class ObjectiveConfig:
     p_std: float = 1.2
     sigma_min: float = 0.002
     sigma_max: float = 80.0
-    sigma_sampling: Literal["lognormal", "discrete"] = "lognormal"
+    sigma_sampling: Literal[SIGMA_SAMPLERS] = "lognormal"
     discrete_steps: int = 1000
     discrete_filter_lo: float = 0.0
     discrete_filter_hi: float = 1.0
-    edm_weighting: Literal["karras", "clipped_snr", "min_snr", "simplified", "normalized"] = "karras"
+    edm_weighting: Literal[EDM_WEIGHTINGS] = "karras"
     snr_clip: float = 5.0
     timestep_filter: float = 0.0
     # MeanFlow
@@ -212,28 +261,7 @@ class ObjectiveConfig:
                                   f"{self.name!r}; {self.name} takes: {', '.join(sorted(mine))}")
 
     def validate(self) -> None:
-        if self.logit_std <= 0:
-            raise ConfigError("objective.logit_std must be positive")
-        if not 0.0 <= self.t_lo < self.t_hi <= 1.0:
-            raise ConfigError("objective.t_lo/t_hi must satisfy 0 <= t_lo < t_hi <= 1")
-        if (self.sigma_data is not None and self.sigma_data <= 0) or self.p_std <= 0:
-            raise ConfigError("objective.sigma_data and objective.p_std must be positive")
-        if not 0 < self.sigma_min < self.sigma_max:
-            raise ConfigError("objective.sigma_min/sigma_max must satisfy 0 < sigma_min < sigma_max")
-        if not 0.0 <= self.discrete_filter_lo < self.discrete_filter_hi <= 1.0:
-            raise ConfigError("objective.discrete_filter_lo/hi must satisfy 0 <= lo < hi <= 1")
-        if not 0.0 <= self.r_neq_t_fraction <= 1.0:
-            raise ConfigError("objective.r_neq_t_fraction must be in [0, 1]")
-        if self.adaptive_c <= 0:
-            raise ConfigError("objective.adaptive_c must be positive")
-        if self.adaptive_p < 0:
-            raise ConfigError("objective.adaptive_p must be >= 0")
-        if self.discrete_steps < 2:
-            raise ConfigError("objective.discrete_steps must be >= 2")
-        if self.snr_clip <= 0:
-            raise ConfigError("objective.snr_clip must be positive")
-        if not 0.0 <= self.timestep_filter < 0.5:
-            raise ConfigError(f"objective.timestep_filter must be in [0, 0.5), got {self.timestep_filter}")
+        check_objective_settings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
 
 @dataclass

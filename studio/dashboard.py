@@ -194,7 +194,7 @@ class TrainingDashboard(Callback):
         self._set_status()
         self.refresh(force=True)
 
-    def on_step_end(self, trainer, step: int, losses: dict[str, float]) -> None:
+    def on_step_end(self, trainer, step: int, result) -> None:
         self.step = int(step)
         own = trainer.config.training.sample_every
         if self.sample_every and step % self.sample_every == 0 and not (own and step % own == 0):

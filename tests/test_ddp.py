@@ -51,7 +51,7 @@ def test_two_process_gloo_matches_gradient_averaging(tmp_path, tiny_corpus, obje
             ref.generator = gens[r]
             batch = ref.data.make_batch(ref.data.train_set, rank_batches[r][step])
             outs.append(ref.accumulate(batch, 0.5))
-        assert not ref.apply_update(outs[0], 1)["skipped"]
+        assert not ref.apply_update(outs[0], 1).skipped
     mine = ref.model.state_dict()
     for k in mine:
         torch.testing.assert_close(ddp[k], mine[k], rtol=1e-4, atol=1e-5, msg=f"{k} differs")

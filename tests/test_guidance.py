@@ -111,8 +111,8 @@ def test_model_guidance_equals_guidance_on_the_velocity(model, objective):
     t = torch.tensor(0.3)
     with torch.no_grad():
         guided = obj.velocity(model_net(model, cond, 2.0))(x, t)
-        v_c = obj.velocity(lambda x_, t_, r=None: model.velocity(x_, t_, cond, drop=torch.zeros(2, dtype=torch.bool)))(x, t)
-        v_u = obj.velocity(lambda x_, t_, r=None: model.velocity(x_, t_, cond, drop=torch.ones(2, dtype=torch.bool)))(x, t)
+        v_c = obj.velocity(lambda x_, t_, r=None: model.predict(x_, t_, cond, drop=torch.zeros(2, dtype=torch.bool)))(x, t)
+        v_u = obj.velocity(lambda x_, t_, r=None: model.predict(x_, t_, cond, drop=torch.ones(2, dtype=torch.bool)))(x, t)
     assert (v_c - v_u).abs().max() > 1e-3  # the null condition matters
     assert torch.allclose(guided, v_c + 2.0 * (v_c - v_u), atol=1e-5)
 
@@ -120,13 +120,13 @@ def test_model_guidance_equals_guidance_on_the_velocity(model, objective):
 def test_model_guidance_counts_one_forward(model, monkeypatch):
     cond = _conditioning(model)
     calls = []
-    real = model.velocity
+    real = model.predict
 
     def counting(x, t, c, r=None, drop=None, attention=None):
         calls.append(x.shape[0])
         return real(x, t, c, r=r, drop=drop, attention=attention)
 
-    monkeypatch.setattr(model, "velocity", counting)
+    monkeypatch.setattr(model, "predict", counting)
     x = torch.randn(2, 12, cond.mel_mask.shape[1])
     with torch.no_grad():
         model_net(model, cond, 0.0)(x, torch.full((2,), 0.5))
@@ -152,7 +152,7 @@ def test_meanflow_guidance_equals_guidance_on_the_average_velocity():
     with torch.no_grad():
         guided = obj.average_velocity(model_net(mf, cond, 1.5))(z, r, t)
         keep, drop = torch.zeros(2, dtype=torch.bool), torch.ones(2, dtype=torch.bool)
-        u_c = obj.average_velocity(lambda x_, t_, r_=None: mf.velocity(x_, t_, cond, r=r_, drop=keep))(z, r, t)
-        u_u = obj.average_velocity(lambda x_, t_, r_=None: mf.velocity(x_, t_, cond, r=r_, drop=drop))(z, r, t)
+        u_c = obj.average_velocity(lambda x_, t_, r_=None: mf.predict(x_, t_, cond, r=r_, drop=keep))(z, r, t)
+        u_u = obj.average_velocity(lambda x_, t_, r_=None: mf.predict(x_, t_, cond, r=r_, drop=drop))(z, r, t)
     assert (u_c - u_u).abs().max() > 1e-3 and (u_c - obj.velocity(model_net(mf, cond, 0.0))(z, t)).abs().max() > 0
     assert torch.allclose(guided, u_c + 1.5 * (u_c - u_u), atol=1e-5)

@@ -90,7 +90,7 @@ def test_tts_model_shapes_and_records():
     assert cond.cond.shape == (2, 20, 64) and cond.mel_mask.shape == (2, 20)
     assert set(cond.losses) == {"duration", "prior"} and all(v.dim() == 0 for v in cond.losses.values())
     assert cond.drop.tolist() == [False, False]  # eval mode: nothing dropped
-    v = model.velocity(torch.randn_like(mel), torch.rand(2), cond)
+    v = model.predict(torch.randn_like(mel), torch.rand(2), cond)
     assert v.shape == mel.shape and torch.all(v[1, :, 15:] == 0)
     inf = model.inference_conditioning(tokens, tmask, spk, durations=torch.full((2, 6), 3))
     assert inf.cond.shape == (2, 18, 64) and inf.mel_mask.sum(1).tolist() == [18, 12]
@@ -130,8 +130,8 @@ def test_padding_does_not_change_real_outputs():
         train_1 = model.conditioning(tokens[:1, :5], tmask[:1, :5], spk[:1], mel[:1, :, :23], mmask[:1, :23])
         cond_b = model.inference_conditioning(tokens, tmask, spk, durations=durations[:, :9])
         cond_1 = model.inference_conditioning(tokens[:1, :5], tmask[:1, :5], spk[:1], durations=durations[:1, :5])
-        v_b = model.velocity(x, t, cond_b)
-        v_1 = model.velocity(x[:1, :, :23], t[:1], cond_1)
+        v_b = model.predict(x, t, cond_b)
+        v_1 = model.predict(x[:1, :, :23], t[:1], cond_1)
     for a, b in [(enc_b.hidden[:1, :5], enc_1.hidden), (enc_b.mu[:1, :5], enc_1.mu),
                  (enc_b.log_durations[:1, :5], enc_1.log_durations),
                  (train_b.cond[:1, :23], train_1.cond), (v_b[:1, :, :23], v_1)]:
@@ -148,13 +148,13 @@ def test_attention_paths_agree_and_unknown_is_rejected():
         h_math = model.encode(tokens, tmask, attention="math").hidden
         cond = model.conditioning(tokens, tmask, None, mel, mmask)
         t = torch.tensor([0.1, 0.9])
-        v_sdpa = model.velocity(mel, t, cond, attention="sdpa")
-        v_math = model.velocity(mel, t, cond, attention="math")
+        v_sdpa = model.predict(mel, t, cond, attention="sdpa")
+        v_math = model.predict(mel, t, cond, attention="math")
     torch.testing.assert_close(h_sdpa, h_math, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(v_sdpa, v_math, atol=1e-5, rtol=1e-5)
     assert ATTENTION_MODES == ("sdpa", "math")
     with pytest.raises(ConfigError, match="unknown attention 'flash'; valid: sdpa, math"):
-        model.velocity(mel, t, cond, attention="flash")
+        model.predict(mel, t, cond, attention="flash")
 
 
 # --------------------------------------------------------------------------- durations and prior
@@ -220,11 +220,11 @@ def test_drop_uses_the_null_condition():
     with torch.no_grad():
         cond = model.conditioning(tokens, tmask, spk, mel, mmask)
         x, t = torch.randn_like(mel), torch.tensor([0.4, 0.6])
-        v_cond = model.velocity(x, t, cond)
-        v_drop = model.velocity(x, t, cond, drop=torch.tensor([True, True]))
+        v_cond = model.predict(x, t, cond)
+        v_drop = model.predict(x, t, cond, drop=torch.tensor([True, True]))
         null = model.velocity_net.null_cond.expand_as(cond.cond)
-        v_null = model.velocity(x, t, dataclasses.replace(cond, cond=null))
-        v_mixed = model.velocity(x, t, cond, drop=torch.tensor([True, False]))
+        v_null = model.predict(x, t, dataclasses.replace(cond, cond=null))
+        v_mixed = model.predict(x, t, cond, drop=torch.tensor([True, False]))
     assert (v_drop - v_cond).abs().max() > 1e-3
     torch.testing.assert_close(v_drop, v_null)
     torch.testing.assert_close(v_mixed[0], v_drop[0])
@@ -256,12 +256,12 @@ def test_meanflow_takes_r_and_plain_model_rejects_it():
     with torch.no_grad():
         cond = plain.conditioning(tokens, tmask, None, mel, mmask)
         with pytest.raises(ValueError, match="not a MeanFlow model"):
-            plain.velocity(x, t, cond, r=torch.tensor([0.2]))
-        u_rt = mf.velocity(x, t, cond, r=torch.tensor([0.2]))
-        u_tt = mf.velocity(x, t, cond, r=t)
-        u_default = mf.velocity(x, t, cond)
+            plain.predict(x, t, cond, r=torch.tensor([0.2]))
+        u_rt = mf.predict(x, t, cond, r=torch.tensor([0.2]))
+        u_tt = mf.predict(x, t, cond, r=t)
+        u_default = mf.predict(x, t, cond)
         # a 0-d time broadcasts over the batch
-        torch.testing.assert_close(plain.velocity(x, t[0], cond), plain.velocity(x, t, cond))
+        torch.testing.assert_close(plain.predict(x, t[0], cond), plain.predict(x, t, cond))
     torch.testing.assert_close(u_default, u_tt)
     assert (u_rt - u_tt).abs().max() > 1e-4
 
@@ -278,7 +278,7 @@ def test_jvp_through_velocity_matches_finite_difference():
     dr = torch.ones(2, dtype=torch.float64)
 
     def u(z, rr):
-        return model.velocity(z, t, cond, r=rr, attention="math")
+        return model.predict(z, t, cond, r=rr, attention="math")
 
     with torch.no_grad():
         out, tangent = torch.func.jvp(u, (x, r), (dx, dr))
@@ -306,10 +306,10 @@ def test_runs_under_bf16_autocast():
     t = torch.tensor([0.3, 0.7])
     with torch.no_grad():
         cond32 = model.conditioning(tokens, tmask, None, mel, mmask)
-        v32 = model.velocity(mel, t, cond32, r=t / 2)
+        v32 = model.predict(mel, t, cond32, r=t / 2)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             cond16 = model.conditioning(tokens, tmask, None, mel, mmask)
-            v16 = model.velocity(mel, t, cond16, r=t / 2)
+            v16 = model.predict(mel, t, cond16, r=t / 2)
             inf16 = model.inference_conditioning(tokens, tmask)
     assert v16.dtype == torch.float32 and torch.isfinite(v16).all()
     assert torch.isfinite(inf16.cond).all()
@@ -361,7 +361,7 @@ def test_tiny_model_overfits_one_utterance():
         x0 = torch.randn(x1.shape, generator=g)
         t = torch.rand(1, generator=g)
         xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
-        v = model.velocity(xt, t, cond)
+        v = model.predict(xt, t, cond)
         flow = ((v - (x1 - x0)) ** 2).mean()
         loss = flow + cond.losses["duration"] + cond.losses["prior"]
         opt.zero_grad()
@@ -387,12 +387,12 @@ def test_cuda_sdpa_math_and_bf16():
     t = torch.tensor([0.3, 0.7], device="cuda")
     with torch.no_grad():
         cond = model.conditioning(tokens, tmask, None, mel, mmask)
-        v_sdpa = model.velocity(mel, t, cond, attention="sdpa")
-        v_math = model.velocity(mel, t, cond, attention="math")
+        v_sdpa = model.predict(mel, t, cond, attention="sdpa")
+        v_math = model.predict(mel, t, cond, attention="math")
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            v16 = model.velocity(mel, t, cond)
+            v16 = model.predict(mel, t, cond)
     torch.testing.assert_close(v_sdpa, v_math, atol=1e-4, rtol=1e-4)
     assert v16.dtype == torch.float32 and torch.isfinite(v16).all()
     assert (v16 - v_sdpa).abs().max() < 0.1 * v_sdpa.abs().max()
-    _, tangent = torch.func.jvp(lambda z: model.velocity(z, t, cond, attention="math"), (mel,), (mel,))
+    _, tangent = torch.func.jvp(lambda z: model.predict(z, t, cond, attention="math"), (mel,), (mel,))
     assert torch.isfinite(tangent).all()

@@ -23,17 +23,17 @@ HOP = 256
 
 
 class CountCalls:
-    """Wraps ``model.velocity`` of a synthesizer and records the batch of every call."""
+    """Wraps ``model.predict`` of a synthesizer and records the batch of every call."""
 
     def __init__(self, synth, monkeypatch):
         self.batches = []
-        real = synth.model.velocity
+        real = synth.model.predict
 
         def counting(x, t, cond, r=None, drop=None, attention=None):
             self.batches.append(x.shape[0])
             return real(x, t, cond, r=r, drop=drop, attention=attention)
 
-        monkeypatch.setattr(synth.model, "velocity", counting)
+        monkeypatch.setattr(synth.model, "predict", counting)
 
 
 # --------------------------------------------------------------------------- the result
@@ -277,7 +277,7 @@ def test_meanflow_one_step_is_one_jump(meanflow_checkpoint, monkeypatch):
     with torch.no_grad():
         cond = model.inference_conditioning(tokens, torch.ones_like(tokens, dtype=torch.bool), torch.tensor([0]))
         z = model.normalize_mel(x0)
-        u = model.velocity(z, torch.ones(1), cond, r=torch.zeros(1))
+        u = model.predict(z, torch.ones(1), cond, r=torch.zeros(1))
         x1 = model.denormalize_mel(z + u)
     np.testing.assert_allclose(out.mel, x1[0].numpy(), atol=1e-4)
     assert synth.synthesize(TEXT, steps=4, seed=3).nfe == 4

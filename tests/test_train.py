@@ -114,7 +114,7 @@ def test_spike_guard_skips_one_step(tmp_path, tiny_cfg):
     trainer = Trainer(tiny_cfg, tmp_path, progress=False)
     trainer.step, trainer.loss_avg = 50, 1e-6   # a running mean far below any real loss
     out = trainer.train_step(next(trainer.batches()))
-    assert out["skipped"] and "spike" in out["reason"] and trainer.step == 50
+    assert out.skipped and "spike" in out.reason and trainer.step == 50
 
 
 def test_resume_skips_torn_newest_checkpoint(tmp_path, tiny_cfg):
@@ -222,13 +222,13 @@ def test_training_samples_use_the_objectives_own_sampler(tmp_path, tiny_corpus, 
 
     trainer = Trainer(merge(tiny_config(tiny_corpus, steps=1), {"objective": {"name": objective}}), tmp_path,
                       progress=False)
-    seen, real = [], trainer.ema.model.velocity
+    seen, real = [], trainer.ema.model.predict
 
     def spy(x, t, cond, r=None, **kw):
         seen.append((None, None) if r is None else (float(r.flatten()[0]), float(t.flatten()[0])))
         return real(x, t, cond, r=r, **kw)
 
-    trainer.ema.model.velocity = spy
+    trainer.ema.model.predict = spy
     assert write_sample(trainer).is_file()
     # MeanFlow: one jump u(x0, r=0, t=1); flow matching: 10 Euler evaluations of v(x, t)
     assert seen == calls

@@ -22,7 +22,7 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, ObjectiveConfig, choice_error
+from ..config import OBJECTIVES, ConfigError, ObjectiveConfig, choice_error
 
 __all__ = [
     "Net",
@@ -45,7 +45,6 @@ Net = Callable[[Tensor, Tensor, Optional[Tensor]], Tensor]
 VelocityFn = Callable[[Tensor, Union[Tensor, float]], Tensor]
 """``velocity(x, t) -> dx/dt`` in this project's time (t = 0 noise, t = 1 data)."""
 
-OBJECTIVES = ("cfm", "edm", "meanflow")
 
 
 @dataclass

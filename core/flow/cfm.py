@@ -16,10 +16,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..config import ObjectiveConfig, choice_error
+from ..config import ObjectiveConfig, check_objective_settings
 from .base import (LossOutput, Net, Objective, VelocityFn, batch_time, call_net, clean_padding,
                    draw_normal, masked_mean_square)
-from .timesteps import WEIGHTINGS, TimeSampling, loss_weight
+from .timesteps import TimeSampling, loss_weight
 
 __all__ = ["CFMObjective"]
 
@@ -34,8 +34,7 @@ class CFMObjective(Objective):
     name = "cfm"
 
     def __init__(self, time_sampling: Optional[TimeSampling] = None, weighting: str = "none") -> None:
-        if weighting not in WEIGHTINGS:
-            raise choice_error("loss weighting", weighting, WEIGHTINGS)
+        check_objective_settings(weighting=weighting)
         self.time_sampling = time_sampling if time_sampling is not None else TimeSampling()
         self.weighting = weighting
 

@@ -52,7 +52,8 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, ObjectiveConfig, choice_error
+from ..config import (EDM_WEIGHTINGS, SIGMA_SAMPLERS, ConfigError, ObjectiveConfig, check_objective_settings,
+                      choice_error)
 from .base import (LossOutput, Net, Objective, VelocityFn, batch_time, call_net, clean_padding,
                    draw_normal, draw_uniform, masked_mean_square)
 
@@ -72,9 +73,7 @@ NORMALIZED_DATA_STD = 1.0
 """Std of what the objective sees in training: ``TTSModel.normalize_mel`` divides the
 log-mel by the training set's global std, so the data have unit std, not EDM's 0.5."""
 
-EDM_WEIGHTINGS = ("karras", "clipped_snr", "min_snr", "simplified", "normalized")
 SNR_CLAMP = (1e-4, 1e4)  # the SNR range of the clipped_snr weighting
-SIGMA_SAMPLERS = ("lognormal", "discrete")
 
 
 @dataclass
@@ -118,8 +117,7 @@ def edm_loss_weight(sigma: Tensor, kind: str = "karras", sigma_data: float = 0.5
 def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> Tensor:
     """(steps,) float64 noise levels from sigma_max down to sigma_min (Karras eq. 5):
     sigma_i = (smax^(1/rho) + i/(steps-1) (smin^(1/rho) - smax^(1/rho)))^rho."""
-    if steps < 2:
-        raise ConfigError(f"discrete_steps must be >= 2, got {steps}")
+    check_objective_settings(discrete_steps=steps, sigma_min=sigma_min, sigma_max=sigma_max)
     frac = torch.arange(steps, dtype=torch.float64) / (steps - 1)
     lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     return (hi + frac * (lo - hi)) ** rho
@@ -155,18 +153,10 @@ class EDMObjective(Objective):
                  sigma_min: float = 0.002, sigma_max: float = 80.0, sigma_sampling: str = "lognormal",
                  discrete_steps: int = 1000, discrete_filter_lo: float = 0.0, discrete_filter_hi: float = 1.0,
                  weighting: str = "karras", snr_clip: float = 5.0, timestep_filter: float = 0.0) -> None:
-        if sigma_sampling not in SIGMA_SAMPLERS:
-            raise choice_error("sigma sampling", sigma_sampling, SIGMA_SAMPLERS)
-        if weighting not in EDM_WEIGHTINGS:
-            raise choice_error("EDM weighting", weighting, EDM_WEIGHTINGS)
-        if not (sigma_data > 0 and p_std > 0 and snr_clip > 0):
-            raise ConfigError("sigma_data, p_std and snr_clip must be positive")
-        if not 0 < sigma_min < sigma_max:
-            raise ConfigError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
-        if not 0.0 <= discrete_filter_lo < discrete_filter_hi <= 1.0:
-            raise ConfigError("need 0 <= discrete_filter_lo < discrete_filter_hi <= 1")
-        if not 0.0 <= timestep_filter < 0.5:
-            raise ConfigError(f"timestep_filter must be in [0, 0.5), got {timestep_filter}")
+        check_objective_settings(sigma_data=sigma_data, p_std=p_std, sigma_min=sigma_min, sigma_max=sigma_max,
+                                 sigma_sampling=sigma_sampling, discrete_steps=discrete_steps,
+                                 discrete_filter_lo=discrete_filter_lo, discrete_filter_hi=discrete_filter_hi,
+                                 edm_weighting=weighting, snr_clip=snr_clip, timestep_filter=timestep_filter)
         self.timestep_filter = float(timestep_filter)
         discrete_filter_lo = max(discrete_filter_lo, self.timestep_filter)
         discrete_filter_hi = min(discrete_filter_hi, 1.0 - self.timestep_filter)

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..config import ConfigError, ObjectiveConfig
+from ..config import ObjectiveConfig, check_objective_settings
 from .base import (LossOutput, Net, Objective, VelocityFn, batch_time, call_net, clean_padding,
                    draw_normal, draw_uniform, masked_mean_square)
 from .timesteps import TimeSampling
@@ -175,12 +175,7 @@ class MeanFlowObjective(Objective):
 
     def __init__(self, logit_mean: float = 0.0, logit_std: float = 1.0, r_neq_t_fraction: float = 0.25,
                  adaptive_p: float = 1.0, adaptive_c: float = 1e-3) -> None:
-        if not 0.0 <= r_neq_t_fraction <= 1.0:
-            raise ConfigError(f"r_neq_t_fraction must be in [0, 1], got {r_neq_t_fraction}")
-        if not adaptive_c > 0:
-            raise ConfigError(f"adaptive_c must be positive, got {adaptive_c}")
-        if not adaptive_p >= 0:
-            raise ConfigError(f"adaptive_p must be >= 0, got {adaptive_p}")
+        check_objective_settings(r_neq_t_fraction=r_neq_t_fraction, adaptive_p=adaptive_p, adaptive_c=adaptive_c)
         self.time_sampling = TimeSampling(kind="logit_normal", logit_mean=logit_mean, logit_std=logit_std)
         self.r_neq_t_fraction = float(r_neq_t_fraction)
         self.adaptive_p = float(adaptive_p)

@@ -21,13 +21,11 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, ObjectiveConfig, choice_error
+from ..config import TIME_SAMPLERS, WEIGHTINGS, ObjectiveConfig, check_objective_settings, choice_error
 from .base import draw_uniform
 
 __all__ = ["TIME_SAMPLERS", "WEIGHTINGS", "TimeSampling", "sample_time", "loss_weight"]
 
-TIME_SAMPLERS = ("uniform", "logit_normal", "range")
-WEIGHTINGS = ("none", "linear", "quadratic")
 
 
 @dataclass(frozen=True)
@@ -45,12 +43,7 @@ class TimeSampling:
     t_hi: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.kind not in TIME_SAMPLERS:
-            raise choice_error("time sampling", self.kind, TIME_SAMPLERS)
-        if not self.logit_std > 0:
-            raise ConfigError(f"logit_std must be positive, got {self.logit_std}")
-        if not 0.0 <= self.t_lo < self.t_hi <= 1.0:
-            raise ConfigError(f"time range must satisfy 0 <= t_lo < t_hi <= 1, got [{self.t_lo}, {self.t_hi}]")
+        check_objective_settings(time_sampling=self.kind, logit_std=self.logit_std, t_lo=self.t_lo, t_hi=self.t_hi)
 
     @classmethod
     def from_config(cls, config: ObjectiveConfig) -> "TimeSampling":

@@ -15,7 +15,8 @@ Training (``conditioning``):
     the aligned text features ``cond`` (B, T, D) condition the velocity net; in training
     mode each row is dropped (null text condition) with probability ``cond_drop_prob``.
 Inference (``inference_conditioning``): durations predicted (or given), expanded the
-same way, nothing dropped.  Then ``velocity(x, t, cond, ...)`` is the network call.
+same way, nothing dropped.  Then ``predict(x, t, cond, ...)`` is the network call (its raw
+output; the objective turns it into a velocity).
 
 Gradients: the text encoder learns from the prior loss and, through ``cond``, from the
 flow loss the caller computes; the duration predictor sees detached text features.
@@ -240,14 +241,18 @@ class TTSModel(nn.Module):
         return Conditioning(cond=self.expand(enc.hidden, attn), mel_mask=mel_mask, drop=drop,
                             speaker_emb=enc.speaker_emb, attn=attn, durations=durations)
 
-    # ------------------------------------------------------------------ velocity
-    def velocity(self, x: Tensor, t: Tensor, cond: Conditioning, r: Tensor | None = None,
-                 drop: Tensor | None = None, attention: str | None = None) -> Tensor:
-        """The network: x (B, n_mels, T) at time t (B,) in [0, 1] (t = 0 noise, t = 1 data).
+    # ------------------------------------------------------------------ the network
+    def predict(self, x: Tensor, t: Tensor, cond: Conditioning, r: Tensor | None = None,
+                drop: Tensor | None = None, attention: str | None = None) -> Tensor:
+        """The network's raw output for x (B, n_mels, T) at time t (B,) in [0, 1]
+        (t = 0 noise, t = 1 data).  What it means is the objective's: a velocity v (cfm),
+        EDM's preconditioned output F (edm), an average velocity u (meanflow).  Turn it
+        into a velocity with the objective's ``velocity(net)`` (``average_velocity`` for
+        MeanFlow's jumps); never use it as one directly.
 
-        Plain model: velocity v(x, t); passing ``r`` raises.  MeanFlow model: x is the
-        state at time r and the output is the average velocity u(x, r, t) over [r, t]
-        (``r=None`` means r = t, the instantaneous velocity).  ``drop`` (B,) bool overrides
+        Plain model: passing ``r`` raises.  MeanFlow model: x is the state at time r and
+        the output is the average velocity u(x, r, t) over [r, t] (``r=None`` means r = t,
+        the instantaneous velocity).  ``drop`` (B,) bool overrides
         ``cond.drop`` (True rows use the null text condition, for CFG); ``attention``
         ("sdpa" or "math") overrides the config — use "math" inside ``torch.func.jvp``.
         Returns (B, n_mels, T), padded frames zero.  No host syncs.

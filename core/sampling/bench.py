@@ -93,7 +93,7 @@ def _sync(device: torch.device) -> None:
 
 
 class ForwardTimer:
-    """Times bare network forwards (``model.velocity``, batch 1) at the shape the
+    """Times bare network forwards (``model.predict``, batch 1) at the shape the
     synthesizer gives ``text``, under the synthesizer's precision."""
 
     def __init__(self, synth, text: str) -> None:
@@ -113,7 +113,7 @@ class ForwardTimer:
             _sync(self.device)
             start = time.perf_counter()
             for _ in range(calls):
-                self.model.velocity(self.x, self.t, self.cond, r=self.r)
+                self.model.predict(self.x, self.t, self.cond, r=self.r)
             _sync(self.device)
         return time.perf_counter() - start
 

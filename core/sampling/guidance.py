@@ -112,6 +112,6 @@ def model_net(model, cond, cfg: float, attention: Optional[str] = None) -> Net:
     both = cond.repeat(2) if cfg > 0 else cond
 
     def net(x: Tensor, t: Tensor, r: Optional[Tensor], drop: Optional[Tensor]) -> Tensor:
-        return model.velocity(x, t, both, r=r, drop=drop, attention=attention)
+        return model.predict(x, t, both, r=r, drop=drop, attention=attention)
 
     return guided_net(net, cfg, batch, cond.cond.device)

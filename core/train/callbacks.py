@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from .records import StepResult
+
 
 class Callback:
-    """Override any of these; each receives the trainer."""
+    """Override any of these; each receives the trainer.  ``on_step_end`` follows every
+    optimizer step taken (a skipped one calls ``on_bad_step`` instead)."""
 
     def on_train_start(self, trainer) -> None: ...
 
-    def on_step_end(self, trainer, step: int, losses: dict[str, float]) -> None: ...
+    def on_step_end(self, trainer, step: int, result: StepResult) -> None: ...
 
     def on_log(self, trainer, row: dict[str, Any]) -> None: ...
 
@@ -41,7 +44,7 @@ class ProgressBar(Callback):
         self.bar = tqdm(total=trainer.config.training.steps, initial=trainer.step, desc="train",
                         dynamic_ncols=True, disable=self.disable)
 
-    def on_step_end(self, trainer, step: int, losses: dict[str, float]) -> None:
+    def on_step_end(self, trainer, step: int, result: StepResult) -> None:
         if self.bar is None:
             return
         self.bar.update(step - self.bar.n)

@@ -4,39 +4,36 @@ validation, audio samples, atomic checkpoints with exact resume, and DDP under t
 
 Time convention: t = 0 is Gaussian noise, t = 1 is the (normalised) mel spectrogram.
 
-Resume is bit-identical on one process: the checkpoint carries the optimizer, scheduler,
-EMA, grad-scaler, every RNG (torch CPU/CUDA, the objective's generator, Python) and the
-data order (epoch and batches consumed).  Under DDP each rank re-seeds its generator from
-(seed, rank, step) on resume, so a resumed multi-process run continues correctly but is
-not bit-identical to an uninterrupted one.
+Saving a checkpoint and resuming from one (bit-identical on one process) live in
+:mod:`core.train.resume`; the step's inputs and outputs are the typed records of
+:mod:`core.train.records`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
 import signal
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..checkpoint_checks import check_fits_model
-from ..config import Config, ConfigError, differences
+from ..config import Config, ConfigError
+from . import resume as run_files
 from .callbacks import Callback, ProgressBar
 from .distributed import World, all_mean, all_true, average_gradients, init_from_env
 from .ema import EMA
 from .metrics import MetricsLog, TimeBins
+from .records import LossTerms, StepResult
 from .setup import RunData, build_run_data, lr_factor
 
 log = logging.getLogger("core.train")
 
-CHECKPOINT_GLOB = "step_*.pt"
+CHECKPOINT_GLOB = run_files.CHECKPOINT_GLOB
 
 
 class TrainingError(RuntimeError):
@@ -46,8 +43,8 @@ class TrainingError(RuntimeError):
 class LossModule(nn.Module):
     """Model + objective as one module, so DDP sees a single ``forward``.
 
-    ``forward`` returns a dict: ``loss`` (scalar to backprop), ``flow`` (the objective's
-    loss), ``per_example`` (B,), ``t`` (B,), and the auxiliary terms.
+    ``forward`` returns a plain dict with :class:`~core.train.records.LossTerms`' fields
+    (DistributedDataParallel traverses dicts); the trainer turns it into the record.
     """
 
     def __init__(self, model: nn.Module, objective, duration_weight: float, attention: Optional[str] = None):
@@ -62,7 +59,7 @@ class LossModule(nn.Module):
         x1 = model.normalize_mel(mel) * mel_mask.unsqueeze(1)
         cond = model.conditioning(tokens, token_mask, speakers, x1, mel_mask, generator=generator)
         def net(x, t, r=None):
-            return model.velocity(x, t, cond, r=r, attention=self.attention)
+            return model.predict(x, t, cond, r=r, attention=self.attention)
 
         out = self.objective.loss(net, x1, mel_mask, generator=generator)
         duration = cond.losses["duration"]
@@ -120,22 +117,7 @@ class Trainer:
         if resume and resume_from is None:
             log.warning("--resume given but %s has no readable checkpoint: starting fresh", self.out / "checkpoints")
         if resume_from is not None:
-            # the run continues with its own config; only the step count may change (the
-            # vocabulary and speaker count are resolved from the data when a run starts)
-            obj = resume_from.config.objective
-            unread = [f"objective.{f.name}" for f in dataclasses.fields(obj)  # other objectives' settings
-                      if f.name not in obj.KEYS_OF[obj.name] + ("name", "duration_weight")]
-            changed = differences(resume_from.config, config,
-                                  ignore=("training.steps", "model.vocab_size", "model.n_speakers", *unread))
-            if changed:
-                key, old, new = changed[0]
-                more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
-                raise ConfigError(f"--resume: {self.out} was trained with {key}={old!r} but the config given says "
-                                  f"{new!r}{more}; resume with the run's own config ({self.out / 'config.json'}; "
-                                  "only training.steps may change) or train into a new --out")
-            steps = config.training.steps
-            config = resume_from.config
-            config.training.steps = max(steps, resume_from.step)
+            config = run_files.resumed_config(resume_from.config, config, self.out, resume_from.step)
         self.data: RunData = build_run_data(config, self.out, self.world,
                                             tokenizer_state=(resume_from.extra.get("tokenizer") if resume_from else None))
         self.config = self.data.config
@@ -185,7 +167,7 @@ class Trainer:
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
         self.bins = TimeBins()
         if resume_from is not None:
-            self._load_train_state(resume_from)
+            run_files.restore(self, resume_from)
             if self.world.is_main:
                 self.metrics.truncate_after(self.step)
         if self.world.is_main:
@@ -234,20 +216,22 @@ class Trainer:
             self.position = 0
 
     # ------------------------------------------------------------------ one step
-    def _forward(self, batch, module=None):
+    def _forward(self, batch, module=None, generator: Optional[torch.Generator] = None) -> LossTerms:
         module = module or self.ddp_module or self.loss_module
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            return module(batch.tokens, batch.token_mask, batch.speakers, batch.mel, batch.mel_mask, self.generator)
+            out = module(batch.tokens, batch.token_mask, batch.speakers, batch.mel, batch.mel_mask,
+                         generator or self.generator)
+        return LossTerms.from_module_output(out)
 
-    def accumulate(self, batch, scale: float = 1.0) -> dict[str, Any]:
+    def accumulate(self, batch, scale: float = 1.0) -> LossTerms:
         """Forward and backward of one batch, gradients scaled by ``scale`` and added to
-        ``.grad``.  Returns the detached outputs (loss, terms, per-example losses, t)."""
+        ``.grad``.  Returns the batch's losses."""
         self.model.train()
         out = self._forward(batch)
-        self.scaler.scale(out["loss"] * scale).backward()
+        self.scaler.scale(out.loss * scale).backward()
         return out
 
-    def train_step(self, batch) -> dict[str, Any]:
+    def train_step(self, batch) -> StepResult:
         """Forward, backward, gradient sync, guard, optimizer update.  Returns the losses."""
         self.optimizer.zero_grad(set_to_none=True)
         out = self.accumulate(batch)
@@ -255,10 +239,10 @@ class Trainer:
             average_gradients(self.model.parameters(), self.world)
         return self.apply_update(out, int(batch.tokens.shape[0]))
 
-    def apply_update(self, out: dict[str, Any], batch_size: int) -> dict[str, Any]:
+    def apply_update(self, out: LossTerms, batch_size: int) -> StepResult:
         """Clip, check, and take the optimizer step with the gradients in ``.grad``
         (already averaged over ranks); a non-finite or spiking step is skipped."""
-        loss = out["loss"]
+        loss = out.loss
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.training.grad_clip)
         loss_value = float(loss.detach())
@@ -286,7 +270,7 @@ class Trainer:
                 raise TrainingError(
                     f"stopped after {self.bad_consecutive} consecutive bad steps (last: {reason}); the last good "
                     f"checkpoint is in {self.out / 'checkpoints'}. Lower the learning rate or check the data.")
-            return {"skipped": True, "reason": reason}
+            return StepResult(skipped=True, reason=reason, batch_size=batch_size)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -294,10 +278,10 @@ class Trainer:
         self.step += 1
         self.bad_consecutive = 0
         self.loss_avg = loss_value if self.loss_avg is None else 0.98 * self.loss_avg + 0.02 * loss_value
-        self.bins.add(out["t"], out["per_example"])
-        return {"skipped": False, "loss": loss_value, "flow": float(out["flow"]), "mse": float(out["mse"]),
-                "duration": float(out["duration"]),
-                "prior": float(out["prior"]), "grad_norm": norm_value, "batch_size": batch_size}
+        self.bins.add(out.t, out.per_example)
+        return StepResult(skipped=False, loss=loss_value, flow=float(out.flow), mse=float(out.mse),
+                          duration=float(out.duration), prior=float(out.prior), grad_norm=norm_value,
+                          batch_size=batch_size)
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
@@ -317,13 +301,11 @@ class Trainer:
             batch = self.data.make_batch(self.data.val_set, indices)
             if batch is None:
                 continue
-            batch = batch.to(self.device)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-                out = module(batch.tokens, batch.token_mask, batch.speakers, batch.mel, batch.mel_mask, gen)
+            out = self._forward(batch.to(self.device), module, gen)
             n = batch.tokens.shape[0]
-            total += float(out["loss"]) * n
+            total += float(out.loss) * n
             count += n
-            bins.add(out["t"], out["per_example"])
+            bins.add(out.t, out.per_example)
         if count == 0:
             return None
         value = all_mean(total / count, self.world, self.device)
@@ -334,71 +316,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_dir(self) -> Path:
-        return self.out / "checkpoints"
+        return run_files.checkpoint_dir(self.out)
 
     def save(self) -> Optional[Path]:
-        """Write ``checkpoints/step_XXXXXXXX.pt`` atomically (rank 0) and prune old ones."""
+        """Write ``checkpoints/step_XXXXXXXX.pt`` atomically (rank 0) and prune old ones
+        (see :mod:`core.train.resume`)."""
         if not self.is_main:
             return None
-        path = self.checkpoint_dir() / f"step_{self.step:08d}.pt"
-        state = {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "ema": {"updates": self.ema.updates},
-            "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state(),
-                    "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []},
-            "data": {"epoch": self.epoch, "position": self.position},
-            "guard": {"loss_avg": self.loss_avg, "bad_total": self.bad_total},
-        }
-        save_checkpoint(path, config=self.config, weights=self.ema.model.state_dict(),
-                        model_weights=self.model.state_dict(), step=self.step, speakers=self.data.speakers,
-                        train_state=state, extra={"tokenizer": self.data.tokenizer.to_dict()})
-        keep = self.config.training.keep_checkpoints
-        old = sorted(self.checkpoint_dir().glob(CHECKPOINT_GLOB))[:-keep] if keep > 0 else []
-        for p in old:
-            p.unlink(missing_ok=True)
+        path = run_files.save_run(self)
         self._emit("on_checkpoint", self.step, path)
         return path
 
     def latest_checkpoint(self):
-        """The newest checkpoint in the run folder that loads, or ``None``."""
-        for path in sorted(self.checkpoint_dir().glob(CHECKPOINT_GLOB), reverse=True):
-            try:
-                ck = load_checkpoint(path)
-                check_fits_model(ck)
-            except CheckpointError as exc:
-                log.warning("skipping unreadable checkpoint: %s", exc)
-                continue
-            if ck.train_state is None or ck.model_weights is None:
-                continue
-            return ck
-        return None
-
-    def _load_train_state(self, ck) -> None:
-        s = ck.train_state
-        self.model.load_state_dict(ck.model_weights)
-        self.ema.model.load_state_dict(ck.weights)
-        self.ema.updates = int(s["ema"]["updates"])
-        self.optimizer.load_state_dict(s["optimizer"])
-        self.scheduler.load_state_dict(s["scheduler"])
-        self.scaler.load_state_dict(s["scaler"])
-        self.step = ck.step
-        self.epoch = int(s["data"]["epoch"])
-        self.position = int(s["data"]["position"])
-        self.loss_avg = s["guard"]["loss_avg"]
-        self.bad_total = int(s["guard"]["bad_total"])
-        if self.world.distributed:
-            torch.manual_seed(self.config.training.seed + 7919 * self.world.rank + self.step)
-            self.generator.manual_seed(self.config.training.seed * 1000 + self.world.rank + 104729 * self.step)
-        else:
-            torch.set_rng_state(s["rng"]["torch"])
-            self.generator.set_state(s["rng"]["generator"])
-            if s["rng"]["cuda"] and self.device.type == "cuda":
-                torch.cuda.set_rng_state_all(s["rng"]["cuda"])
-        random.setstate(_as_python_state(s["rng"]["python"]))
-        log.info("resumed from %s at step %d", ck.path, self.step)
+        """The newest checkpoint in the run folder that loads and can be resumed, or ``None``."""
+        return run_files.latest_checkpoint(self.out)
 
     # ------------------------------------------------------------------ samples
     def write_sample(self) -> Optional[Path]:
@@ -431,12 +362,12 @@ class Trainer:
             batches = self.batches()
             while self.step < t.steps and not self._stop:
                 out = self.train_step(next(batches))
-                if out["skipped"]:
+                if out.skipped:
                     continue
-                for k in ("loss", "flow", "mse", "duration", "prior", "grad_norm"):
-                    window[k] = window.get(k, 0.0) + out[k]
+                for k, v in out.logged().items():
+                    window[k] = window.get(k, 0.0) + v
                 n_window += 1
-                examples += out["batch_size"]
+                examples += out.batch_size
                 self._emit("on_step_end", self.step, out)
                 if self.step % t.log_every == 0 or self.step == t.steps:
                     now = time.perf_counter()
@@ -470,12 +401,6 @@ class Trainer:
         import threading
 
         return threading.current_thread() is threading.main_thread()
-
-
-def _as_python_state(state):
-    """``random.setstate`` wants tuples; a checkpoint may hand back lists."""
-    version, internal, gauss = state
-    return (version, tuple(internal), gauss)
 
 
 def train(config: Config, out: str | Path, *, device: Optional[str] = None, resume: bool = False,

@@ -33,7 +33,7 @@ def write_sample(trainer, steps: int = 10) -> Optional[Path]:
     gen = torch.Generator(device=device).manual_seed(0)
     x0 = torch.randn(1, trainer.config.audio.n_mels, cond.mel_mask.shape[1], generator=gen, device=device)
     def net(x, t, r=None):
-        return model.velocity(x, t, cond, r=r)
+        return model.predict(x, t, cond, r=r)
 
     if trainer.config.objective.name == "meanflow":
         x1 = meanflow_sample(trainer.objective.average_velocity(net), x0, time_grid(1, "linear").to(device))

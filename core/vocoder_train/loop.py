@@ -33,6 +33,7 @@ from typing import Any, Optional
 import torch
 
 from ..checkpoint import atomic_write, file_sha256
+from ..train.resume import newest_readable, prune
 from ..config import ConfigError
 from .config import VocoderConfig
 from .data import ClipSet, EpochSampler, segment_batch
@@ -252,23 +253,17 @@ class VocoderTrainer:
                       "acoustic_sha256": file_sha256(self.acoustic) if self.acoustic else ""},
         }
         atomic_write(path, lambda tmp: torch.save(payload, tmp))
-        keep = self.config.training.keep_checkpoints
-        old = sorted(self.checkpoint_dir().glob(CHECKPOINT_GLOB))[:-keep] if keep > 0 else []
-        for p in old:
-            p.unlink(missing_ok=True)
+        prune(self.checkpoint_dir(), CHECKPOINT_GLOB, self.config.training.keep_checkpoints)
         export_vocos_folder(self.learner.generator, self.config.audio, self.config.generator, self.out / "vocos")
         return path
 
     def latest_checkpoint(self) -> Optional[dict[str, Any]]:
-        for path in sorted(self.checkpoint_dir().glob(CHECKPOINT_GLOB), reverse=True):
-            try:
-                payload = load_training_checkpoint(path)
-            except ConfigError as exc:
-                log.warning("skipping unreadable checkpoint: %s", exc)
-                continue
-            payload["path"] = str(path)
-            return payload
-        return None
+        """The newest checkpoint in ``out/checkpoints`` that loads (its payload, with
+        ``path`` added), or ``None``."""
+        def load(path: Path) -> dict[str, Any]:
+            return {**load_training_checkpoint(path), "path": str(path)}
+
+        return newest_readable(self.checkpoint_dir(), CHECKPOINT_GLOB, load, (ConfigError,))
 
     def _load_state(self, ck: dict[str, Any]) -> None:
         self.learner.load_state_dict(ck["learner"])
