@@ -21,7 +21,6 @@ adds files.  A folder built with another seed or grammar version is refused.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -37,11 +36,10 @@ from typing import Optional, Sequence
 
 from .checkpoint import atomic_write
 from .corpus_text import GRAMMAR_VERSION, corpus_sentences
-from .cli_types import int_range
 
 __all__ = ["CorpusError", "FliteMissing", "CorpusReport", "DEFAULT_VOICES", "LIMITED_DOMAIN_VOICES",
            "SAMPLE_RATE", "find_flite", "list_voices", "check_voices", "flite_speak", "render_wav",
-           "wav_is_complete", "build_corpus", "add_arguments", "run"]
+           "wav_is_complete", "build_corpus"]
 
 SAMPLE_RATE = 24000
 DEFAULT_VOICES = ("slt", "rms", "awb", "kal16")
@@ -284,31 +282,3 @@ def build_corpus(out: str | Path, sentences: int = 2000, voices: Sequence[str] =
     for name, rows in manifests.items():
         _write_text(out / name, _manifest_text(rows))
     return report
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="corpus folder (created; an existing one is resumed)")
-    parser.add_argument("--sentences", type=int_range(1, 10 ** 6), default=2000, help="training sentences (default 2000)")
-    parser.add_argument("--voices", default=",".join(DEFAULT_VOICES),
-                        help=f"comma-separated flite voices (default {','.join(DEFAULT_VOICES)}; "
-                             "`flite -lv` lists them; kal is 8 kHz)")
-    parser.add_argument("--seed", type=int_range(0, 2 ** 62 - 1), default=0, help="sentence seed (default 0)")
-    parser.add_argument("--heldout", type=int_range(0, 10 ** 5), default=100, help="held-out sentences (default 100)")
-    parser.add_argument("--jobs", type=int_range(1, 256), default=None, help="parallel flite processes (default min(4, CPUs))")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    from .cli import UsageError
-
-    voices = [v.strip() for v in args.voices.split(",") if v.strip()]
-    try:
-        report = build_corpus(args.out, sentences=args.sentences, voices=voices, seed=args.seed,
-                              heldout=args.heldout, jobs=args.jobs, progress=False if args.quiet else None)
-    except CorpusError as exc:
-        raise UsageError(str(exc)) from None
-    print(report.summary())
-    return 0

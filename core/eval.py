@@ -13,7 +13,8 @@
   within this project only.
 * :func:`rtf` — compute seconds per second of audio.
 
-:func:`evaluate` runs all of them over sentences; :mod:`core.eval_cli` is the command line.
+:func:`evaluate` runs all of them over sentences; :mod:`core.cli.evaluate` is the command line; :func:`read_sentences` and
+:func:`references_from_manifest` read its sentence and reference files.
 The ASR and DNSMOS need the ``eval`` extra (``pip install -e ".[eval]"``); a missing
 package raises :class:`MissingEvalExtra` saying so.  WER, MCD and RTF need only core.
 """
@@ -34,7 +35,7 @@ import torch
 from .audio import load_wav_with_rate, mel_spectrogram, peak_safe, resample
 from .text import normalize_text
 
-__all__ = ["MissingEvalExtra", "WERResult", "normalize_for_wer", "wer", "Recognizer", "DNSMOSScore", "DNSMOS",
+__all__ = ["read_sentences", "references_from_manifest", "MissingEvalExtra", "WERResult", "normalize_for_wer", "wer", "Recognizer", "DNSMOSScore", "DNSMOS",
            "dnsmos", "cepstrum_from_logmel", "mel_cepstrum", "dtw_path", "mcd_dtw", "rtf", "MCD_CONST",
            "EvalSentence", "EvalClip", "EvalRow", "EvalReport", "evaluate"]
 
@@ -422,3 +423,52 @@ def evaluate(synthesize_fn: Callable[[EvalSentence], Any], sentences: Sequence[E
             row.mcd = mcd_dtw(_at_rate(ref.samples, ref.sample_rate, rate), audio, rate)
         rows.append(row)
     return EvalReport(rows, _means(rows), dict(settings or {}))
+
+
+# --------------------------------------------------------------------------- sentence files
+def read_sentences(path: Union[str, Path]) -> list[EvalSentence]:
+    """Sentences from a text file: ``id|text`` or plain ``text`` lines (id ``line<N>``);
+    blank lines and ``#`` comments are skipped.  Ids must be unique."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"sentences file not found: {p}")
+    out, seen = [], set()
+    for n, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        sid, text = line.split("|", 1) if "|" in line else (f"line{n}", line)
+        sid, text = sid.strip(), text.strip()
+        if not text or not normalize_for_wer(text):
+            raise ValueError(f"{p}:{n}: sentence has no words")
+        if sid in seen:
+            raise ValueError(f"{p}:{n}: duplicate sentence id {sid!r}")
+        seen.add(sid)
+        out.append(EvalSentence(sid, text))
+    if not out:
+        raise ValueError(f"{p}: no sentences")
+    return out
+
+
+def references_from_manifest(manifest: Union[str, Path], sentences: Sequence[EvalSentence],
+                             speaker: Optional[str] = None) -> dict[str, Path]:
+    """Sentence id -> reference wav from a manifest (``core.data.read_manifest``), matching
+    rows to sentences by :func:`normalize_for_wer` text, among rows of ``speaker``.  A
+    manifest with several speakers needs ``speaker``; a sentence without a row is an error."""
+    from .data import read_manifest
+
+    rows = read_manifest(manifest)
+    speakers = sorted({r.speaker for r in rows})
+    if speaker is None and len(speakers) > 1:
+        raise ValueError(f"{manifest} holds several speakers; choose one with --reference-speaker: "
+                         f"{', '.join(speakers)}")
+    if speaker is not None and speaker not in speakers:
+        raise ValueError(f"unknown speaker {speaker!r} in {manifest}; valid: {', '.join(speakers)}")
+    by_text = {normalize_for_wer(r.text): r.audio_path for r in rows
+               if speaker is None or r.speaker == speaker}
+    out = {}
+    for s in sentences:
+        key = normalize_for_wer(s.text)
+        if key not in by_text:
+            raise ValueError(f"no reference in {manifest} for sentence {s.id}: {s.text!r}")
+        out[s.id] = by_text[key]
+    return out

@@ -11,9 +11,6 @@ This is how ``assets/demo.pt`` was made from the demo run's last checkpoint.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Union
 
@@ -22,7 +19,7 @@ import torch
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import choice_error
 
-__all__ = ["DTYPES", "export_checkpoint", "add_arguments", "run"]
+__all__ = ["DTYPES", "export_checkpoint"]
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -54,22 +51,3 @@ def export_checkpoint(src: Union[str, Path], dst: Union[str, Path], dtype: str =
     extra["exported_from"] = {"file": src.name, "sha256": ck.sha256, "step": ck.step, "dtype": dtype}
     return save_checkpoint(dst, config=ck.config, weights=weights, step=ck.step, speakers=ck.speakers,
                            extra=extra)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="training checkpoint to export (.pt or .safetensors)")
-    parser.add_argument("--out", required=True, help="exported file (.pt or .safetensors)")
-    parser.add_argument("--dtype", default="fp16", help=f"weight precision: {', '.join(DTYPES)} (default fp16)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from .cli import UsageError
-
-    if args.dtype not in DTYPES:
-        raise UsageError(str(choice_error("dtype", args.dtype, DTYPES)))
-    if Path(args.out).suffix not in (".pt", ".safetensors"):
-        raise UsageError(f"--out must end in .pt or .safetensors, got {args.out!r}")
-    out = export_checkpoint(args.checkpoint, args.out, args.dtype)
-    info = {"out": str(out), "bytes": out.stat().st_size, "source": str(args.checkpoint), "dtype": args.dtype}
-    sys.stdout.write(json.dumps(info) + "\n")
-    return 0

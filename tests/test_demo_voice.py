@@ -19,7 +19,7 @@ import pytest
 
 from core.checkpoint import load_checkpoint
 from core.config import Config
-from core.eval_cli import read_sentences
+from core.eval import read_sentences
 from core.sampling.synthesizer import DEMO_CHECKPOINT, Synthesizer
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"

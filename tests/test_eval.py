@@ -14,7 +14,7 @@ from core.audio import save_wav
 from core.cli import main
 from core.eval import (MCD_CONST, DNSMOSScore, EvalClip, EvalSentence, Recognizer, cepstrum_from_logmel, dnsmos,
                        dtw_path, evaluate, mcd_dtw, normalize_for_wer, rtf, wer)
-from core.eval_cli import read_sentences, references_from_manifest
+from core.eval import read_sentences, references_from_manifest
 from sampling_fixtures import cfm_checkpoint  # noqa: F401
 
 SR = 24000
@@ -378,7 +378,7 @@ def test_copy_synthesis_keeps_length_and_mel(tmp_path):
     import torch
 
     from core.audio import load_wav, mel_spectrogram
-    from core.eval_cli import _CopySynthesis
+    from core.cli.evaluate import _CopySynthesis
 
     sentences, refs = _reference_set(tmp_path, ["the cat sat", "a dog ran home"])
     speak = _CopySynthesis(refs, "griffin-lim", "cpu")

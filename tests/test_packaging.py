@@ -41,7 +41,7 @@ def test_core_dependencies_leave_the_studio_packages_to_an_extra():
 
 def test_core_trains_and_synthesises_without_the_studio_packages(tiny_corpus, tmp_path):
     script = BLOCK.format(blocked=STUDIO_ONLY) + f"""
-import core, core.cli, core.eval, core.train, core.sampling.bench, core.corpus, core.export
+import core, core.cli, core.eval, core.train, core.sampling.bench, core.corpus, core.export, core.cli.synth, core.cli.evaluate, core.cli.vocoder
 from conftest import tiny_config
 from core.train import Trainer
 ck = Trainer(tiny_config({str(tiny_corpus)!r}, steps=1, checkpoint_every=1, val_every=1), {str(tmp_path)!r},

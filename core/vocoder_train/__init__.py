@@ -1,3 +1,3 @@
-"""Vocoder training: ``python -m core vocoder train`` (see :mod:`core.vocoder_train.cli`).
+"""Vocoder training: ``python -m core vocoder train`` (the command line is :mod:`core.cli.vocoder`).
 
 The trainer is never imported by inference: ``core.vocoders`` loads the exported Vocos folder."""

@@ -21,25 +21,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence, Union
 
-from .cli_types import float_range, int_range
+from .types import float_range, int_range, speaker_arg
 
-if TYPE_CHECKING:  # the eval stack (torch, torchaudio) is imported on use, keeping `--help` fast
-    from . import eval as ev
-
-__all__ = ["add_arguments", "run", "read_sentences", "references_from_manifest"]
+__all__ = ["add_arguments", "run"]
 
 EVAL_MODULES = ("pocketsphinx", "speechmos", "onnxruntime", "librosa")
 
 
-def _speaker(value: str):
-    """A speaker given on the command line: an index when it is digits, else a name."""
-    return int(value) if value.strip().isdigit() else value
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .sampling.synthesizer import MAX_STEPS
+    from ..sampling.synthesizer import MAX_STEPS
 
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint to evaluate (default: the bundled demo voice)")
@@ -51,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resynthesize", action="store_true",
                         help="with --references-only: pass each reference through mel -> --vocoder first "
                              "(copy synthesis), the reference point for a model heard through that vocoder")
-    parser.add_argument("--speaker", type=_speaker, default=None,
+    parser.add_argument("--speaker", type=speaker_arg, default=None,
                         help="speaker name (or index) to synthesise and to pick references by")
     parser.add_argument("--reference-speaker", default=None,
                         help="speaker whose rows of --references to use (default: --speaker)")
@@ -71,61 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="JSON report file (default: print to stdout)")
 
 
-def read_sentences(path: Union[str, Path]) -> list[ev.EvalSentence]:
-    """Sentences from a text file: ``id|text`` or plain ``text`` lines (id ``line<N>``);
-    blank lines and ``#`` comments are skipped.  Ids must be unique."""
-    from . import eval as ev
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"sentences file not found: {p}")
-    out, seen = [], set()
-    for n, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        sid, text = line.split("|", 1) if "|" in line else (f"line{n}", line)
-        sid, text = sid.strip(), text.strip()
-        if not text or not ev.normalize_for_wer(text):
-            raise ValueError(f"{p}:{n}: sentence has no words")
-        if sid in seen:
-            raise ValueError(f"{p}:{n}: duplicate sentence id {sid!r}")
-        seen.add(sid)
-        out.append(ev.EvalSentence(sid, text))
-    if not out:
-        raise ValueError(f"{p}: no sentences")
-    return out
-
-
-def references_from_manifest(manifest: Union[str, Path], sentences: Sequence[ev.EvalSentence],
-                             speaker: Optional[str] = None) -> dict[str, Path]:
-    """Sentence id -> reference wav from a manifest (``core.data.read_manifest``), matching
-    rows to sentences by :func:`normalize_for_wer` text, among rows of ``speaker``.  A
-    manifest with several speakers needs ``speaker``; a sentence without a row is an error."""
-    from . import eval as ev
-    from .data import read_manifest
-
-    rows = read_manifest(manifest)
-    speakers = sorted({r.speaker for r in rows})
-    if speaker is None and len(speakers) > 1:
-        raise ValueError(f"{manifest} holds several speakers; choose one with --reference-speaker: "
-                         f"{', '.join(speakers)}")
-    if speaker is not None and speaker not in speakers:
-        raise ValueError(f"unknown speaker {speaker!r} in {manifest}; valid: {', '.join(speakers)}")
-    by_text = {ev.normalize_for_wer(r.text): r.audio_path for r in rows
-               if speaker is None or r.speaker == speaker}
-    out = {}
-    for s in sentences:
-        key = ev.normalize_for_wer(s.text)
-        if key not in by_text:
-            raise ValueError(f"no reference in {manifest} for sentence {s.id}: {s.text!r}")
-        out[s.id] = by_text[key]
-    return out
-
-
 def _check_extra() -> None:
     import importlib.util
 
-    from .cli import UsageError
+    from . import UsageError
 
     missing = [m for m in EVAL_MODULES if importlib.util.find_spec(m) is None]
     if missing:
@@ -147,10 +88,10 @@ class _CopySynthesis:
     (default :class:`core.config.AudioConfig`, 24 kHz) and decoding that with a vocoder."""
 
     def __init__(self, references: dict, vocoder_spec: str, device: str):
-        from .audio import load_wav, mel_spectrogram
-        from .config import AudioConfig
-        from .sampling.synthesizer import _resolve_device
-        from .vocoders import load_vocoder
+        from ..audio import load_wav, mel_spectrogram
+        from ..config import AudioConfig
+        from ..sampling.synthesizer import _resolve_device
+        from ..vocoders import load_vocoder
 
         self.audio = AudioConfig()
         self.vocoder = load_vocoder(vocoder_spec, self.audio, _resolve_device(device))
@@ -159,7 +100,7 @@ class _CopySynthesis:
         self._load, self._mel = load_wav, mel_spectrogram
 
     def __call__(self, sentence):
-        from . import eval as ev
+        from .. import eval as ev
 
         wav = self._load(self.references[sentence.id], self.audio.sample_rate)
         mel = self._mel(wav[None], self.audio)
@@ -168,10 +109,10 @@ class _CopySynthesis:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import eval as ev
-    from .audio import load_wav_with_rate
-    from .checkpoint import atomic_write
-    from .cli import UsageError
+    from .. import eval as ev
+    from ..audio import load_wav_with_rate
+    from ..checkpoint import atomic_write
+    from . import UsageError
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {args.limit}")
@@ -184,13 +125,13 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and Path(args.out).suffix.lower() != ".json":
         raise UsageError(f"--out must name a .json file, got {args.out!r}")
     _check_extra()
-    sentences = read_sentences(args.sentences)[: args.limit]
+    sentences = ev.read_sentences(args.sentences)[: args.limit]
     references, settings_speaker = None, None
     if args.references is not None:
         ref_speaker = args.reference_speaker if args.reference_speaker is not None else args.speaker
         if isinstance(ref_speaker, int):
             raise UsageError("--references picks rows by speaker name; give --reference-speaker as a name")
-        references = references_from_manifest(args.references, sentences, ref_speaker)
+        references = ev.references_from_manifest(args.references, sentences, ref_speaker)
         settings_speaker = ref_speaker
 
     settings = {"sentences": str(args.sentences), "references": args.references,
@@ -207,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                 clip = load_wav_with_rate(references[sentence.id])
                 return ev.EvalClip(clip.samples, clip.sample_rate)
     else:
-        from .sampling.synthesizer import Synthesizer, check_options
+        from ..sampling.synthesizer import Synthesizer, check_options
 
         check_options(args.steps, args.solver, args.schedule, args.sway, args.duration_scale, args.cfg,
                       args.temperature, args.seed)

@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UsageError
+    from . import UsageError
 
     if getattr(args, "action", None) is None:
         raise UsageError(f"python -m core vocoder needs an action; valid: {', '.join(ACTIONS)}")
@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from ..cli import UsageError
-    from .config import load_config, merge
-    from .loop import VocoderTrainer
+    from . import UsageError
+    from ..vocoder_train.config import load_config, merge
+    from ..vocoder_train.loop import VocoderTrainer
 
     if args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
@@ -92,9 +92,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from ..config import ConfigError, choice_error
-    from .config import VocoderConfig
-    from .loop import load_training_checkpoint
-    from .model import EXPORT_DTYPES, build_generator, export_vocos_folder
+    from ..vocoder_train.config import VocoderConfig
+    from ..vocoder_train.loop import load_training_checkpoint
+    from ..vocoder_train.model import EXPORT_DTYPES, build_generator, export_vocos_folder
 
     if args.dtype not in EXPORT_DTYPES:
         raise choice_error("--dtype", args.dtype, EXPORT_DTYPES)

@@ -13,19 +13,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from ..cli_types import float_range, int_range
+from .types import float_range, int_range, speaker_arg
 
 __all__ = ["add_arguments", "run"]
 
 
-def _speaker(value: str):
-    """A speaker given on the command line: an index when it is digits, else a name."""
-    return int(value) if value.strip().isdigit() else value
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .options import SAMPLER_OPTIONS, SEED_RANGE
-    from .synthesizer import PRECISIONS
+    from ..sampling.options import SAMPLER_OPTIONS, SEED_RANGE
+    from ..sampling.synthesizer import PRECISIONS
 
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file (.pt or .safetensors); default: the bundled demo voice")
@@ -42,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                  f"(unless set: {option.default})")
     parser.add_argument("--seed", type=int_range(*SEED_RANGE), default=None,
                         help="random seed (default: random, printed)")
-    parser.add_argument("--speaker", type=_speaker, default=None, help="speaker name or index")
+    parser.add_argument("--speaker", type=speaker_arg, default=None, help="speaker name or index")
     parser.add_argument("--vocoder", default="auto",
                         help="auto, griffin-lim, a Vocos folder (config.yaml + pytorch_model.bin) or hub:<id>")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
@@ -52,16 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..audio import save_wav
     from ..checkpoint import CheckpointError
-    from ..cli import UsageError
+    from . import UsageError
     from ..config import SamplingConfig
-    from .synthesizer import Synthesizer, check_options
+    from ..sampling.synthesizer import Synthesizer, check_options
 
     text = sys.stdin.read().strip() if args.text == "-" else args.text
     out = Path(args.out)
     if out.suffix.lower() != ".wav":
         raise UsageError(f"--out must name a .wav file, got {args.out!r}")
     # the options that need no checkpoint are checked before anything is loaded
-    from .options import OPTION_ORDER
+    from ..sampling.options import OPTION_ORDER
 
     given = {k: getattr(args, k) for k in OPTION_ORDER}
     check_options(**{k: getattr(SamplingConfig, k) if v is None else v for k, v in given.items()}, seed=args.seed)

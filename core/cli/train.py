@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from ..config import Config, merge
-from ..cli_types import int_range
+from .types import int_range
 
 MAX_TRAINING_STEPS = 10 ** 8  # 300x the base preset's run; more is a typo, not a plan
 
@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UsageError
-    from .loop import train
+    from . import UsageError
+    from ..train.loop import train
 
     cfg = Config.load(args.config)
     overrides: dict = {}

@@ -1,8 +1,9 @@
 """``python -m core`` command line: one subcommand per job.
 
 Every subcommand validates its arguments where they enter and, on bad input, prints one
-line ``error: ...`` to stderr and exits with status 2 (no traceback).  Subcommands live
-in their own modules and register through :data:`SUBCOMMANDS`; each module provides
+line ``error: ...`` to stderr and exits with status 2 (no traceback).  Each subcommand's
+argument parsing lives in this package (``core/cli/<name>.py``) and registers through
+:data:`SUBCOMMANDS`; each module provides
 ``add_arguments(parser)`` and ``run(args) -> int``, imported only when chosen so that
 ``python -m core --help`` stays fast.
 
@@ -27,13 +28,13 @@ class UsageError(Exception):
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("core.sampling.cli", "synthesise text to a WAV file with a checkpoint"),
-    "train": ("core.train.cli", "train a model from a config (also under torchrun)"),
-    "eval": ("core.eval_cli", "evaluate a checkpoint on sentences: WER, DNSMOS, MCD, RTF"),
-    "bench": ("core.sampling.bench", "benchmark sampling speed (JSON out)"),
-    "corpus": ("core.corpus", "build the flite demo corpus"),
-    "export": ("core.export", "export a training checkpoint's EMA weights (fp16) for sampling"),
-    "vocoder": ("core.vocoder_train.cli", "train a Vocos vocoder on this project's mel; export it as a Vocos folder"),
+    "synth": ("core.cli.synth", "synthesise text to a WAV file with a checkpoint"),
+    "train": ("core.cli.train", "train a model from a config (also under torchrun)"),
+    "eval": ("core.cli.evaluate", "evaluate a checkpoint on sentences: WER, DNSMOS, MCD, RTF"),
+    "bench": ("core.cli.bench", "benchmark sampling speed (JSON out)"),
+    "corpus": ("core.cli.corpus", "build the flite demo corpus"),
+    "export": ("core.cli.export", "export a training checkpoint's EMA weights (fp16) for sampling"),
+    "vocoder": ("core.cli.vocoder", "train a Vocos vocoder on this project's mel; export it as a Vocos folder"),
 }
 
 
@@ -56,7 +57,7 @@ def _available() -> dict[str, tuple[str, str]]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="Flow-matching TTS: train, sample, evaluate, benchmark.")
-    from .version import __version__
+    from ..version import __version__
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(_available()) + "}", parser_class=_Parser)
@@ -78,11 +79,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(args._module)
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
+    from ..checkpoint import CheckpointError
+    from ..config import ConfigError
 
     try:
-        from .threads import configure_threads
+        from ..threads import configure_threads
 
         configure_threads(getattr(args, "threads", None))
         return int(module.run(args) or 0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["int_range", "float_range"]
+__all__ = ["int_range", "float_range", "speaker_arg"]
 
 
 def int_range(lo: int, hi: int):
@@ -42,3 +42,8 @@ def float_range(lo: float = -math.inf, hi: float = math.inf):
 
     parse.__name__ = "number"
     return parse
+
+
+def speaker_arg(value: str):
+    """A speaker given on the command line: an index when it is digits, else a name."""
+    return int(value) if value.strip().isdigit() else value
