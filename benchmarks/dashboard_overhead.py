@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from core.config import merge, preset  # noqa: E402
 from core.synthetic import make_tone_corpus  # noqa: E402
 from core.train import Trainer  # noqa: E402
-from studio.dashboard import TrainingDashboard  # noqa: E402
+from studio.dashboard_ui import TrainingDashboard  # noqa: E402
 
 LAST_DASHBOARD = None
 

@@ -29,9 +29,9 @@ TITLE = "flowtts studio"
 
 def build_tabs(settings: StudioSettings) -> pn.Tabs:
     """Explorer, Compare, Training and the listening-test tabs for one session."""
-    from studio.explorer import CompareView, Explorer, SynthesisService
+    from studio.explorer_ui import CompareView, Explorer, SynthesisService
     from studio.listening_ui import build_listening_tabs
-    from studio.training_view import TrainingView
+    from studio.training_ui import TrainingView
 
     service = SynthesisService(settings)
     return pn.Tabs(("Explorer", Explorer(service)), ("Compare", CompareView(service)),

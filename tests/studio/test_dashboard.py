@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from studio.dashboard import RunViewer, TrainingDashboard, format_eta, listening_view
+from studio.dashboard_ui import RunViewer, TrainingDashboard, format_eta, listening_view
 
 
 class StubTrainer:

@@ -15,7 +15,7 @@ import core
 from conftest import tiny_config
 from studio import plots
 from studio.config import PathRefused, StudioSettings
-from studio.explorer import DEFAULT_SPEAKER, CompareView, Explorer, SynthesisService
+from studio.explorer_ui import DEFAULT_SPEAKER, CompareView, Explorer, SynthesisService
 from studio.jobs import JobRunner
 
 WAIT = 60
@@ -259,7 +259,7 @@ def test_upload_saves_a_good_checkpoint_and_refuses_a_bad_one(service, settings,
 
 
 def test_audio_goes_to_the_player_as_int16_without_wrapping():
-    from studio.clip_view import int16_audio
+    from studio.clip_ui import int16_audio
 
     out = int16_audio(np.array([1.0, -1.0, 0.5, 2.0, 0.0], dtype=np.float32))
     assert out.dtype == np.int16 and out.tolist() == [32767, -32767, 16384, 32767, 0]

@@ -17,7 +17,7 @@ import pytest
 from conftest import tiny_config
 from studio.config import StudioSettings
 from studio.experimenter_ui import ExperimenterView
-from studio.explorer import CompareView, Explorer, SynthesisService, looks_like_checkpoint
+from studio.explorer_ui import CompareView, Explorer, SynthesisService, looks_like_checkpoint
 from studio.jobs import JobRunner
 from studio.listening import Condition, Sentence, TestDesign, render_stimuli
 from studio.rater_ui import RaterView, rater_tests
@@ -323,7 +323,7 @@ def test_the_first_speaker_read_waits_for_the_page(settings, monkeypatch):
 
     monkeypatch.setattr(type(pn.state), "curdoc", property(lambda self: ServedDoc()), raising=False)
     service = SynthesisService(settings, pool=SynthesizerPool("cpu"))
-    from studio.explorer import SynthControls
+    from studio.explorer_ui import SynthControls
 
     SynthControls(service)
     assert not service.runner.busy and len(loads) == 1  # nothing started while the page is built

@@ -7,7 +7,7 @@ Pieces (all per browser session; nothing global):
   :class:`~studio.jobs.JobRunner` that runs loading and synthesis off the UI thread.
 * :class:`SynthControls` -- one set of render settings (checkpoint, speaker, sampler,
   vocoder) as parameters; the speaker list follows the checkpoint.
-* :class:`~studio.clip_view.ClipView` (in its own module) -- one rendered clip.
+* :class:`~studio.clip_ui.ClipView` (in its own module) -- one rendered clip.
 * :class:`Explorer` (one clip) and :class:`CompareView` (the same text and seed under
   settings A and B) -- the pages.  ``generate()`` returns False when refused (busy or
   bad options); errors land in ``alert`` as text, never a traceback.
@@ -28,7 +28,7 @@ from core.config import TextConfig
 from core.sampling import time_grid
 from core.sampling.options import OPTION, SEED_RANGE, check_sampler_options, check_seed
 
-from .clip_view import ClipView, Rendered
+from .clip_ui import ClipView, Rendered
 from .config import CheckpointEntry, StudioSettings, find_checkpoints, resolve_inside, safe_upload_name
 from .jobs import JobOutcome, JobRunner, on_page_load
 from .synthesis import (VOCODER_MODES, SynthesizerPool, checkpoint_speakers, shared_pool, speaker_labels,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.config import StudioSettings
-from studio.training_view import MetricsTail, TrainingView
+from studio.training_ui import MetricsTail, TrainingView
 
 
 def _row(step: int, loss: float) -> dict:
