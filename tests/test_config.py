@@ -111,3 +111,34 @@ def test_settings_shared_by_two_objectives_are_accepted():
     # logit-normal times are read by cfm and by meanflow
     assert merge(preset("tiny"), {"objective": {"name": "meanflow", "logit_mean": -0.4}}).objective.logit_mean == -0.4
     assert merge(preset("tiny"), {"objective": {"name": "cfm", "time_sampling": "logit_normal", "logit_std": 0.8}})
+
+
+@pytest.mark.parametrize("bad, build", [
+    ({"logit_std": 0.0}, lambda: __import__("core.flow", fromlist=["TimeSampling"]).TimeSampling(logit_std=0.0)),
+    ({"t_lo": 0.6, "t_hi": 0.5}, lambda: __import__("core.flow", fromlist=["TimeSampling"]).TimeSampling(
+        kind="range", t_lo=0.6, t_hi=0.5)),
+    ({"weighting": "cubic"}, lambda: __import__("core.flow.cfm", fromlist=["CFMObjective"]).CFMObjective(
+        weighting="cubic")),
+    ({"edm_weighting": "snr"}, lambda: __import__("core.flow.edm", fromlist=["EDMObjective"]).EDMObjective(
+        weighting="snr")),
+    ({"sigma_min": 1.0, "sigma_max": 0.5}, lambda: __import__("core.flow.edm", fromlist=["EDMObjective"]).EDMObjective(
+        sigma_min=1.0, sigma_max=0.5)),
+    ({"timestep_filter": 0.5}, lambda: __import__("core.flow.edm", fromlist=["EDMObjective"]).EDMObjective(
+        timestep_filter=0.5)),
+    ({"r_neq_t_fraction": 1.5}, lambda: __import__("core.flow.meanflow", fromlist=["MeanFlowObjective"])
+     .MeanFlowObjective(r_neq_t_fraction=1.5)),
+    ({"adaptive_c": 0.0}, lambda: __import__("core.flow.meanflow", fromlist=["MeanFlowObjective"])
+     .MeanFlowObjective(adaptive_c=0.0)),
+])
+def test_an_objective_rule_is_written_once_config_and_objective_say_the_same(bad, build):
+    """ObjectiveConfig.validate and the objective classes check with the same rules
+    (core.config.OBJECTIVE_RULES / check_objective_settings): the same bad value gives
+    the same message on both paths."""
+    from core.config import ObjectiveConfig
+
+    with pytest.raises(ConfigError) as from_config:
+        ObjectiveConfig(**bad).validate()
+    with pytest.raises(ConfigError) as from_class:
+        build()
+    assert str(from_config.value) == str(from_class.value)
+    assert all(k in str(from_config.value) or repr(v) in str(from_config.value) for k, v in bad.items())
