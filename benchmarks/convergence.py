@@ -5,6 +5,7 @@ training hold, measured with one yardstick that does not depend on the objective
         --steps 4000 --eval-every 250 --seeds 0,1 --out runs/convergence            # every variant
     python benchmarks/convergence.py ... --variants edm-baseline,edm-filter         # a subset
     python benchmarks/convergence.py --report runs/convergence                       # table + plot only
+    python benchmarks/convergence.py --report runs/convergence --wer 20 --corpus /work/corpus  # + final WER
 
 Each variant trains the same preset on the same data with the same seeds.  Every
 ``--eval-every`` steps the EMA model renders the first ``--eval-items`` held-out
@@ -17,6 +18,8 @@ the 100-band log-mel, no DTW needed).  Lower is better for both; the loss values
 different objectives are on different scales and are not compared.
 
 Results: ``<out>/<variant>/seed<k>/curve.jsonl`` (step, mel_l1, mcd, seconds),
+``metrics.jsonl`` (every 50 steps: mean loss and largest gradient norm; the trainer's
+bad_step events),
 ``<out>/summary.json``, ``<out>/convergence.svg`` and a Markdown table (steps to reach a
 quality level, speed-up against the baseline, final values, spread over seeds) printed
 and written to ``<out>/table.md``.  Runs already finished are skipped (resume by running
@@ -145,8 +148,18 @@ def run_one(name: str, seed: int, args, out: Path) -> Path:
     with open(curve, "a") as f:
         if trainer.step == 0:
             f.write(json.dumps({"step": 0, **held_out_error(trainer, args.eval_items), "seconds": 0.0}) + "\n")
+        window: list = []
         while trainer.step < args.steps:
-            trainer.train_step(next(batches))
+            result = trainer.train_step(next(batches))
+            window.append(result)
+            if len(window) == 50 or trainer.step == args.steps:  # loss rows for the stability columns (the
+                # trainer itself adds its bad_step events to the same file)
+                taken = [r for r in window if not r.skipped]
+                with open(folder / "metrics.jsonl", "a") as log:
+                    log.write(json.dumps({"step": trainer.step,
+                                          "loss": statistics.fmean(r.loss for r in taken) if taken else math.nan,
+                                          "grad_norm": max((r.grad_norm for r in taken), default=math.nan)}) + "\n")
+                window = []
             if trainer.step % args.eval_every == 0 or trainer.step == args.steps:
                 trainer.save()
                 row = {"step": trainer.step, **held_out_error(trainer, args.eval_items),
@@ -157,6 +170,70 @@ def run_one(name: str, seed: int, args, out: Path) -> Path:
                       flush=True)
     (folder / "done").write_text("")
     return curve
+
+
+def final_wer(folder: Path, sentences: list, recognizer, speaker: str) -> dict:
+    """Pocketsphinx WER of the run's final EMA weights on ``sentences`` (10 Euler steps on
+    the sway grid, predicted durations, no guidance, Griffin-Lim, seed 0), cached in
+    ``<folder>/wer.json``."""
+    from core.eval import wer
+    from core.sampling import Synthesizer
+
+    cached = folder / "wer.json"
+    if cached.is_file():
+        result = json.loads(cached.read_text())
+        if result.get("n") == len(sentences):
+            return result
+    last = sorted((folder / "checkpoints").glob("step_*.pt"))[-1]
+    synth = Synthesizer.from_checkpoint(last, vocoder="griffin-lim")
+    hyps = []
+    for s in sentences:
+        clip = synth.synthesize(s.text, steps=10, solver="euler", schedule="sway", sway=-1.0, cfg=0.0,
+                                duration_scale=1.0, temperature=1.0, seed=0, speaker=speaker)
+        hyps.append(recognizer.transcribe(clip.audio, clip.sample_rate))
+    w = wer([s.text for s in sentences], hyps)
+    result = {"n": len(sentences), "wer": w.wer, "checkpoint": last.name, "speaker": speaker}
+    cached.write_text(json.dumps(result))
+    return result
+
+
+def wer_pass(out: Path, corpus: Path, n: int, speaker: str) -> None:
+    """WER of every finished run, and of the corpus's own recordings of the same
+    sentences (the reference point), into ``<out>/wer_reference.json``."""
+    from core.audio import load_wav_with_rate
+    from core.eval import Recognizer, read_sentences, references_from_manifest, wer
+
+    sentences = read_sentences(corpus / "heldout.txt")[:n]
+    recognizer = Recognizer()
+    ref_file = out / "wer_reference.json"
+    if not ref_file.is_file() or json.loads(ref_file.read_text()).get("n") != n:
+        refs = references_from_manifest(corpus / "heldout_manifest.csv", sentences, speaker)
+        hyps = []
+        for s in sentences:
+            clip = load_wav_with_rate(corpus / refs[s.id] if not Path(refs[s.id]).is_absolute() else refs[s.id])
+            hyps.append(recognizer.transcribe(clip.samples, clip.sample_rate))
+        ref_file.write_text(json.dumps({"n": n, "speaker": speaker,
+                                        "wer": wer([s.text for s in sentences], hyps).wer}))
+    for folder in sorted(out.glob("*/seed*")):
+        if (folder / "done").is_file():
+            r = final_wer(folder, sentences, recognizer, speaker)
+            print(f"{folder.parent.name} {folder.name}: WER {r['wer']:.3f} ({n} sentences, {speaker})", flush=True)
+
+
+def stability(folder: Path) -> dict:
+    """From the run's metrics.jsonl: skipped (bad) steps, the largest logged gradient
+    norm, and the largest rise of the logged loss between consecutive log rows after
+    the first 10 % of the run (a spike measure; losses of different objectives are on
+    different scales, so compare it within a family only)."""
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "loss" in r and "event" not in r]
+    bad = sum(1 for r in rows if r.get("event") == "bad_step")
+    if not train:
+        return {"bad_steps": bad, "max_grad_norm": math.nan, "max_rise": math.nan}
+    late = train[len(train) // 10:]
+    rises = [b["loss"] / a["loss"] for a, b in zip(late, late[1:]) if a["loss"] > 0]
+    return {"bad_steps": bad, "max_grad_norm": max(r["grad_norm"] for r in train),
+            "max_rise": max(rises) if rises else math.nan}
 
 
 def read_curve(path: Path) -> list[dict]:
@@ -178,7 +255,8 @@ def report(out: Path) -> str:
         if (folder / "curve.jsonl").is_file():
             curves.setdefault(folder.parent.name, []).append(read_curve(folder / "curve.jsonl"))
     lines = ["| variant | what | seeds | final mel L1 (mean ± spread) | final MCD dB | steps to the level | "
-             "speed-up vs baseline |", "|---|---|---|---|---|---|---|"]
+             "speed-up vs baseline | WER | bad steps / max grad norm / max loss rise |",
+             "|---|---|---|---|---|---|---|---|---|"]
     summary = {}
     for family, base in BASELINE.items():
         if base not in curves:
@@ -194,11 +272,17 @@ def report(out: Path) -> str:
             mean_reach = statistics.fmean(reach)
             speed = base_steps / mean_reach if math.isfinite(mean_reach) and mean_reach > 0 else math.nan
             spread = (max(finals) - min(finals)) / 2 if len(finals) > 1 else 0.0
+            folders = sorted((out / name).glob("seed*"))
+            wers = [json.loads((f / "wer.json").read_text())["wer"] for f in folders if (f / "wer.json").is_file()]
+            stab = [stability(f) for f in folders if (f / "metrics.jsonl").is_file()]
             summary[name] = {"final_mel_l1": finals, "final_mcd": mcds, "steps_to_level": reach, "level": level,
-                             "speedup": speed}
+                             "speedup": speed, "wer": wers, "stability": stab}
+            wer_text = " / ".join(f"{w:.3f}" for w in wers) or "—"
+            stab_text = " ; ".join(f"{s['bad_steps']} / {s['max_grad_norm']:.2f} / {s['max_rise']:.2f}" for s in stab)
             lines.append(f"| {name} | {VARIANTS[name][0]} | {len(finals)} | {statistics.fmean(finals):.4f} ± "
                          f"{spread:.4f} | {statistics.fmean(mcds):.3f} | {' / '.join(map(str, reach))} "
-                         f"(level {level:.4f}) | {'not reached' if math.isnan(speed) else f'{speed:.2f}x'} |")
+                         f"(level {level:.4f}) | {'not reached' if math.isnan(speed) else f'{speed:.2f}x'} | "
+                         f"{wer_text} | {stab_text} |")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     table = "\n".join(lines)
     (out / "table.md").write_text(table + "\n")
@@ -263,8 +347,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/convergence")
     ap.add_argument("--threads", default="auto")
     ap.add_argument("--report", default="", help="only rebuild the table and plot of this output folder")
+    ap.add_argument("--wer", type=int, default=0, metavar="N",
+                    help="with --report: first score every finished run's final weights on the first N held-out "
+                         "sentences of --corpus with pocketsphinx (cached per run)")
+    ap.add_argument("--corpus", default="", help="corpus folder (heldout.txt, heldout_manifest.csv) for --wer")
+    ap.add_argument("--speaker", default="slt", help="voice for --wer (default slt)")
     args = ap.parse_args(argv)
     if args.report:
+        if args.wer:
+            configure_threads(args.threads)
+            wer_pass(Path(args.report), Path(args.corpus), args.wer, args.speaker)
         print(report(Path(args.report)))
         return 0
     names = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
