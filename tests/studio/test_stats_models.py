@@ -271,3 +271,89 @@ def test_training_series_ab_uses_the_ranking(tmp_path):
     first, second = series.points
     assert (first.step, first.win_rate, second.win_rate) == (100, pytest.approx(1.5 / 4), pytest.approx(2.5 / 4))
     assert second.strength == ranking.by_condition()["s200"].strength > first.strength
+
+
+# --------------------------------------------------------------------------- the report and its export
+
+
+def store_with_ratings(folder, test_type, answers):
+    """A store with conditions x, y (+ anchor:x), sentences s0..s3; ``answers[rater]``
+    lists (trial, answer) with trials built by the caller's keys."""
+    from studio.results import ResultsStore, Trial
+
+    store = ResultsStore(folder)
+    tid = store.create_test(test_type, test_id="t")
+    ids = {}
+    for label in ("x", "y", "anchor:x"):
+        cid = store.add_condition(tid, label, "anchor" if ":" in label else "checkpoint")
+        for s in range(4):
+            ids[label, f"s{s}"] = store.add_stimulus(tid, cid, f"s{s}", "text", folder / f"{label}{s}.wav")
+    for rater, items in answers.items():
+        order = []
+        for key, _ in items:
+            if test_type == "mos":
+                label, sid, gold = key
+                order.append(Trial("mos", sid, "text", (ids[label, sid],), gold=gold))
+            else:
+                a, b, sid = key
+                order.append(Trial("ab", sid, "text", (ids[a, sid], ids[b, sid]), swapped=a == "y"))
+        session = store.start_or_resume_session(tid, rater, make_order=lambda s, order=order: order)
+        n = 1 if test_type == "mos" else 2
+        for i, (_, answer) in enumerate(items):
+            store.record_rating(session.session_id, i, play_counts=[1] * n, listened_to_end=[True] * n,
+                                response_time_s=1.0, **answer)
+    return store, tid
+
+
+def test_statistics_record_and_export(tmp_path):
+    import csv
+    import json
+
+    from studio.stats_report import STATS_CSV_COLUMNS, export_statistics, test_statistics
+
+    base = {"x": 4, "y": 2}
+    answers = {}
+    for k, shift in enumerate((0, 0, 0, -1)):
+        items = [((c, f"s{s}", None), {"score": max(1, min(5, base[c] + shift + (s % 2)))})
+                 for c in ("x", "y") for s in range(4)]
+        gold_score = 5 if k == 3 else 1  # the fourth rater fails the gold trial
+        answers[f"r{k}"] = items + [(("anchor:x", "s0", "score<=2"), {"score": gold_score})]
+    store, tid = store_with_ratings(tmp_path, "mos", answers)
+    stats = test_statistics(store, tid, n_boot=10)
+    assert stats["flagged_raters"] == ["r3"]
+    everyone, kept = stats["all_raters"], stats["excluding_flagged"]
+    assert [m["condition"] for m in everyone["mos"]] == ["x", "y"]
+    x = everyone["mos"][0]
+    assert (x["n"], everyone["n_ratings"], everyone["n_raters"]) == (16, 32, 4)
+    assert x["mean"] == pytest.approx(np.mean([max(1, min(5, 4 + sh + s % 2)) for sh in (0, 0, 0, -1)
+                                               for s in range(4)]))
+    assert kept["n_raters"] == 3 and kept["mos"][0]["n"] == 12
+    assert everyone["agreement"]["level"] == "ordinal"
+    assert stats["along_training"] is None and stats["settings"]["bootstrap_resamples"] == 10
+    out = tmp_path / "export" / "t.csv"
+    out.parent.mkdir()
+    j, c = export_statistics(store, tid, out, stats=stats)
+    assert (j.name, c.name) == ("t.stats.json", "t.stats.csv")
+    assert json.loads(j.read_text())["flagged_raters"] == ["r3"]  # strict JSON: NaN written as null
+    rows = list(csv.DictReader(c.open()))
+    assert tuple(rows[0]) == STATS_CSV_COLUMNS
+    stat_names = {r["statistic"] for r in rows}
+    assert {"mos_t", "mos_mixed", "mos_cluster", "krippendorff_alpha", "rater_flagged", "rater_z"} <= stat_names
+    assert {r["subset"] for r in rows if r["statistic"] == "mos_mixed"} == {"all_raters", "excluding_flagged"}
+    flagged = [r for r in rows if r["statistic"] == "rater_flagged" and r["value"] == "1"]
+    assert [r["rater_id"] for r in flagged] == ["r3"] and "gold" in flagged[0]["note"]
+
+
+def test_statistics_of_an_ab_test(tmp_path):
+    from studio.stats_report import statistics_rows, test_statistics
+
+    answers = {f"r{k}": [(("x", "y", f"s{s}") if s % 2 else ("y", "x", f"s{s}"),
+                          {"choice": ("A" if s % 2 else "B") if (k + s) % 4 else "none"}) for s in range(4)]
+               for k in range(3)}
+    store, tid = store_with_ratings(tmp_path, "ab", answers)
+    stats = test_statistics(store, tid, n_boot=20, seed=3)
+    bt = stats["all_raters"]["bradley_terry"]
+    assert (bt["seed"], bt["n_boot"], bt["ties"], bt["n_votes"]) == (3, 20, "half", 12)
+    assert [c["condition"] for c in bt["conditions"]] == ["x", "y"]  # x always preferred unless a tie
+    assert stats["all_raters"]["agreement"]["level"] == "nominal"
+    assert {r["statistic"] for r in statistics_rows(stats)} >= {"bt_strength", "bt_rank", "krippendorff_alpha"}
