@@ -93,7 +93,8 @@ def _create(args) -> int:
         configure_threads(args.threads)
         render = StimulusRenderer(args.device)
     stimuli = render_stimuli(design, store, args.results, render)
-    sys.stdout.write(f"{design.test_id}\t{design.test_type}\t{len(stimuli)} stimuli\trater link: ?test={design.test_id}\n")
+    sys.stdout.write(f"{design.test_id}\t{design.test_type}\t{len(stimuli)} stimuli\t"
+                     f"rater link: ?test={design.test_id}\n")
     return 0
 
 

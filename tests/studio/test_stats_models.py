@@ -252,7 +252,8 @@ def test_training_series_for_checkpoints_of_one_run(tmp_path):
     assert series.run_folder == str((tmp_path / "run").resolve()) and series.note == ""
     assert [(p.step, p.condition, p.n, p.mos) for p in series.points] == [(100, "early", 2, 2.5), (300, "late", 2, 4.5)]
     assert series.points[0].mos_ci95_low == pytest.approx(mos_summary([2, 3]).ci95_low)
-    assert checkpoint_step("/x/step_00001234.pt") == 1234 and run_folder_of(str(run / "a.pt")) == (tmp_path / "run").resolve()
+    assert checkpoint_step("/x/step_00001234.pt") == 1234
+    assert run_folder_of(str(run / "a.pt")) == (tmp_path / "run").resolve()
     # one checkpoint per run, or the same step: no series
     design["conditions"][0]["checkpoint"] = str(tmp_path / "other" / "step_00000300.pt")
     assert training_series(design, recs) is None
