@@ -9,6 +9,9 @@ order, or written as ``id|text`` (folder conditions read ``<id>.wav``).  Gold
 (attention) trials are optional: the chosen kinds on the first N sentences, built from
 one reference condition (see :mod:`studio.listening`).
 
+"Save design as YAML" downloads the designed test as a test file for
+``python -m studio test create`` (:mod:`studio.design_file`).
+
 "Render stimuli" runs :func:`studio.listening.render_stimuli` off the page's thread (one
 job at a time) with a progress bar; the test then gets an opaque random id and appears
 in the list with its rater link ``?test=<id>``.  Neither the id nor the link says
@@ -17,6 +20,7 @@ anything about the conditions; the test's name is shown to experimenters only.
 
 from __future__ import annotations
 
+import io
 import itertools
 import secrets
 import threading
@@ -29,6 +33,7 @@ import param
 from core import CheckpointError, ConfigError
 from core.sampling.options import OPTION, SEED_RANGE, check_sampler_options, check_seed
 from studio.config import PathRefused, StudioSettings, find_checkpoints, resolve_inside
+from studio.design_file import design_to_yaml
 from studio.jobs import JobOutcome, JobRunner
 from studio.listening import (GOLD_KINDS, ID_PATTERN, Condition, GoldTrial, ListeningError, Sentence, TestDesign,
                               build_trials, render_stimuli)
@@ -261,6 +266,17 @@ class ExperimenterView(pn.viewable.Viewer):
         return TestDesign(test_id, self.test_type, tuple(self.conditions), sentences, tuple(gold),
                           self.test_name.strip() or f"{self.test_type} test {test_id}")
 
+    def design_yaml(self) -> str:
+        """The designed test as a YAML test file for ``python -m studio test create``
+        (:mod:`studio.design_file`); empty, with a message, when the design is not valid."""
+        try:
+            text = design_to_yaml(self.design("draft"))
+        except (ListeningError, ConfigError) as exc:
+            self.message = f"Cannot save the design: {exc}"
+            return ""
+        self.message = "Design saved as YAML: python -m studio test create --config <file> --results <folder>"
+        return text
+
     def render(self) -> bool:
         """Start rendering the designed test in the background; False (with a message)
         when the design is invalid or a job is already running."""
@@ -406,6 +422,8 @@ class ExperimenterView(pn.viewable.Viewer):
                                                                      self.param.conditions), width=200)
         remove = w.Button(label="Remove")
         remove.on_click(lambda _: self.remove_condition(remove_choice.value) if remove_choice.value else None)
+        save = w.FileDownload(callback=lambda: io.BytesIO(self.design_yaml().encode("utf-8")),
+                              filename="listening-test.yaml", label="Save design as YAML")
         render = w.Button(label="Render stimuli", color="success", disabled=self.runner.param.busy)
         render.on_click(lambda _: self.render())
         cancel = w.Button(label="Cancel render", disabled=self.runner.param.busy.rx.not_())
@@ -432,7 +450,7 @@ class ExperimenterView(pn.viewable.Viewer):
             pn.Row(w.CheckButtonGroup.from_param(self.param.gold_kinds),
                    w.Select.from_param(self.param.gold_reference, label="Reference condition", width=200),
                    w.IntInput.from_param(self.param.gold_sentences, label="On the first N sentences", width=160)),
-            pn.Row(render, cancel, pn.indicators.Progress(value=self.param.progress, max=100, width=300)),
+            pn.Row(render, cancel, pn.indicators.Progress(value=self.param.progress, max=100, width=300), save),
             alert, "## Tests",
             pn.Row(w.Select.from_param(self.param.picked_test, label="Test", width=320), again, archive, refresh),
             self.tests_pane, sizing_mode="stretch_width")

@@ -11,6 +11,10 @@ For the picked test (experimenters only: condition names are revealed here):
   importable: DNSMOS P.835 OVRL (mean over the condition's clips) and the WER of
   pocketsphinx transcripts against the sentences, computed on demand off the page's
   thread and cached per stimulus in ``<results>/objective/<test id>.json``.
+* Statistics (:mod:`studio.stats_ui`): mixed-model and rater-clustered MOS intervals,
+  the Bradley-Terry ranking of A/B tests, Krippendorff's alpha, rater screening with
+  the estimates recomputed without flagged raters, ratings along training; computed on
+  demand and downloadable as JSON / CSV.
 * "Export CSV": the store's CSV (one row per current rating, :data:`studio.results.CSV_COLUMNS`)
   and "Columns (JSON)": what each column holds (:data:`studio.results.CSV_COLUMN_DOCS`).
 
@@ -40,6 +44,7 @@ from bokeh.plotting import figure
 from studio.jobs import JobOutcome, JobRunner, on_page_load
 from studio.results import ResultsStore, StimulusRecord, columns_json
 from studio.stats import ab_table, gold_table, mos_table, rating_counts
+from studio.stats_ui import StatisticsPanel
 
 __all__ = ["ResultsView", "ObjectiveRow", "objective_scores", "eval_available", "mos_frame", "ab_frame",
            "gold_frame", "mos_figure"]
@@ -193,6 +198,7 @@ class ResultsView(pn.viewable.Viewer):
         self.objective_button.on_click(lambda _: self.compute_objective())
         self.download = pn.widgets.FileDownload(callback=self.csv_file, filename="results.csv", label="Export CSV",
                                                 color="primary", disabled=True)
+        self.statistics = StatisticsPanel(store)
         self.columns_download = pn.widgets.FileDownload(callback=lambda: io.BytesIO(columns_json().encode()),
                                                         filename="results.columns.json", label="Columns (JSON)")
         self._revision = None
@@ -234,6 +240,7 @@ class ResultsView(pn.viewable.Viewer):
         """Re-read the picked test's ratings and redraw every table."""
         tid = self.test_id
         self.download.disabled = tid is None
+        self.statistics.show_test(tid)
         if tid is None:
             self.summary_pane.object = "*No tests yet.*"
             for pane in (self.mos_pane, self.plot_pane, self.ab_pane, self.gold_pane, self.objective_pane):
@@ -308,6 +315,7 @@ class ResultsView(pn.viewable.Viewer):
                 _section("MOS per condition (gold trials left out)", self.mos_pane, self.plot_pane),
                 _section("A/B preference per pair (p: two-sided binomial test, ties left out)", self.ab_pane),
                 _section("Gold (attention) trials per rater", self.gold_pane),
+                self.statistics,
                 "#### Objective scores (DNSMOS P.835 OVRL, ASR WER)", pn.Row(self.objective_button),
                 pn.pane.Markdown(self.param.note), self.objective_pane, sizing_mode="stretch_width")
         return self._layout

@@ -24,6 +24,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 from scipy import stats as _sps
 
+from studio.agreement import gold_passed
 from studio.results import AB_CHOICES, RatingRecord, ResultsStore
 
 __all__ = ["MOSSummary", "CMOSSummary", "ABSummary", "ConditionMOS", "PairPreference", "RaterGold", "RatingCounts",
@@ -175,21 +176,13 @@ def ab_table(store: ResultsStore, test_id: str, *, include_gold: bool = False) -
     return rows
 
 
-def _gold_passed(r: RatingRecord) -> bool:
-    if r.gold == "score<=2":
-        return r.score is not None and r.score <= 2
-    if r.gold.startswith("choice="):
-        return r.choice == r.gold[len("choice="):]
-    raise ValueError(f"unknown gold expectation {r.gold!r}")
-
-
 def gold_table(store: ResultsStore, test_id: str) -> list[RaterGold]:
     """Per rater: gold (attention) trials answered and how many met their expectation."""
     per: dict = {}
     for r in store.ratings(test_id):
         if r.gold is not None:
             n, ok = per.get(r.rater_id, (0, 0))
-            per[r.rater_id] = (n + 1, ok + int(_gold_passed(r)))
+            per[r.rater_id] = (n + 1, ok + int(gold_passed(r)))
     return [RaterGold(rid, n, ok) for rid, (n, ok) in sorted(per.items())]
 
 

@@ -395,3 +395,18 @@ def test_objective_scores_are_skipped_with_a_note_without_the_extra(mos_test, st
     view.test_id = mos_test["test_id"]
     assert view.objective_button.disabled and "skipped" in view.note
     assert not view.compute_objective()
+
+
+def test_experimenter_saves_the_design_as_a_test_file(lab, mos_test, ab_test, tmp_path):
+    from studio.design_file import read_design
+
+    for made in (mos_test, ab_test):
+        view = made["view"]
+        path = tmp_path / "design.yaml"
+        path.write_text(view.design_yaml())
+        assert "Design saved as YAML" in view.message
+        design = read_design(path, test_id="from-file")
+        page = view.design("from-file")
+        assert design == page  # same conditions, sentences, gold and name as the page's design
+    empty = experimenter(lab)
+    assert empty.design_yaml() == "" and "Cannot save the design" in empty.message
