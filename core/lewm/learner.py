@@ -60,7 +60,7 @@ class LeWMLoss(nn.Module):
         post = model.encode_audio(x, mel_mask, generator)
         mask, target = post.mask, post.mu
         teacher = add_feedback_noise(target[:, :-1], cfg.feedback_noise, generator)
-        rate = scheduled_sampling_rate(step, self.total_steps, cfg) if self.training else 0.0
+        rate = scheduled_sampling_rate(step, self.total_steps, cfg) if model.training else 0.0
         out = model.teacher_forced(teacher, memory, token_mask)
         if rate > 0:
             # two passes: the first (above) teacher-forced, the second feeds back its predictions
