@@ -508,9 +508,11 @@ class Config:
                                        ("sampling", SamplingConfig(), ())):
             for key, value in to_dict(getattr(self, section)).items():
                 if key not in keep and value != to_dict(default)[key]:
-                    raise ConfigError(f"{section}.{key} applies to model.family 'flow' only; a 'lewm' model takes "
-                                      f"its sizes, losses and inference defaults from the lewm section "
-                                      f"(model takes only: {', '.join(LEWM_MODEL_KEYS)})")
+                    why = (f"a 'lewm' model reads only model.{', model.'.join(LEWM_MODEL_KEYS)} and takes its sizes "
+                           "from the lewm section" if section == "model" else
+                           f"a 'lewm' model has no flow {section}: its losses and inference defaults are in the "
+                           "lewm section")
+                    raise ConfigError(f"{section}.{key} applies to model.family 'flow' only; {why}")
 
     # JSON round trip ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
