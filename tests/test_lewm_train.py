@@ -180,3 +180,10 @@ def test_cli_trains_a_lewm_preset(tmp_path, tiny_corpus, capsys):
     assert main(["train", "--config", "lewm_tiny", "--data", str(tiny_corpus), "--objective", "edm",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "applies to model.family 'flow' only" in capsys.readouterr().err
+
+
+def test_bf16_generation_on_cpu_gives_finite_audio(lewm_checkpoint):
+    synth = core.Synthesizer.from_checkpoint(lewm_checkpoint, device="cpu", vocoder="griffin-lim", precision="bf16")
+    clips = synth.synthesize(["Hello.", "Two words"], seed=1, temperature=0.2)
+    assert all(np.isfinite(c.audio).all() and np.isfinite(c.mel).all() for c in clips)
+    assert all(c.settings["precision"] == "bf16" for c in clips)
