@@ -122,12 +122,11 @@ def check_fits_model(ck) -> None:
     """Raise CheckpointError unless ``ck``'s weights (and raw weights, when present) are
     exactly the state of the model its config describes and its speaker names fit the
     speaker table.  Allocates no model memory."""
-    from .models import TTSModel
+    from .families import build_model
 
     cfg = ck.config
     with torch.device("meta"), _ShapesOnly():
-        expected = TTSModel(cfg.model, n_mels=cfg.audio.n_mels,
-                            meanflow=cfg.objective.name == "meanflow").state_dict()
+        expected = build_model(cfg).state_dict()
     for field, state in (("weights", ck.weights), ("model_weights", ck.model_weights)):
         if state is None:
             continue

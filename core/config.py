@@ -2,8 +2,14 @@
 
 Every option with a fixed set of values is declared as a ``typing.Literal``; loading a
 config with an unknown key or an unknown option name raises :class:`ConfigError` that
-lists the valid ones.  ``Config`` groups the five sections (audio, text, model,
-objective, training, sampling) that a run and a checkpoint carry.
+lists the valid ones.  ``Config`` groups the sections (audio, text, model, objective,
+training, sampling, lewm) that a run and a checkpoint carry.
+
+Two model families (``model.family``, :data:`FAMILIES`): ``flow`` (the flow-matching
+TTSModel: the model, objective and sampling sections) and ``lewm`` (the JEPA model of
+:mod:`core.lewm`: the ``lewm`` section; of the model section only ``family``,
+``vocab_size`` and ``n_speakers``).  A setting of the other family changed from its
+default is refused where a user's config enters (:meth:`Config.check_keys_apply`).
 
 Time convention everywhere: t = 0 is Gaussian noise, t = 1 is data.
 """
@@ -26,6 +32,8 @@ __all__ = [
     "ObjectiveConfig",
     "TrainingConfig",
     "SamplingConfig",
+    "LeWMConfig",
+    "FAMILIES",
     "Config",
     "PRESETS",
     "preset",
@@ -115,10 +123,17 @@ class TextConfig:
             raise ConfigError("text.max_chars must be positive")
 
 
+FAMILIES = ("flow", "lewm")
+# the model-section keys a LeWM model reads (the rest size the flow-matching model)
+LEWM_MODEL_KEYS = ("family", "vocab_size", "n_speakers")
+
+
 @dataclass
 class ModelConfig:
-    """Sizes of the text encoder, the DiT velocity network and the duration predictor."""
+    """The model family, and for ``flow`` the sizes of the text encoder, the DiT velocity
+    network and the duration predictor (``lewm`` sizes are in :class:`LeWMConfig`)."""
 
+    family: Literal[FAMILIES] = "flow"
     vocab_size: int = 260
     text_dim: int = 192
     text_convnext_layers: int = 4
@@ -329,6 +344,133 @@ class SamplingConfig:
             raise ConfigError(f"sampling section: {exc}") from None
 
 
+
+# ---------------------------------------------------------------------- the LeWM family
+REGULARIZERS = ("kl", "sigreg")
+SS_SCHEDULES = ("off", "linear", "cosine")
+LEWM_LIMITS = {"text_dim": 2 ** 14, "text_layers": 256, "text_heads": 1024, "latent_dim": 2 ** 12,
+               "encoder_dim": 2 ** 14, "encoder_layers": 256, "encoder_heads": 1024, "predictor_dim": 2 ** 14,
+               "predictor_layers": 256, "predictor_heads": 1024, "ff_mult": 64, "prenet_dim": 2 ** 14,
+               "decoder_dim": 2 ** 14, "decoder_blocks": 256, "sigreg_projections": 2 ** 16,
+               "sigreg_knots": 1025}
+
+
+@dataclass
+class LeWMConfig:
+    """The LeWM family (a JEPA text-to-speech model, :mod:`core.lewm`): sizes, losses,
+    exposure-bias remedies and length limits.  Used when ``model.family`` is ``lewm``.
+
+    Sizes: byte/char text encoder (``text_*``, a transformer); audio encoder (1-D CNN
+    that downsamples the mel by ``downsample_factor`` (2 or 4), then
+    ``encoder_layers`` transformer layers) to latents of ``latent_dim``; predictor
+    (``predictor_layers`` decoder layers: causal self-attention over latent frames,
+    cross-attention to the text); mel decoder (Linear -> ``decoder_dim``, transposed-conv
+    upsampling, ``decoder_blocks`` residual conv blocks, a refinement conv).
+
+    Losses (all weights here): ``prediction_weight`` x latent MSE of the predictor;
+    the regulariser ``regularizer``: ``kl`` (``kl_weight`` x KL(q(z|x) || N(0, I)), the
+    weight ramped linearly from 0 over the first ``kl_anneal_fraction`` of training) or
+    ``sigreg`` (``sigreg_weight`` x SIGReg: Epps-Pulley statistic of
+    ``sigreg_projections`` random 1-D projections against N(0, 1), integrated on
+    ``sigreg_knots`` points); ``reconstruction_weight`` x L1 of the decoded mel;
+    ``spectral_weight`` x multi-resolution spectral loss (L1 of the mel average-pooled
+    by each of ``spectral_scales``, in time and frequency); ``stop_weight`` x stop BCE
+    with positive-class weight ``stop_pos_weight``.
+
+    Exposure bias: ``scheduled_sampling`` (``off``, ``linear``, ``cosine``) ramps the
+    rate at which the second of two passes feeds back the first pass's predictions,
+    from 0 at ``ss_start`` to ``ss_max_rate`` at ``ss_end`` (fractions of training);
+    ``feedback_noise``: std of Gaussian noise added to the latents fed to the predictor
+    in training; ``prenet_dropout`` (kept on at inference when
+    ``prenet_dropout_at_inference``, as in Tacotron 2).
+
+    Lengths, in mel frames per text token: generation never stops before
+    ``min_length_ratio`` x tokens nor runs past ``max_length_ratio`` x tokens.
+    ``temperature``: default std of the noise added to each generated latent before it
+    is fed back (0: deterministic apart from prenet dropout).
+    """
+
+    text_dim: int = 256
+    text_layers: int = 4
+    text_heads: int = 4
+    latent_dim: int = 64
+    downsample_factor: int = 2
+    encoder_dim: int = 256
+    encoder_layers: int = 4
+    encoder_heads: int = 4
+    predictor_dim: int = 256
+    predictor_layers: int = 6
+    predictor_heads: int = 4
+    ff_mult: int = 4
+    dropout: float = 0.1
+    prenet_dim: int = 256
+    prenet_dropout: float = 0.5
+    prenet_dropout_at_inference: bool = True
+    decoder_dim: int = 512
+    decoder_blocks: int = 3
+    regularizer: Literal[REGULARIZERS] = "kl"
+    prediction_weight: float = 1.0
+    kl_weight: float = 0.01
+    kl_anneal_fraction: float = 0.2
+    sigreg_weight: float = 0.1
+    sigreg_projections: int = 256
+    sigreg_knots: int = 17
+    reconstruction_weight: float = 1.0
+    spectral_weight: float = 1.0
+    spectral_scales: list = field(default_factory=lambda: [2, 4, 8])
+    stop_weight: float = 1.0
+    stop_pos_weight: float = 20.0
+    scheduled_sampling: Literal[SS_SCHEDULES] = "linear"
+    ss_start: float = 0.2
+    ss_end: float = 0.8
+    ss_max_rate: float = 0.5
+    feedback_noise: float = 0.05
+    min_length_ratio: float = 1.0
+    max_length_ratio: float = 25.0
+    temperature: float = 0.0
+
+    def validate(self) -> None:
+        for name in LEWM_LIMITS:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"lewm.{name} must be positive, got {getattr(self, name)}")
+        _check_bounds("lewm", self, LEWM_LIMITS)
+        if self.downsample_factor not in (2, 4):
+            raise choice_error("lewm.downsample_factor", self.downsample_factor, (2, 4))
+        for dim, heads in (("text_dim", "text_heads"), ("encoder_dim", "encoder_heads"),
+                           ("predictor_dim", "predictor_heads")):
+            if getattr(self, dim) % getattr(self, heads):
+                raise ConfigError(f"lewm.{dim} ({getattr(self, dim)}) must be divisible by lewm.{heads} "
+                                  f"({getattr(self, heads)})")
+        if (self.text_dim // self.text_heads) % 2 or (self.encoder_dim // self.encoder_heads) % 2:
+            raise ConfigError("lewm.text_dim / text_heads and encoder_dim / encoder_heads must be even "
+                              "(rotary positions)")
+        for name in ("prediction_weight", "kl_weight", "sigreg_weight", "reconstruction_weight",
+                     "spectral_weight", "stop_weight", "feedback_noise", "temperature"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"lewm.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("dropout", "prenet_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"lewm.{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("kl_anneal_fraction", "ss_max_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"lewm.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.ss_start < self.ss_end <= 1.0:
+            raise ConfigError(f"lewm.ss_start/lewm.ss_end must satisfy 0 <= ss_start < ss_end <= 1, "
+                              f"got {self.ss_start}, {self.ss_end}")
+        if not self.stop_pos_weight > 0:
+            raise ConfigError(f"lewm.stop_pos_weight must be positive, got {self.stop_pos_weight}")
+        if not 0.0 <= self.min_length_ratio < self.max_length_ratio <= 1000.0:
+            raise ConfigError("lewm.min_length_ratio/lewm.max_length_ratio (mel frames per text token) must "
+                              f"satisfy 0 <= min < max <= 1000, got {self.min_length_ratio}, "
+                              f"{self.max_length_ratio}")
+        if self.sigreg_knots < 3:
+            raise ConfigError(f"lewm.sigreg_knots must be >= 3, got {self.sigreg_knots}")
+        scales = self.spectral_scales
+        if not isinstance(scales, list) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                   and 1 <= s <= 64 for s in scales):
+            raise ConfigError(f"lewm.spectral_scales must be a list of integers in 1..64, got {scales!r}")
+
+
 @dataclass
 class Config:
     """The full resolved configuration of a run or checkpoint."""
@@ -339,10 +481,38 @@ class Config:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    lewm: LeWMConfig = field(default_factory=LeWMConfig)
+
+    @property
+    def family(self) -> str:
+        """``model.family``: ``flow`` or ``lewm``."""
+        return self.model.family
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
             getattr(self, f.name).validate()
+
+    def check_keys_apply(self) -> None:
+        """Refuse a setting that the chosen family (and objective) would silently ignore:
+        for ``lewm`` any changed objective, sampling or flow-only model setting; for
+        ``flow`` any changed ``lewm`` setting.  Checked where a user's config enters
+        (:meth:`load`, :func:`merge`), not when a checkpoint is read."""
+        if self.family == "flow":
+            self.objective.check_keys_apply()
+            changed = [k for k, v in to_dict(self.lewm).items() if v != to_dict(LeWMConfig()).get(k)]
+            if changed:
+                raise ConfigError(f"lewm.{changed[0]} applies to model.family 'lewm' only; this config's "
+                                  "family is 'flow' (set model.family to 'lewm', or remove the lewm section)")
+            return
+        for section, default, keep in (("model", ModelConfig(), LEWM_MODEL_KEYS), ("objective", ObjectiveConfig(), ()),
+                                       ("sampling", SamplingConfig(), ())):
+            for key, value in to_dict(getattr(self, section)).items():
+                if key not in keep and value != to_dict(default)[key]:
+                    why = (f"a 'lewm' model reads only model.{', model.'.join(LEWM_MODEL_KEYS)} and takes its sizes "
+                           "from the lewm section" if section == "model" else
+                           f"a 'lewm' model has no flow {section}: its losses and inference defaults are in the "
+                           "lewm section")
+                    raise ConfigError(f"{section}.{key} applies to model.family 'flow' only; {why}")
 
     # JSON round trip ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -384,7 +554,7 @@ class Config:
         if base is not None:
             return merge(preset(base), data)
         cfg = cls.from_dict(data)
-        cfg.objective.check_keys_apply()
+        cfg.check_keys_apply()
         return cfg
 
     def save(self, path: str | Path) -> None:
@@ -501,7 +671,7 @@ def merge(cfg: Config, overrides: dict[str, Any]) -> Config:
             raise ConfigError(f"config section {section!r} must be an object")
         data[section].update(values)
     cfg = Config.from_dict(data)
-    cfg.objective.check_keys_apply()
+    cfg.check_keys_apply()
     return cfg
 
 
@@ -539,11 +709,34 @@ def _base() -> Config:
     )
 
 
-PRESETS = {"tiny": _tiny, "small": _small, "base": _base}
+def _lewm_tiny() -> Config:
+    """A LeWM model of about 0.2M parameters: for tests (a fraction of a second a step on CPU)."""
+    return Config(
+        model=ModelConfig(family="lewm"),
+        lewm=LeWMConfig(text_dim=32, text_layers=1, text_heads=2, latent_dim=8, encoder_dim=32, encoder_layers=1,
+                        encoder_heads=2, predictor_dim=32, predictor_layers=2, predictor_heads=2, ff_mult=2,
+                        dropout=0.0, prenet_dim=32, decoder_dim=32, decoder_blocks=1, sigreg_projections=16),
+        training=TrainingConfig(batch_frames=1200, steps=20, warmup_steps=5, log_every=1,
+                                checkpoint_every=10, val_every=10, lr=1e-3),
+    )
+
+
+def _lewm_small() -> Config:
+    """The LeWM sizes of the project notes (text 4 x 256, encoder 4 x 256, predictor
+    6 x 256, decoder 512 with 3 residual blocks; 22.4M parameters, 9.1M of them in the
+    decoder) with 2x downsampling, for the demo corpus."""
+    return Config(
+        model=ModelConfig(family="lewm"),
+        lewm=LeWMConfig(),
+        training=TrainingConfig(batch_frames=4000, steps=20000, warmup_steps=500, lr=3e-4),
+    )
+
+
+PRESETS = {"tiny": _tiny, "small": _small, "base": _base, "lewm_tiny": _lewm_tiny, "lewm_small": _lewm_small}
 
 
 def preset(name: str) -> Config:
-    """A named preset config (``tiny``, ``small`` or ``base``)."""
+    """A named preset config (``tiny``, ``small``, ``base``; ``lewm_tiny``, ``lewm_small``)."""
     if name not in PRESETS:
         raise choice_error("preset", name, PRESETS)
     return PRESETS[name]()

@@ -77,8 +77,9 @@ def test_resumed_config_takes_the_runs_own_config_and_only_a_new_step_count(tmp_
 
 
 def test_step_result_and_loss_terms_records():
-    r = StepResult(skipped=False, loss=1.0, flow=0.5, mse=0.5, duration=0.1, prior=0.0, grad_norm=2.0, batch_size=4)
-    assert list(r.logged()) == list(LOGGED_TERMS) and r.logged()["grad_norm"] == 2.0
+    r = StepResult(skipped=False, loss=1.0, grad_norm=2.0, batch_size=4,
+                   terms={"flow": 0.5, "mse": 0.5, "duration": 0.1, "prior": 0.0})
+    assert list(r.logged()) == list(LOGGED_TERMS) and r.logged()["grad_norm"] == 2.0 and r.flow == 0.5
     skipped = StepResult(skipped=True, reason="loss is nan")
     assert skipped.reason and all(v != v for v in skipped.logged().values())   # NaN, never a stale number
     out = {k: torch.tensor(float(i)) for i, k in enumerate(["loss", "flow", "mse", "duration", "prior",

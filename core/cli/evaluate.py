@@ -158,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
         options = dict(steps=args.steps, solver=args.solver, schedule=args.schedule, sway=args.sway,
                        duration_scale=args.duration_scale, cfg=args.cfg, temperature=args.temperature,
                        seed=args.seed, speaker=args.speaker)
+        if synth.objective_name == "lewm":
+            # a LeWM checkpoint has no sampler: it generates with its own defaults (lewm section)
+            options = dict(seed=args.seed, speaker=args.speaker)
 
         def speak(sentence):
             return synth.synthesize(sentence.text, **options)

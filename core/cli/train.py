@@ -12,11 +12,14 @@ MAX_TRAINING_STEPS = 10 ** 8  # 300x the base preset's run; more is a typo, not 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, help="JSON config file, or a preset name: tiny, small, base")
+    from ..config import PRESETS
+
+    p.add_argument("--config", required=True, help=f"JSON config file, or a preset name: {', '.join(PRESETS)} "
+                                                    "(lewm_*: the LeWM family)")
     p.add_argument("--out", required=True, help="run folder (config.json, metrics.jsonl, checkpoints/, samples/)")
     p.add_argument("--data", help="override training.data (LJSpeech folder or manifest .csv/.jsonl)")
     p.add_argument("--steps", type=int_range(1, MAX_TRAINING_STEPS), help=f"override training.steps (1..{MAX_TRAINING_STEPS})")
-    p.add_argument("--objective", help="override objective.name (cfm, edm, meanflow)")
+    p.add_argument("--objective", help="override objective.name (cfm, edm, meanflow; flow-matching family only)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no console progress bar")

@@ -175,7 +175,9 @@ class Synthesizer:
     @classmethod
     def from_checkpoint(cls, path: Union[str, Path, None] = None, device: Union[str, torch.device, None] = None,
                         vocoder: Any = "auto", precision: str = "fp32") -> "Synthesizer":
-        """Load a checkpoint (EMA weights) and a vocoder.
+        """Load a checkpoint (EMA weights) and a vocoder.  A LeWM checkpoint
+        (``model.family`` ``lewm``) gives a :class:`core.lewm.synthesizer.LeWMSynthesizer`,
+        a Synthesizer whose ``synthesize`` takes the LeWM options.
 
         path: a ``.pt`` / ``.safetensors`` checkpoint; None: the bundled demo voice
             ``assets/demo.pt`` (an error when it is not there).
@@ -187,8 +189,7 @@ class Synthesizer:
         """
         from ..checkpoint import CheckpointError, load_checkpoint
         from ..checkpoint_checks import check_fits_model, checkpoint_tokenizer
-        from ..flow import build_objective
-        from ..models import TTSModel
+        from ..families import build_model
         from ..vocoders import Vocoder, load_vocoder
 
         if precision not in PRECISIONS:
@@ -203,13 +204,20 @@ class Synthesizer:
         cfg = ck.config
         check_fits_model(ck)  # shapes, speakers: before any memory is allocated for the model
         tokenizer = checkpoint_tokenizer(ck)
-        model = TTSModel(cfg.model, n_mels=cfg.audio.n_mels, meanflow=cfg.objective.name == "meanflow")
+        model = build_model(cfg)
         try:
             model.load_state_dict(ck.weights)
         except RuntimeError as exc:
             raise CheckpointError(f"{path}: weights do not fit the model its config describes: "
                                   f"{str(exc).splitlines()[0]}") from None
         voc = vocoder if isinstance(vocoder, Vocoder) else load_vocoder(vocoder, cfg.audio, dev)
+        if cfg.model.family == "lewm":
+            from ..lewm.synthesizer import LeWMSynthesizer
+
+            return LeWMSynthesizer(model, None, cfg, tokenizer, ck.speakers, voc, dev, checkpoint_path=str(ck.path),
+                                   checkpoint_sha256=ck.sha256, precision=precision)
+        from ..flow import build_objective
+
         return cls(model, build_objective(cfg.objective), cfg, tokenizer, ck.speakers, voc, dev,
                    checkpoint_path=str(ck.path), checkpoint_sha256=ck.sha256, precision=precision)
 

@@ -125,22 +125,34 @@ class Trainer:
         torch.manual_seed(cfg.training.seed)
         random.seed(cfg.training.seed)
 
-        from ..flow import build_objective
-        from ..models import TTSModel
+        from ..families import build_model
 
-        self.objective = build_objective(cfg.objective)
-        if cfg.objective.name == "edm":
-            self._check_sigma_data()
-        self.model = TTSModel(cfg.model, n_mels=cfg.audio.n_mels, meanflow=cfg.objective.name == "meanflow").to(self.device)
+        self.family = cfg.model.family
+        self.model = build_model(cfg).to(self.device)
         if resume_from is None:
             mean, std = self.data.mel_stats
             self.model.mel_mean.fill_(mean)
             self.model.mel_std.fill_(std)
-        # MeanFlow differentiates through the network with torch.func.jvp: fused SDPA
-        # kernels have no forward-mode AD, so the explicit math attention path is used.
-        self.uses_jvp = cfg.objective.name == "meanflow"
-        self.attention = "math" if self.uses_jvp else None
-        self.loss_module = LossModule(self.model, self.objective, cfg.objective.duration_weight, self.attention)
+        if self.family == "lewm":
+            from ..lewm.learner import TERMS
+
+            self.objective = None
+            self.terms = TERMS
+            self.uses_jvp = False
+            self.attention = None
+        else:
+            from ..flow import build_objective
+            from .records import FLOW_TERMS
+
+            self.objective = build_objective(cfg.objective)
+            self.terms = FLOW_TERMS
+            if cfg.objective.name == "edm":
+                self._check_sigma_data()
+            # MeanFlow differentiates through the network with torch.func.jvp: fused SDPA
+            # kernels have no forward-mode AD, so the explicit math attention path is used.
+            self.uses_jvp = cfg.objective.name == "meanflow"
+            self.attention = "math" if self.uses_jvp else None
+        self.loss_module = self.build_loss_module(self.model)
         self.ddp_module = None
         if self.world.distributed and not self.uses_jvp:
             from torch.nn.parallel import DistributedDataParallel
@@ -173,6 +185,16 @@ class Trainer:
         if self.world.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             self.config.save(self.out / "config.json")
+
+    def build_loss_module(self, model: nn.Module) -> nn.Module:
+        """Model + its family's loss as one module (the trainer's and validation's forward):
+        :class:`LossModule` (flow, with the objective) or :class:`core.lewm.learner.LeWMLoss`
+        (whose schedules follow this trainer's step)."""
+        if self.family == "lewm":
+            from ..lewm.learner import LeWMLoss
+
+            return LeWMLoss(model, self.config.training.steps, step_fn=lambda: self.step)
+        return LossModule(model, self.objective, self.config.objective.duration_weight, self.attention)
 
     def _check_sigma_data(self) -> None:
         """EDM's preconditioning assumes data of std sigma_data: measure the std of the
@@ -221,7 +243,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             out = module(batch.tokens, batch.token_mask, batch.speakers, batch.mel, batch.mel_mask,
                          generator or self.generator)
-        return LossTerms.from_module_output(out)
+        return LossTerms.from_module_output(out, self.terms)
 
     def accumulate(self, batch, scale: float = 1.0) -> LossTerms:
         """Forward and backward of one batch, gradients scaled by ``scale`` and added to
@@ -278,10 +300,10 @@ class Trainer:
         self.step += 1
         self.bad_consecutive = 0
         self.loss_avg = loss_value if self.loss_avg is None else 0.98 * self.loss_avg + 0.02 * loss_value
-        self.bins.add(out.t, out.per_example)
-        return StepResult(skipped=False, loss=loss_value, flow=float(out.flow), mse=float(out.mse),
-                          duration=float(out.duration), prior=float(out.prior), grad_norm=norm_value,
-                          batch_size=batch_size)
+        if out.t is not None:
+            self.bins.add(out.t, out.per_example)
+        return StepResult(skipped=False, loss=loss_value, grad_norm=norm_value, batch_size=batch_size,
+                          terms={k: float(v) for k, v in out.terms.items()})
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
@@ -290,7 +312,7 @@ class Trainer:
         (so values are comparable across steps).  ``None`` without a validation split."""
         if self.data.val_set is None:
             return None
-        module = LossModule(self.ema.model, self.objective, self.config.objective.duration_weight, self.attention)
+        module = self.build_loss_module(self.ema.model)
         gen = torch.Generator(device=self.device)
         gen.manual_seed(12345)
         total, count = 0.0, 0
@@ -305,7 +327,8 @@ class Trainer:
             n = batch.tokens.shape[0]
             total += float(out.loss) * n
             count += n
-            bins.add(out.t, out.per_example)
+            if out.t is not None:
+                bins.add(out.t, out.per_example)
         if count == 0:
             return None
         value = all_mean(total / count, self.world, self.device)

@@ -1,0 +1,94 @@
+"""The LeWM training step as one module, so the trainer (and DDP) sees a single ``forward``.
+
+``LeWMLoss(model, step_fn)(tokens, token_mask, speakers, mel, mel_mask, generator)``
+returns a plain dict for :class:`core.train.records.LossTerms`: ``loss`` (with the
+graph), ``per_example`` and ``t`` as None (LeWM has no flow time, so no per-timestep
+curve) and detached scalar terms, which the trainer logs to ``metrics.jsonl``:
+
+``pred``      latent MSE of the predictor on the pass it learns from (teacher-forced,
+              or the scheduled-sampling second pass)
+``copy``      the copy baseline MSE(z_t, z_{t-1}) on the same latents; ``pred / copy``
+              below 1 means the predictor beats copying the previous frame
+``kl`` / ``sigreg``  the regulariser (unweighted); ``kl_weight`` its annealed weight
+``recon``     L1 of the decoded mel (normalised space); ``spectral`` the
+              multi-resolution spectral loss; ``stop`` the stop BCE
+``ss_rate``   the scheduled-sampling rate used this step
+
+``loss = prediction_weight pred + kl_weight(step) kl (or sigreg_weight sigreg)
++ reconstruction_weight recon + spectral_weight spectral + stop_weight stop``.
+``step_fn()`` gives the optimizer steps taken so far (the trainer's ``step``): the KL
+annealing and the scheduled-sampling rate follow it, so a resumed run continues them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..config import LeWMConfig
+from . import losses as L
+from .exposure import add_feedback_noise, mix_fed_latents, scheduled_sampling_rate
+from .model import LeWMModel
+
+__all__ = ["LeWMLoss", "TERMS"]
+
+TERMS = ("pred", "copy", "kl", "sigreg", "kl_weight", "recon", "spectral", "stop", "ss_rate")
+
+
+class LeWMLoss(nn.Module):
+    """See the module docstring.  ``total_steps``: training length for the schedules."""
+
+    def __init__(self, model: LeWMModel, total_steps: int, step_fn: Callable[[], int] = lambda: 0):
+        super().__init__()
+        self.model = model
+        self.total_steps = int(total_steps)
+        self.step_fn = step_fn
+
+    @property
+    def lewm(self) -> LeWMConfig:
+        return self.model.config
+
+    def forward(self, tokens: Tensor, token_mask: Tensor, speakers: Optional[Tensor], mel: Tensor, mel_mask: Tensor,
+                generator: Optional[torch.Generator] = None) -> dict:
+        cfg, model = self.lewm, self.model
+        step = int(self.step_fn())
+        mel_mask = mel_mask.bool()
+        x = model.normalize_mel(mel) * mel_mask[:, None, :].to(mel.dtype)
+        memory = model.encode_text(tokens, token_mask, speakers)
+        post = model.encode_audio(x, mel_mask, generator)
+        mask, target = post.mask, post.mu
+        teacher = add_feedback_noise(target[:, :-1], cfg.feedback_noise, generator)
+        rate = scheduled_sampling_rate(step, self.total_steps, cfg) if model.training else 0.0
+        out = model.teacher_forced(teacher, memory, token_mask)
+        if rate > 0:
+            # two passes: the first (above) teacher-forced, the second feeds back its predictions
+            mixed, _ = mix_fed_latents(teacher, out.pred[:, :-1], rate, generator)
+            out = model.teacher_forced(mixed, memory, token_mask)
+        pred = L.prediction_mse(out.pred, target, mask)
+        copy = L.copy_baseline_mse(target.detach(), mask)
+        stop = L.stop_bce(out.stop_logits, mask, cfg.stop_pos_weight)
+        decoded = model.decode(post.z, mask)
+        mel_target, dmask = _padded_target(x, mel_mask, decoded.shape[-1])
+        recon = L.mel_l1(decoded, mel_target, dmask)
+        spectral = L.multi_resolution_spectral_loss(decoded, mel_target, dmask, cfg.spectral_scales)
+        zero = pred.new_zeros(())
+        kl = L.gaussian_kl(post.mu, post.logvar, mask) if post.logvar is not None else zero
+        kl_w = L.kl_weight_at(step, self.total_steps, cfg.kl_weight, cfg.kl_anneal_fraction) if cfg.regularizer == "kl" else 0.0
+        sig = (L.sigreg(target, mask, cfg.sigreg_projections, cfg.sigreg_knots, generator)
+               if cfg.regularizer == "sigreg" else zero)
+        loss = (cfg.prediction_weight * pred + kl_w * kl + cfg.sigreg_weight * sig
+                + cfg.reconstruction_weight * recon + cfg.spectral_weight * spectral + cfg.stop_weight * stop)
+        terms = {"pred": pred, "copy": copy, "kl": kl, "sigreg": sig, "kl_weight": torch.tensor(kl_w),
+                 "recon": recon, "spectral": spectral, "stop": stop, "ss_rate": torch.tensor(rate)}
+        return {"loss": loss, "per_example": None, "t": None, **{k: v.detach() for k, v in terms.items()}}
+
+
+def _padded_target(x: Tensor, mel_mask: Tensor, frames: int) -> tuple[Tensor, Tensor]:
+    """The normalised target mel and its mask padded (or cut) to the decoder's ``frames``."""
+    extra = frames - x.shape[-1]
+    if extra > 0:
+        x = torch.nn.functional.pad(x, (0, extra))
+        mel_mask = torch.nn.functional.pad(mel_mask, (0, extra), value=False)
+    return x[..., :frames], mel_mask[:, :frames]

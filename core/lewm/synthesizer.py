@@ -1,0 +1,147 @@
+"""The Synthesizer of a LeWM checkpoint: text -> latents (autoregressive, KV cache) ->
+mel (the decoder) -> waveform (any vocoder of the project).
+
+Built by :meth:`core.Synthesizer.from_checkpoint` when the checkpoint's
+``model.family`` is ``lewm``; it is a :class:`core.sampling.synthesizer.Synthesizer`
+(same text handling, speakers, long-text chunking, vocoding and :class:`Synthesis`
+record) whose ``synthesize`` takes the LeWM options:
+
+``temperature``       >= 0: std of the noise added to each generated latent before it is
+                      fed back (None: ``lewm.temperature`` of the checkpoint)
+``min_length_ratio``, ``max_length_ratio``: mel frames per text token a chunk may not
+                      stop before / may not run past (None: the checkpoint's)
+``seed``, ``speaker`` as for flow matching.
+
+The flow-matching options (steps, solver, schedule, sway, duration_scale, cfg) and
+``return_trajectory`` do not apply: giving one is a ConfigError saying so.
+
+Reproducibility: chunk ``j`` of item ``k`` draws its noise and prenet-dropout masks from
+its own CPU generator seeded ``seed + k + j * 2**32``, so an item renders the same alone
+(with ``seed=settings["seed"]``) as inside a batch.  ``nfe`` is the number of predictor
+steps the batch took (one network evaluation each, with the KV cache).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from ..config import ConfigError
+from ..sampling.options import check_seed
+from ..sampling.synthesizer import CHUNK_CHARS, Synthesis, Synthesizer, _AcousticRun
+from ..text import TextError, TextReading, split_sentences
+from .generate import generate
+
+__all__ = ["LeWMSynthesizer", "LEWM_OPTION_NAMES", "SEED_STRIDE", "MAX_TEMPERATURE"]
+
+LEWM_OPTION_NAMES = ("temperature", "min_length_ratio", "max_length_ratio", "seed", "speaker")
+"""The ``synthesize`` options a LeWM ``Synthesis.settings`` records (with the text)."""
+FLOW_ONLY = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg")
+SEED_STRIDE = 2 ** 32
+MAX_TEMPERATURE = 10.0
+
+
+class LeWMSynthesizer(Synthesizer):
+    """See the module docstring.  ``model`` is a :class:`core.lewm.LeWMModel`."""
+
+    @property
+    def objective_name(self) -> str:
+        return "lewm"
+
+    def synthesize(self, text: Union[str, Sequence[str]], *, temperature: Optional[float] = None,
+                   min_length_ratio: Optional[float] = None, max_length_ratio: Optional[float] = None,
+                   seed: Optional[int] = None, speaker: Union[str, int, None] = None,
+                   return_trajectory: bool = False, steps: Optional[int] = None, solver: Optional[str] = None,
+                   schedule: Optional[str] = None, sway: Optional[float] = None,
+                   duration_scale: Optional[float] = None,
+                   cfg: Optional[float] = None) -> Union[Synthesis, list[Synthesis]]:
+        """Synthesise ``text`` (a string -> :class:`Synthesis`; a list -> a list, in ONE
+        batched generation).  Raises ConfigError / TextError on a bad option or text
+        before any network call."""
+        total_start = time.perf_counter()
+        given = {k: v for k, v in dict(steps=steps, solver=solver, schedule=schedule, sway=sway,
+                                       duration_scale=duration_scale, cfg=cfg).items() if v is not None}
+        if given:
+            raise ConfigError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to flow-matching "
+                              f"checkpoints only; a LeWM checkpoint takes: {', '.join(LEWM_OPTION_NAMES)}")
+        if return_trajectory:
+            raise ConfigError("return_trajectory applies to flow-matching checkpoints only (a LeWM model "
+                              "generates frame by frame, there is no sampling trajectory)")
+        d = self.config.lewm
+        options = self._check(d.temperature if temperature is None else temperature,
+                              d.min_length_ratio if min_length_ratio is None else min_length_ratio,
+                              d.max_length_ratio if max_length_ratio is None else max_length_ratio)
+        check_seed(seed)
+        items = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
+        if items is None or not items or not all(isinstance(t, str) for t in items):
+            raise TextError(f"text must be a string or a non-empty list of strings, got {type(text).__name__}")
+        sid = self.speaker_id(speaker)
+        limit = self.config.text.max_chars
+        chunks: list[list[str]] = []
+        for item in items:
+            if not item.strip():
+                raise TextError("text is empty; give at least one word to speak")
+            if len(item) > limit:
+                raise TextError(f"text is {len(item)} characters long, over the limit of {limit} "
+                                "(text.max_chars); shorten it or synthesise it in parts")
+            chunks.append(split_sentences(item, min(CHUNK_CHARS, limit)))
+        read = self.front_end.read_batch([c for cs in chunks for c in cs])
+        readings, row = [], 0
+        for cs in chunks:
+            readings.append(TextReading.join([r for _, r in read[row:row + len(cs)]]))
+            row += len(cs)
+        base_seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
+        acoustic_start = time.perf_counter()
+        run = self._generate([ids for ids, _ in read], [len(cs) for cs in chunks], base_seed, sid, options)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        vocoder_start = time.perf_counter()
+        wav = self._vocode(run.mel_device, run.frames)
+        end = time.perf_counter()
+        timings = {"acoustic": vocoder_start - acoustic_start, "vocoder": end - vocoder_start,
+                   "total": end - total_start}
+        out = self._assemble(items, chunks, readings, run, wav, timings, base_seed, sid, options,
+                             isinstance(text, str))
+        for clip in [out] if isinstance(out, Synthesis) else out:
+            clip.settings["family"] = "lewm"
+        return out
+
+    @staticmethod
+    def _check(temperature: float, min_ratio: float, max_ratio: float) -> dict:
+        for name, value in (("temperature", temperature), ("min_length_ratio", min_ratio),
+                            ("max_length_ratio", max_ratio)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+        if not 0.0 <= temperature <= MAX_TEMPERATURE:
+            raise ConfigError(f"temperature must be in [0, {MAX_TEMPERATURE}], got {temperature}")
+        if not 0.0 <= min_ratio < max_ratio <= 1000.0:
+            raise ConfigError(f"min_length_ratio/max_length_ratio (mel frames per text token) must satisfy "
+                              f"0 <= min < max <= 1000, got {min_ratio}, {max_ratio}")
+        return {"temperature": float(temperature), "min_length_ratio": float(min_ratio),
+                "max_length_ratio": float(max_ratio)}
+
+    @torch.inference_mode()
+    def _generate(self, token_lists: list[list[int]], n_chunks: list[int], base_seed: int, sid: int,
+                  options: dict) -> _AcousticRun:
+        """Tokens of every chunk -> mel batch, one batched generation."""
+        dev = self.device
+        lengths = [len(ids) for ids in token_lists]
+        tokens = torch.zeros(len(token_lists), max(lengths), dtype=torch.long)
+        for row, ids in enumerate(token_lists):
+            tokens[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        token_mask = torch.arange(tokens.shape[1])[None] < torch.tensor(lengths)[:, None]
+        speakers = torch.full((len(token_lists),), sid, dtype=torch.long, device=dev)
+        generators = [torch.Generator().manual_seed(base_seed + k + j * SEED_STRIDE)
+                      for k, count in enumerate(n_chunks) for j in range(count)]
+        with self.autocast():
+            out = generate(self.model, tokens.to(dev), token_mask.to(dev), speakers, generators=generators,
+                           temperature=options["temperature"], min_length_ratio=options["min_length_ratio"],
+                           max_length_ratio=options["max_length_ratio"])
+        mel = out.mel.float()
+        frames = out.mel_lengths.tolist()
+        return _AcousticRun(mel=mel.cpu().numpy(), frames=frames, nfe=out.steps, mel_device=mel,
+                            trajectory=None, times=np.zeros(0, np.float32))
