@@ -245,18 +245,27 @@ def read_curve(path: Path) -> list[dict]:
 
 
 def steps_to(curve: list[dict], level: float, key: str = "mel_l1") -> float:
-    """First evaluated step whose value is at or below ``level`` (inf if never)."""
-    return next((r["step"] for r in curve if r[key] <= level), math.inf)
+    """The step at which the curve first reaches ``level``, interpolated linearly between
+    the two evaluations around the crossing (inf if never), so speed-ups are not
+    quantised to the evaluation interval."""
+    for prev, row in zip([None] + curve[:-1], curve):
+        if row[key] <= level:
+            if prev is None or prev[key] == row[key]:
+                return float(row["step"])
+            frac = (prev[key] - level) / (prev[key] - row[key])
+            return prev["step"] + frac * (row["step"] - prev["step"])
+    return math.inf
 
 
 def report(out: Path) -> str:
     curves = {}
     for folder in sorted(out.glob("*/seed*")):
-        if (folder / "curve.jsonl").is_file():
+        if (folder / "done").is_file():  # finished runs only (a running one has a partial curve)
             curves.setdefault(folder.parent.name, []).append(read_curve(folder / "curve.jsonl"))
     lines = ["| variant | what | seeds | final mel L1 (mean ± spread) | final MCD dB | steps to the level | "
-             "speed-up vs baseline | WER | bad steps / max grad norm / max loss rise |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "speed-up vs baseline | steps to the baseline's final value | WER | "
+             "bad steps / max grad norm / max loss rise |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     summary = {}
     for family, base in BASELINE.items():
         if base not in curves:
@@ -265,10 +274,12 @@ def report(out: Path) -> str:
         half = [min(c, key=lambda r: abs(r["step"] - c[-1]["step"] / 2))["mel_l1"] for c in curves[base]]
         level = statistics.fmean(half)
         base_steps = statistics.fmean(steps_to(c, level) for c in curves[base])
+        final_level = statistics.fmean(c[-1]["mel_l1"] for c in curves[base])
         for name in [n for n in VARIANTS if n.startswith(family + "-") and n in curves]:
             finals = [c[-1]["mel_l1"] for c in curves[name]]
             mcds = [c[-1]["mcd"] for c in curves[name]]
             reach = [steps_to(c, level) for c in curves[name]]
+            reach_final = [steps_to(c, final_level) for c in curves[name]]
             mean_reach = statistics.fmean(reach)
             speed = base_steps / mean_reach if math.isfinite(mean_reach) and mean_reach > 0 else math.nan
             spread = (max(finals) - min(finals)) / 2 if len(finals) > 1 else 0.0
@@ -276,12 +287,14 @@ def report(out: Path) -> str:
             wers = [json.loads((f / "wer.json").read_text())["wer"] for f in folders if (f / "wer.json").is_file()]
             stab = [stability(f) for f in folders if (f / "metrics.jsonl").is_file()]
             summary[name] = {"final_mel_l1": finals, "final_mcd": mcds, "steps_to_level": reach, "level": level,
-                             "speedup": speed, "wer": wers, "stability": stab}
+                             "speedup": speed, "final_level": final_level,
+                             "steps_to_final_level": reach_final, "wer": wers, "stability": stab}
             wer_text = " / ".join(f"{w:.3f}" for w in wers) or "—"
             stab_text = " ; ".join(f"{s['bad_steps']} / {s['max_grad_norm']:.2f} / {s['max_rise']:.2f}" for s in stab)
             lines.append(f"| {name} | {VARIANTS[name][0]} | {len(finals)} | {statistics.fmean(finals):.4f} ± "
-                         f"{spread:.4f} | {statistics.fmean(mcds):.3f} | {' / '.join(map(str, reach))} "
+                         f"{spread:.4f} | {statistics.fmean(mcds):.3f} | {' / '.join(f'{r:.0f}' for r in reach)} "
                          f"(level {level:.4f}) | {'not reached' if math.isnan(speed) else f'{speed:.2f}x'} | "
+                         f"{' / '.join(f'{r:.0f}' for r in reach_final)} (level {final_level:.4f}) | "
                          f"{wer_text} | {stab_text} |")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     table = "\n".join(lines)
