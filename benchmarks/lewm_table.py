@@ -2,7 +2,7 @@
 
     python benchmarks/lewm_table.py --checkpoint runs/lewm_small/checkpoints/step_00020000.pt \\
         --sentences /work/corpus/heldout.txt --references /work/corpus/heldout_manifest.csv \\
-        --speaker slt --limit 30 --out runs/lewm_table
+        --speaker slt --limit 30 --out runs/lewm_table     [--reference-speaker slt]
 
 For each held-out sentence the checkpoint generates freely (batch of one, KV cache, the
 checkpoint's own temperature and length ratios unless given; seed ``--seed`` + row), and
@@ -169,8 +169,9 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     p.add_argument("--checkpoint", required=True, help="a LeWM checkpoint")
     p.add_argument("--sentences", required=True, help="held-out sentences (id|text lines)")
     p.add_argument("--references", required=True, help="manifest of the flite recordings of those sentences")
-    p.add_argument("--speaker", default=None, help="speaker to synthesise and to take the references of "
-                                                   "(default: the checkpoint's first)")
+    p.add_argument("--speaker", default=None, help="speaker to synthesise (default: the checkpoint's first)")
+    p.add_argument("--reference-speaker", default=None, help="speaker of the references in --references "
+                                                             "(default: --speaker)")
     p.add_argument("--limit", type=int, default=30, help="first N sentences (default 30)")
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--min-length-ratio", type=float, default=None)
@@ -193,7 +194,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     sid = synth.speaker_id(args.speaker)
     speaker = synth.speaker_name(sid)
     sentences = read_sentences(args.sentences)[:args.limit]
-    refs = references_from_manifest(args.references, sentences, None if args.speaker is None else str(speaker))
+    ref_speaker = args.reference_speaker if args.reference_speaker is not None else args.speaker
+    refs = references_from_manifest(args.references, sentences, None if ref_speaker is None else str(ref_speaker))
     recognizer = Recognizer()
     rate = synth.sample_rate
     rows, ref_items = [], []
@@ -217,7 +219,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     wer_flite = wer(texts, [r["reference_hypothesis"] for r in rows]).wer
     summary = summarize(rows, wer_model, wer_flite, teacher_forced_losses(synth, ref_items, sid))
     settings = {"checkpoint": str(args.checkpoint), "checkpoint_sha256": synth.checkpoint_sha256,
-                "sentences": len(rows), "speaker": speaker, "seed": args.seed, "silence_db": args.silence_db,
+                "sentences": len(rows), "speaker": speaker, "reference_speaker": ref_speaker, "seed": args.seed, "silence_db": args.silence_db,
                 "vocoder": synth.vocoder.name, "device": str(synth.device),
                 "seconds": round(time.perf_counter() - start, 1), **options}
     report = {"settings": settings, "summary": summary, "rows": rows}
