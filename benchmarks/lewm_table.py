@@ -219,7 +219,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     wer_flite = wer(texts, [r["reference_hypothesis"] for r in rows]).wer
     summary = summarize(rows, wer_model, wer_flite, teacher_forced_losses(synth, ref_items, sid))
     settings = {"checkpoint": str(args.checkpoint), "checkpoint_sha256": synth.checkpoint_sha256,
-                "sentences": len(rows), "speaker": speaker, "reference_speaker": ref_speaker, "seed": args.seed, "silence_db": args.silence_db,
+                "sentences": len(rows), "speaker": speaker, "reference_speaker": ref_speaker, "seed": args.seed,
+                "silence_db": args.silence_db,
                 "vocoder": synth.vocoder.name, "device": str(synth.device),
                 "seconds": round(time.perf_counter() - start, 1), **options}
     report = {"settings": settings, "summary": summary, "rows": rows}

@@ -101,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
     wrong = [k for k, v in (flow if family == "lewm" else lewm).items() if v is not None]
     if wrong:
         other, own = ("flow-matching", LEWM_FLAGS) if family == "lewm" else ("LeWM", FLOW_FLAGS)
+        this = "LeWM" if family == "lewm" else "flow-matching"
         raise UsageError(f"{_flags(wrong)} {'applies' if len(wrong) == 1 else 'apply'} to {other} checkpoints only; "
-                         f"{args.checkpoint or 'the demo voice'} is a {'LeWM' if family == 'lewm' else 'flow-matching'} "
-                         f"checkpoint (its flags: {_flags(own + ('temperature',))})")
+                         f"{args.checkpoint or 'the demo voice'} is a {this} checkpoint "
+                         f"(its flags: {_flags(own + ('temperature',))})")
     options = lewm if family == "lewm" else flow
     result = synth.synthesize(text, **options, temperature=args.temperature, seed=args.seed, speaker=args.speaker)
     save_wav(out, result.audio, result.sample_rate, subtype="FLOAT")

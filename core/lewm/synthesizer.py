@@ -70,7 +70,8 @@ class LeWMSynthesizer(Synthesizer):
                    min_length_ratio: Optional[float] = None, max_length_ratio: Optional[float] = None,
                    seed: Optional[int] = None, speaker: Union[str, int, None] = None,
                    prompt_audio: Union[str, Path, np.ndarray, None] = None, prompt_text: Optional[str] = None,
-                   prompt_sample_rate: Optional[int] = None, return_trajectory: bool = False, steps: Optional[int] = None, solver: Optional[str] = None,
+                   prompt_sample_rate: Optional[int] = None, return_trajectory: bool = False,
+                   steps: Optional[int] = None, solver: Optional[str] = None,
                    schedule: Optional[str] = None, sway: Optional[float] = None,
                    duration_scale: Optional[float] = None,
                    cfg: Optional[float] = None) -> Union[Synthesis, list[Synthesis]]:
