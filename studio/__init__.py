@@ -6,6 +6,7 @@ import no widget toolkit at module level:
 
     app.py                 ``panel serve studio/app.py``: the tabs
     explorer_ui.py         synthesise, compare settings; clip_ui.py draws one clip
+    controls_ui.py         one set of render settings: the loaded family's sampler controls
     experimenter_ui.py     design and render a listening test
     rater_ui.py            what a rater sees; listening_ui.py builds the listening tabs
     results_ui.py          ratings, statistics, CSV export; stats_ui.py its statistics panel

@@ -5,8 +5,9 @@ Pieces (all per browser session; nothing global):
 * :class:`SynthesisService` -- the session's folders, checkpoint catalogue, a small cache
   of loaded :class:`core.Synthesizer` objects and the single-worker
   :class:`~studio.jobs.JobRunner` that runs loading and synthesis off the UI thread.
-* :class:`SynthControls` -- one set of render settings (checkpoint, speaker, sampler,
-  vocoder) as parameters; the speaker list follows the checkpoint.
+* :class:`~studio.controls_ui.SynthControls` (in its own module) -- one set of render
+  settings (checkpoint, speaker, sampler, vocoder) as parameters; the speaker list and
+  the model family follow the checkpoint, and only the family's controls are shown.
 * :class:`~studio.clip_ui.ClipView` (in its own module) -- one rendered clip.
 * :class:`Explorer` (one clip) and :class:`CompareView` (the same text and seed under
   settings A and B) -- the pages.  ``generate()`` returns False when refused (busy or
@@ -25,24 +26,21 @@ import param
 
 import core
 from core.config import TextConfig
-from core.sampling import time_grid
-from core.sampling.options import OPTION, SEED_RANGE, check_sampler_options, check_seed
+from core.sampling.options import SEED_RANGE, check_seed
 
 from .clip_ui import ClipView, Rendered
 from .config import CheckpointEntry, StudioSettings, find_checkpoints, resolve_inside, safe_upload_name
+from .controls_ui import DEFAULT_SPEAKER, FAMILY_CONTROLS, SynthControls
 from .jobs import JobOutcome, JobRunner, on_page_load
-from .synthesis import (VOCODER_MODES, SynthesizerPool, checkpoint_speakers, shared_pool, speaker_labels,
-                        vocoder_spec)
+from .synthesis import (VOCODER_MODES, CheckpointInfo, SynthesizerPool, checkpoint_info, checkpoint_speakers,
+                        shared_pool, speaker_labels, vocoder_spec)
 
 __all__ = ["SynthesisService", "SynthControls", "Explorer", "CompareView", "speaker_labels", "VOCODER_MODES",
-           "DEFAULT_SPEAKER", "DEFAULT_TEXT", "looks_like_checkpoint", "on_page_load"]
+           "DEFAULT_SPEAKER", "DEFAULT_TEXT", "looks_like_checkpoint", "on_page_load", "FAMILY_CONTROLS"]
 
-DEFAULT_SPEAKER = "(first speaker)"
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog."
 EXPECTED_ERRORS = (core.CheckpointError, ValueError, OSError)  # TextError, VocoderError, ConfigError are ValueErrors
 BUSY_NOTICE = "Still working on the previous request ({}); this click was ignored."
-VOCODER_HELP = ("auto: a Vocos vocoder when one is installed or bundled, else Griffin-Lim (the clip's summary "
-                "names the one used); griffin-lim: no neural vocoder; vocos folder: config.yaml + pytorch_model.bin")
 
 
 def looks_like_checkpoint(data: bytes) -> bool:
@@ -97,16 +95,31 @@ class SynthesisService(param.Parameterized):
         unless known); runs in jobs."""
         return checkpoint_speakers(self._path(checkpoint))
 
+    def info(self, checkpoint: str) -> CheckpointInfo:
+        """Speakers, family and defaults of a checkpoint (see :func:`checkpoint_info`); runs in jobs."""
+        return checkpoint_info(self._path(checkpoint))
+
+    def known_info(self, checkpoint: str) -> Optional[CheckpointInfo]:
+        """:class:`CheckpointInfo` already read for this file version, else None."""
+        return checkpoint_info(checkpoint, cached_only=True)
+
     def known_speakers(self, checkpoint: str) -> Optional[list[str]]:
         """Speaker labels already read for this file version, else None (no I/O but a stat)."""
         return checkpoint_speakers(checkpoint, cached_only=True)
 
     def render(self, checkpoint: str, vocoder: str, text: str, seed: int, options: dict[str, Any],
                trajectory: bool) -> Rendered:
-        """Synthesise ``text`` (a job's work)."""
+        """Synthesise ``text`` (a job's work).  ``options``: ``synthesize`` keywords, or
+        per family (``{"flow": {...}, "lewm": {...}}``, see :meth:`SynthControls.family_options`),
+        of which the loaded checkpoint's family is used.  A trajectory is asked for only
+        from a flow-matching checkpoint (LeWM has none)."""
         path = self._path(checkpoint)
         synth = self.pool.get(path, vocoder)
-        result = self.pool.synthesize(path, vocoder, text, seed=seed, return_trajectory=trajectory, **options)
+        family = synth.config.model.family
+        if set(options) <= set(FAMILY_CONTROLS) and options:
+            options = options[family]
+        extra = {"return_trajectory": True} if trajectory and family == "flow" else {}
+        result = self.pool.synthesize(path, vocoder, text, seed=seed, **extra, **options)
         audio = synth.config.audio
         labels = speaker_labels(synth.speakers, synth.config.model.n_speakers)
         return Rendered(result, audio.hop_length / audio.sample_rate, self.label_of(checkpoint), labels)
@@ -142,114 +155,6 @@ class SynthesisService(param.Parameterized):
         return CheckpointEntry(self.label_of(str(dest.resolve())), dest.resolve())
 
 
-def _bounds(name: str) -> tuple:
-    return OPTION[name].low, OPTION[name].high
-
-
-class SynthControls(param.Parameterized):
-    """One set of render settings; :meth:`options` gives checked ``synthesize`` keywords.
-    Names, defaults and bounds come from :data:`core.sampling.options.SAMPLER_OPTIONS`."""
-
-    checkpoint = param.Selector(default=None, objects={}, allow_None=True, doc="checkpoint path")
-    speaker = param.Selector(default=DEFAULT_SPEAKER, objects=[DEFAULT_SPEAKER])
-    steps = param.Integer(default=OPTION["steps"].default, bounds=_bounds("steps"), doc=OPTION["steps"].help)
-    solver = param.Selector(default=OPTION["solver"].default, objects=list(OPTION["solver"].choices),
-                            doc=OPTION["solver"].help)
-    schedule = param.Selector(default=OPTION["schedule"].default, objects=list(OPTION["schedule"].choices),
-                              doc=OPTION["schedule"].help)
-    sway = param.Number(default=OPTION["sway"].default, bounds=_bounds("sway"), doc=OPTION["sway"].help)
-    duration_scale = param.Number(default=OPTION["duration_scale"].default, bounds=_bounds("duration_scale"),
-                                  doc=OPTION["duration_scale"].help)
-    cfg = param.Number(default=OPTION["cfg"].default, bounds=_bounds("cfg"), doc=OPTION["cfg"].help)
-    temperature = param.Number(default=OPTION["temperature"].default, bounds=_bounds("temperature"),
-                               doc=OPTION["temperature"].help)
-    vocoder = param.Selector(default="auto", objects=list(VOCODER_MODES), doc=VOCODER_HELP)
-    vocos_folder = param.String(default="", doc="Vocos folder (config.yaml + pytorch_model.bin)")
-    load_error = param.String(default="", doc="why the checkpoint's speakers could not be read")
-
-    def __init__(self, service: SynthesisService, **params):
-        if params.get("checkpoint") is None and service.catalog:
-            params["checkpoint"] = next(iter(service.catalog.values()))
-        super().__init__(**params)
-        self.param.checkpoint.objects = dict(service.catalog)
-        self.service = service
-        self.speakers_for: Optional[str] = None  # checkpoint whose speakers are listed
-        service.param.watch(lambda _: self._sync_catalog(), "catalog")
-        service.runner.param.watch(lambda e: None if e.new else self.load_speakers(), "busy")
-        self._sync_catalog()
-        on_page_load(self.load_speakers)  # the first read waits for the page (see on_page_load)
-
-    def _sync_catalog(self) -> None:
-        self.param.checkpoint.objects = dict(self.service.catalog)
-        if self.checkpoint not in self.service.catalog.values():
-            self.checkpoint = next(iter(self.service.catalog.values()), None)
-
-    @param.depends("checkpoint", watch=True)
-    def load_speakers(self) -> None:
-        """List the checkpoint's speakers (loads it in a job; retried when the runner is
-        free again if it is busy now)."""
-        if self.checkpoint is None or self.speakers_for == self.checkpoint:
-            return
-        known = self.service.known_speakers(self.checkpoint)
-        if known is not None:
-            self.set_speakers(self.checkpoint, known)
-            return
-        if self.speakers_for is not None:
-            self.set_speakers(None, [])
-        path = self.checkpoint
-        self.service.runner.submit(lambda: self.service.speakers(path),
-                                   lambda out: self.set_speakers(path, out.value if out.ok else [], out.error or ""),
-                                   label="reading checkpoint")
-
-    def set_speakers(self, checkpoint: Optional[str], names: list[str], error: str = "") -> None:
-        self.speakers_for = checkpoint
-        self.load_error = error
-        self.param.speaker.objects = [DEFAULT_SPEAKER] + [n for n in names if n != DEFAULT_SPEAKER]
-        if self.speaker not in self.param.speaker.objects:
-            self.speaker = DEFAULT_SPEAKER
-
-    def options(self) -> dict[str, Any]:
-        """Checked keyword options of ``Synthesizer.synthesize`` (no text or seed);
-        raises ConfigError naming a bad value and the valid range."""
-        opts = check_sampler_options({name: getattr(self, name) for name in OPTION})
-        opts["speaker"] = None if self.speaker == DEFAULT_SPEAKER else self.speaker
-        return opts
-
-    def grid(self):
-        """The time grid the next render will use (t = 0 noise .. 1 data), or None when
-        the settings have none (e.g. epss with a step count it does not define)."""
-        try:
-            opts = check_sampler_options({n: getattr(self, n) for n in ("steps", "schedule", "sway")})
-            return time_grid(opts["steps"], opts["schedule"], opts["sway"] if opts["schedule"] == "sway" else None)
-        except core.ConfigError:
-            return None
-
-    def widgets(self) -> pn.Column:
-        w = pn.widgets
-
-        def tip(widget, name: str):  # sliders take no description: a tooltip icon beside them
-            widget.param.update(sizing_mode="fixed", width=280)
-            return pn.Row(widget, w.TooltipIcon(value=OPTION[name].help, margin=(22, 0, 0, 0)), width=330)
-
-        sway = tip(w.FloatSlider.from_param(self.param.sway, step=0.05, label="sway coefficient"), "sway")
-        sway.visible = self.schedule == "sway"
-        self.param.watch(lambda e: setattr(sway, "visible", e.new == "sway"), "schedule")
-        folder = w.TextInput.from_param(self.param.vocos_folder, label="Vocos folder",
-                                        visible=self.vocoder == "vocos folder")
-        self.param.watch(lambda e: setattr(folder, "visible", e.new == "vocos folder"), "vocoder")
-        return pn.Column(
-            w.Select.from_param(self.param.checkpoint, label="checkpoint"),
-            w.Select.from_param(self.param.speaker, label="speaker"),
-            tip(w.IntSlider.from_param(self.param.steps), "steps"),
-            w.Select.from_param(self.param.solver, description=OPTION["solver"].help),
-            w.Select.from_param(self.param.schedule, label="schedule", description=OPTION["schedule"].help), sway,
-            tip(w.FloatSlider.from_param(self.param.duration_scale, step=0.05, label="duration scale"),
-                "duration_scale"),
-            tip(w.FloatSlider.from_param(self.param.cfg, step=0.1, label="guidance (cfg)"), "cfg"),
-            tip(w.FloatSlider.from_param(self.param.temperature, step=0.05), "temperature"),
-            w.Select.from_param(self.param.vocoder, description=VOCODER_HELP), folder, sizing_mode="stretch_width")
-
-
 class _RenderPage(pn.viewable.Viewer):
     """Shared parts of the explorer and compare pages: text, seed, alert, busy notice."""
 
@@ -267,7 +172,7 @@ class _RenderPage(pn.viewable.Viewer):
     def _follow(self, controls: SynthControls) -> None:
         """Show a controls' checkpoint-reading error as this page's alert (cleared when a
         checkpoint is read fine)."""
-        controls.param.watch(lambda e: setattr(self, "alert", e.new), "load_error")
+        controls.param.watch(lambda e: setattr(self, "alert", e.new), ["load_error", "prompt_error"])
         if controls.load_error:  # read before the watcher existed
             self.alert = controls.load_error
 
@@ -287,7 +192,7 @@ class _RenderPage(pn.viewable.Viewer):
                     raise ValueError("no checkpoint chosen: pick one, upload one, or start the studio with "
                                      "--args --checkpoints DIR")
                 plans.append((controls.checkpoint, self.service.vocoder_spec(controls.vocoder, controls.vocos_folder),
-                              controls.options()))
+                              controls.family_options()))
         except ValueError as exc:
             self.alert = str(exc)
             return False
@@ -304,6 +209,7 @@ class _RenderPage(pn.viewable.Viewer):
                 view.show(rendered)
                 if controls.speakers_for != controls.checkpoint:
                     controls.set_speakers(controls.checkpoint, rendered.speakers)
+                controls.family = rendered.synthesis.settings.get("family", "flow")
             warnings = dict.fromkeys(w for r in outcome.value for w in r.synthesis.warnings)
             self.text_warning = " ".join(w[:1].upper() + w[1:] + "." for w in warnings)
             self._rendered(outcome.value)

@@ -56,7 +56,8 @@ __all__ = ["Condition", "Sentence", "GoldTrial", "TestDesign", "RenderedClip", "
            "CMOS_LABELS", "SETTING_NAMES", "TARGET_LUFS"]
 
 TARGET_LUFS = -23.0
-SETTING_NAMES = ("steps", "solver", "schedule", "sway", "cfg", "duration_scale", "temperature", "vocoder", "speaker")
+SETTING_NAMES = ("steps", "solver", "schedule", "sway", "cfg", "duration_scale", "temperature", "min_length_ratio",
+                 "max_length_ratio", "vocoder", "speaker")
 GOLD_KINDS = {"mos": ("anchor",), "ab": ("identical", "obvious")}
 ANCHOR_PREFIX = "anchor:"
 ANCHOR_LOWPASS_HZ = 1000.0

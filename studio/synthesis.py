@@ -30,7 +30,7 @@ from core.config import choice_error
 from .config import resolve_inside
 
 __all__ = ["SynthesizerPool", "shared_pool", "VOCODER_MODES", "vocoder_spec", "Loader", "speaker_labels",
-           "checkpoint_speakers"]
+           "checkpoint_speakers", "checkpoint_info", "CheckpointInfo"]
 
 VOCODER_MODES = ("auto", "griffin-lim", "vocos folder")
 """Vocoder choices of every page: ``auto`` (a Vocos model when one is found, else
@@ -59,13 +59,25 @@ def speaker_labels(speakers: Sequence[str], n: int) -> list[str]:
     return [name or str(i) for i, name in enumerate(names[:n])]
 
 
-_speaker_cache: dict[tuple[str, int, int], list[str]] = {}
-_speaker_lock = threading.Lock()
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a page needs to know about a checkpoint before rendering: its speaker labels,
+    its model family (``flow`` or ``lewm``, see :mod:`core.families`) and the family's
+    sampler defaults from its config (flow: ``config.sampling``; LeWM: ``temperature``,
+    ``min_length_ratio``, ``max_length_ratio`` of ``config.lewm``)."""
+
+    speakers: tuple[str, ...]
+    family: str
+    defaults: tuple[tuple[str, Any], ...]
 
 
-def checkpoint_speakers(path: str | Path, *, cached_only: bool = False) -> Optional[list[str]]:
-    """Speaker labels of a checkpoint file (read with :func:`core.load_checkpoint`, which
-    never runs code), remembered per file version for the whole process.  With
+_info_cache: dict[tuple[str, int, int], CheckpointInfo] = {}
+_info_lock = threading.Lock()
+
+
+def checkpoint_info(path: str | Path, *, cached_only: bool = False) -> Optional[CheckpointInfo]:
+    """:class:`CheckpointInfo` of a checkpoint file (read with :func:`core.load_checkpoint`,
+    which never runs code), remembered per file version for the whole process.  With
     ``cached_only`` no file is read: None when not known yet (a stat only)."""
     p = Path(path)
     try:
@@ -75,14 +87,27 @@ def checkpoint_speakers(path: str | Path, *, cached_only: bool = False) -> Optio
             return None
         raise core.CheckpointError(f"{path}: cannot read the checkpoint; refresh the list") from None
     key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
-    with _speaker_lock:
-        if key in _speaker_cache or cached_only:
-            return _speaker_cache.get(key)
+    with _info_lock:
+        if key in _info_cache or cached_only:
+            return _info_cache.get(key)
     ck = core.load_checkpoint(p)
-    labels = speaker_labels(ck.speakers, ck.config.model.n_speakers)
-    with _speaker_lock:
-        _speaker_cache[key] = labels
-    return labels
+    cfg = ck.config
+    if cfg.model.family == "lewm":
+        defaults = {k: getattr(cfg.lewm, k) for k in ("temperature", "min_length_ratio", "max_length_ratio")}
+    else:
+        defaults = {k: getattr(cfg.sampling, k) for k in ("steps", "solver", "schedule", "sway", "duration_scale",
+                                                          "cfg", "temperature")}
+    info = CheckpointInfo(tuple(speaker_labels(ck.speakers, cfg.model.n_speakers)), cfg.model.family,
+                          tuple(defaults.items()))
+    with _info_lock:
+        _info_cache[key] = info
+    return info
+
+
+def checkpoint_speakers(path: str | Path, *, cached_only: bool = False) -> Optional[list[str]]:
+    """Speaker labels of a checkpoint file (see :func:`checkpoint_info`)."""
+    info = checkpoint_info(path, cached_only=cached_only)
+    return None if info is None else list(info.speakers)
 
 
 @dataclass(frozen=True)

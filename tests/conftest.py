@@ -41,3 +41,19 @@ def tiny_config(manifest: Path, **training):
 @pytest.fixture
 def tiny_cfg(tiny_corpus):
     return tiny_config(tiny_corpus)
+
+
+def train_tiny_lewm(manifest: Path, out: Path, steps: int = 3) -> Path:
+    """A tiny LeWM checkpoint (``lewm_tiny``, ``steps`` steps on ``manifest``): untrained
+    sound, but every piece of the family is there.  Returns the checkpoint path."""
+    from core.config import merge, preset
+    from core.train import Trainer
+
+    t = {"data": str(manifest), "batch_frames": 400, "max_batch_size": 4, "steps": steps, "log_every": 1,
+         "checkpoint_every": steps, "val_every": 0, "val_fraction": 0.2, "warmup_steps": 2, "keep_checkpoints": 2}
+    return Trainer(merge(preset("lewm_tiny"), {"training": t}), out, progress=False).fit()
+
+
+@pytest.fixture(scope="session")
+def tiny_lewm_checkpoint(tiny_corpus, tmp_path_factory) -> Path:
+    return train_tiny_lewm(tiny_corpus, tmp_path_factory.mktemp("lewm_run"))

@@ -4,6 +4,7 @@ JSON on success; one ``error:`` line, exit 2 and no traceback on bad input."""
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 import os
 import subprocess
 import sys
@@ -89,3 +90,54 @@ def test_left_out_options_come_from_the_checkpoint(cfm_checkpoint, tmp_path):
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
     assert (s["steps"], s["solver"], s["cfg"], s["nfe"]) == (2, "euler", 1.0, 2)
+
+
+# ----------------------------------------------------------------------------- LeWM checkpoints
+
+
+def _ref_wav(path: Path, rate: int = 16000) -> Path:
+    t = np.arange(rate) / rate
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), rate)
+    return path
+
+
+def test_synth_with_a_lewm_checkpoint_and_a_voice_prompt(tiny_lewm_checkpoint, tmp_path):
+    out = tmp_path / "l.wav"
+    ref = _ref_wav(tmp_path / "ref.wav")
+    proc = synth("--checkpoint", str(tiny_lewm_checkpoint), "--text", "red blue cat", "--out", str(out),
+                 "--temperature", "0.3", "--min-length-ratio", "1", "--max-length-ratio", "3", "--seed", "2",
+                 "--prompt-audio", str(ref), "--prompt-text", "a low hum", "--vocoder", "griffin-lim",
+                 "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["family"] == "lewm" and report["temperature"] == 0.3 and report["max_length_ratio"] == 3.0
+    assert report["min_length_ratio"] == 1.0 and report["seed"] == 2
+    assert report["prompt_audio"] == str(ref) and report["prompt_text"] == "a low hum"
+    audio, rate = sf.read(out)
+    assert rate == 24000 and len(audio) > 0 and np.isfinite(audio).all()
+
+
+@pytest.mark.parametrize("which, args, message", [
+    ("lewm", ["--steps", "4", "--cfg", "1"], "--steps, --cfg apply to flow-matching checkpoints only"),
+    ("lewm", ["--solver", "heun"], "--solver applies to flow-matching checkpoints only"),
+    ("flow", ["--max-length-ratio", "5"], "--max-length-ratio applies to LeWM checkpoints only"),
+    ("flow", ["--prompt-audio", "{ref}", "--prompt-text", "hum"], "--prompt-audio, --prompt-text apply to LeWM"),
+    ("lewm", ["--prompt-audio", "{ref}"], "needs its transcript"),
+    ("lewm", ["--prompt-audio", "{missing}", "--prompt-text", "hum"], "--prompt-audio: no such audio file"),
+    ("flow", ["--temperature", "5"], "temperature"),
+    ("lewm", ["--temperature", "11"], "--temperature: must be a finite number in [0, 10]"),
+])
+def test_family_flags_are_refused_in_one_line(tiny_lewm_checkpoint, cfm_checkpoint, tmp_path, capsys, which, args,
+                                              message):
+    from core.cli import main
+
+    ref = _ref_wav(tmp_path / "ref.wav")
+    ck = tiny_lewm_checkpoint if which == "lewm" else cfm_checkpoint
+    extra = [a.format(ref=ref, missing=tmp_path / "nope.wav") for a in args]
+    with pytest.raises(SystemExit) if "must be a finite" in message else nullcontext():
+        code = main(["synth", "--checkpoint", str(ck), "--text", "red", "--out", str(tmp_path / "x.wav"),
+                     "--vocoder", "griffin-lim", "--device", "cpu", *extra])
+        assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0], err
+    assert not (tmp_path / "x.wav").exists()

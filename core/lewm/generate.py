@@ -11,6 +11,16 @@ Randomness, all from ``generators`` (one CPU ``torch.Generator`` per row, so a r
 generates the same alone as in a batch): ``temperature`` x N(0, I) added to each predicted
 latent before it is fed back (the decoded latent is the prediction itself), and the
 prenet dropout masks when ``prenet_dropout`` is on (Tacotron 2 keeps it at inference).
+
+Voice prompt (``prefix``): latents of a reference clip (from the audio encoder, see
+:func:`encode_prompt`), shape (P, latent_dim) shared by every row or (B, P, latent_dim),
+are fed after the start vector in one cached predictor call before the first generated
+frame, so generation continues the reference.  The reference's transcript is part of
+``tokens`` (placed before the text by the caller); ``prefix_tokens`` gives, per row, how
+many leading tokens are that transcript, and the length limits count only the tokens
+after them.  The output holds the generated frames only: ``latents``/``lengths`` exclude
+the prefix, and the mel is decoded with the prefix as left context (the decoder's
+convolutions see it), then its ``f * P`` frames are cut off.
 """
 
 from __future__ import annotations
@@ -24,10 +34,12 @@ from torch import Tensor
 
 from .model import LeWMModel
 
-__all__ = ["Generated", "generate", "length_limits", "STOP_THRESHOLD", "MAX_LATENT_STEPS"]
+__all__ = ["Generated", "generate", "encode_prompt", "length_limits", "STOP_THRESHOLD", "MAX_LATENT_STEPS",
+           "MAX_PREFIX_STEPS"]
 
 STOP_THRESHOLD = 0.5
 MAX_LATENT_STEPS = 4096  # 87 s of audio at factor 2: a hard cap whatever the ratios say
+MAX_PREFIX_STEPS = 1024  # latent frames of a voice prompt (22 s at factor 2)
 
 
 @dataclass
@@ -55,11 +67,43 @@ def length_limits(token_counts: Sequence[int], factor: int, min_ratio: float, ma
 
 
 @torch.no_grad()
+def encode_prompt(model: LeWMModel, mel: Tensor) -> Tensor:
+    """Log-mel (n_mels, T) of a reference clip -> its latents (ceil(T / f), latent_dim):
+    the audio encoder's means ``mu`` (what the predictor is fed in training)."""
+    if mel.dim() != 2 or mel.shape[0] != model.n_mels or mel.shape[1] < 1:
+        raise ValueError(f"prompt mel must be ({model.n_mels}, frames) with frames >= 1, got {tuple(mel.shape)}")
+    was_training = model.audio_encoder.training
+    model.audio_encoder.eval()
+    try:
+        post = model.encode_audio(model.normalize_mel(mel[None]), torch.ones(1, mel.shape[1], dtype=torch.bool,
+                                                                              device=mel.device))
+    finally:
+        model.audio_encoder.train(was_training)
+    return post.mu[0]
+
+
+def _check_prefix(prefix: Tensor, batch: int, latent_dim: int) -> Tensor:
+    """(P, D) or (B, P, D) -> (B, P, D), checked."""
+    if prefix.dim() == 2:
+        prefix = prefix[None].expand(batch, -1, -1)
+    if prefix.dim() != 3 or prefix.shape[0] != batch or prefix.shape[2] != latent_dim or prefix.shape[1] < 1:
+        raise ValueError(f"prefix must be (frames, {latent_dim}) or ({batch}, frames, {latent_dim}) with "
+                         f"frames >= 1, got {tuple(prefix.shape)}")
+    if prefix.shape[1] > MAX_PREFIX_STEPS:
+        raise ValueError(f"prefix is {prefix.shape[1]} latent frames, over the limit of {MAX_PREFIX_STEPS}; "
+                         "use a shorter voice prompt")
+    return prefix
+
+
+@torch.no_grad()
 def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Optional[Tensor] = None, *,
              generators: Sequence[torch.Generator], temperature: float = 0.0, min_length_ratio: float = 1.0,
-             max_length_ratio: float = 25.0, prenet_dropout: Optional[bool] = None) -> Generated:
+             max_length_ratio: float = 25.0, prenet_dropout: Optional[bool] = None,
+             prefix: Optional[Tensor] = None, prefix_tokens: Optional[Sequence[int]] = None) -> Generated:
     """Generate latents and mels for tokens (B, L); see the module docstring.
-    ``prenet_dropout`` None takes ``lewm.prenet_dropout_at_inference``."""
+    ``prenet_dropout`` None takes ``lewm.prenet_dropout_at_inference``.  ``prefix``:
+    voice-prompt latents; ``prefix_tokens``: per row, the leading tokens that are its
+    transcript (default none)."""
     b = tokens.shape[0]
     if len(generators) != b:
         raise ValueError(f"need one generator per row: {b} rows, {len(generators)} generators")
@@ -70,12 +114,26 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
     use_dropout = use_dropout and cfg.prenet_dropout > 0
     dev = tokens.device
     token_mask = token_mask.bool()
+    counts = token_mask.sum(1).tolist()
+    skip = [0] * b if prefix_tokens is None else [int(n) for n in prefix_tokens]
+    if len(skip) != b or any(not 0 <= s < n for s, n in zip(skip, counts)):
+        raise ValueError(f"prefix_tokens must give, per row, fewer leading tokens than the row has: {skip} "
+                         f"for rows of {counts} tokens")
     memory = model.encode_text(tokens, token_mask, speakers)
-    lo, hi = length_limits(token_mask.sum(1).tolist(), model.factor, min_length_ratio, max_length_ratio)
+    lo, hi = length_limits([n - s for n, s in zip(counts, skip)], model.factor, min_length_ratio, max_length_ratio)
     min_steps, max_steps = torch.tensor(lo, device=dev), torch.tensor(hi, device=dev)
     predictor = model.predictor
     cache = predictor.begin(memory)
     x = predictor.start_inputs(b, memory.dtype)
+    n_prefix = 0
+    if prefix is not None:
+        prefix = _check_prefix(prefix, b, cfg.latent_dim).to(dev, memory.dtype)
+        n_prefix = prefix.shape[1]
+        masks = None
+        if use_dropout:   # one mask per prefix frame, drawn in order from each row's generator
+            drawn = [predictor.prenet.draw_masks(list(generators), dev) for _ in range(n_prefix)]
+            masks = (torch.cat([m[0] for m in drawn], 1), torch.cat([m[1] for m in drawn], 1))
+        x = torch.cat([x, predictor.inputs(prefix, with_start=False, masks=masks)], dim=1)
     lengths = max_steps.clone()
     done = torch.zeros(b, dtype=torch.bool, device=dev)
     stopped = torch.zeros(b, dtype=torch.bool, device=dev)
@@ -104,7 +162,12 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
     latents = torch.stack(out, dim=1)
     mask = torch.arange(latents.shape[1], device=dev)[None, :] < lengths[:, None]
     latents = latents * mask[..., None].to(latents.dtype)
-    mel = model.denormalize_mel(model.decode(latents, mask))
+    if n_prefix:
+        ones = torch.ones(b, n_prefix, dtype=torch.bool, device=dev)
+        full = model.decode(torch.cat([prefix.to(latents.dtype), latents], 1), torch.cat([ones, mask], 1))
+        mel = model.denormalize_mel(full[:, :, n_prefix * model.factor:])
+    else:
+        mel = model.denormalize_mel(model.decode(latents, mask))
     mel_mask = mask.repeat_interleave(model.factor, dim=1)
     mel = mel * mel_mask[:, None, :].to(mel.dtype)
     return Generated(latents=latents, lengths=lengths, mel=mel, mel_lengths=lengths * model.factor,

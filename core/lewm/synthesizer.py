@@ -11,6 +11,16 @@ record) whose ``synthesize`` takes the LeWM options:
 ``min_length_ratio``, ``max_length_ratio``: mel frames per text token a chunk may not
                       stop before / may not run past (None: the checkpoint's)
 ``seed``, ``speaker`` as for flow matching.
+``prompt_audio``, ``prompt_text``, ``prompt_sample_rate``: a voice prompt (see
+                      :mod:`core.lewm.prompt`): a reference clip (file path, or a 1-D
+                      float array with its rate) and its transcript.  The clip is
+                      resampled to the checkpoint's rate, encoded to latents by the audio
+                      encoder and fed to the predictor as its prefix; the transcript is
+                      read before each text chunk ("<transcript> <chunk>"), and the length
+                      ratios count the chunk's tokens only.  The clip returned is the
+                      continuation alone, without the prompt.  ``settings`` records
+                      ``prompt_audio`` (the path, or ``"array"``), ``prompt_text`` and
+                      ``prompt_sha256`` (of the resampled samples).
 
 The flow-matching options (steps, solver, schedule, sway, duration_scale, cfg) and
 ``return_trajectory`` do not apply: giving one is a ConfigError saying so.
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -34,12 +45,15 @@ from ..config import ConfigError
 from ..sampling.options import check_seed
 from ..sampling.synthesizer import CHUNK_CHARS, Synthesis, Synthesizer, _AcousticRun
 from ..text import TextError, TextReading, split_sentences
-from .generate import generate
+from .generate import encode_prompt, generate
+from .prompt import VoicePrompt, read_prompt
 
 __all__ = ["LeWMSynthesizer", "LEWM_OPTION_NAMES", "SEED_STRIDE", "MAX_TEMPERATURE"]
 
-LEWM_OPTION_NAMES = ("temperature", "min_length_ratio", "max_length_ratio", "seed", "speaker")
-"""The ``synthesize`` options a LeWM ``Synthesis.settings`` records (with the text)."""
+LEWM_OPTION_NAMES = ("temperature", "min_length_ratio", "max_length_ratio", "seed", "speaker", "prompt_audio",
+                     "prompt_text")
+"""The ``synthesize`` options a LeWM ``Synthesis.settings`` records (with the text); a
+prompt given as an array is recorded as ``"array"`` and must be passed again."""
 FLOW_ONLY = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg")
 SEED_STRIDE = 2 ** 32
 MAX_TEMPERATURE = 10.0
@@ -55,7 +69,9 @@ class LeWMSynthesizer(Synthesizer):
     def synthesize(self, text: Union[str, Sequence[str]], *, temperature: Optional[float] = None,
                    min_length_ratio: Optional[float] = None, max_length_ratio: Optional[float] = None,
                    seed: Optional[int] = None, speaker: Union[str, int, None] = None,
-                   return_trajectory: bool = False, steps: Optional[int] = None, solver: Optional[str] = None,
+                   prompt_audio: Union[str, Path, np.ndarray, None] = None, prompt_text: Optional[str] = None,
+                   prompt_sample_rate: Optional[int] = None, return_trajectory: bool = False,
+                   steps: Optional[int] = None, solver: Optional[str] = None,
                    schedule: Optional[str] = None, sway: Optional[float] = None,
                    duration_scale: Optional[float] = None,
                    cfg: Optional[float] = None) -> Union[Synthesis, list[Synthesis]]:
@@ -76,6 +92,7 @@ class LeWMSynthesizer(Synthesizer):
                               d.min_length_ratio if min_length_ratio is None else min_length_ratio,
                               d.max_length_ratio if max_length_ratio is None else max_length_ratio)
         check_seed(seed)
+        prompt = self.read_prompt(prompt_audio, prompt_text, prompt_sample_rate)
         items = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
         if items is None or not items or not all(isinstance(t, str) for t in items):
             raise TextError(f"text must be a string or a non-empty list of strings, got {type(text).__name__}")
@@ -89,14 +106,18 @@ class LeWMSynthesizer(Synthesizer):
                 raise TextError(f"text is {len(item)} characters long, over the limit of {limit} "
                                 "(text.max_chars); shorten it or synthesise it in parts")
             chunks.append(split_sentences(item, min(CHUNK_CHARS, limit)))
-        read = self.front_end.read_batch([c for cs in chunks for c in cs])
+        flat = [c for cs in chunks for c in cs]
+        read = self.front_end.read_batch(flat)
         readings, row = [], 0
         for cs in chunks:
             readings.append(TextReading.join([r for _, r in read[row:row + len(cs)]]))
             row += len(cs)
+        token_lists, prefix_tokens = [ids for ids, _ in read], None
+        if prompt is not None:
+            token_lists, prefix_tokens = self._with_transcript(prompt.transcript, flat)
         base_seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
         acoustic_start = time.perf_counter()
-        run = self._generate([ids for ids, _ in read], [len(cs) for cs in chunks], base_seed, sid, options)
+        run = self._generate(token_lists, [len(cs) for cs in chunks], base_seed, sid, options, prompt, prefix_tokens)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         vocoder_start = time.perf_counter()
@@ -107,8 +128,41 @@ class LeWMSynthesizer(Synthesizer):
         out = self._assemble(items, chunks, readings, run, wav, timings, base_seed, sid, options,
                              isinstance(text, str))
         for clip in [out] if isinstance(out, Synthesis) else out:
-            clip.settings["family"] = "lewm"
+            clip.settings.update(family="lewm", prompt_audio=None if prompt is None else prompt.source,
+                                 prompt_text=None if prompt is None else prompt.transcript,
+                                 prompt_sha256=None if prompt is None else prompt.sha256)
         return out
+
+    def read_prompt(self, audio, text: Optional[str], sample_rate: Optional[int]) -> Optional[VoicePrompt]:
+        """The checked voice prompt at the checkpoint's rate, or None when none is given."""
+        if audio is None:
+            if text is not None or sample_rate is not None:
+                raise ConfigError("prompt_text / prompt_sample_rate given without prompt_audio: a voice prompt is "
+                                  "a reference clip plus its transcript")
+            return None
+        return read_prompt(audio, text, sample_rate, self.sample_rate)
+
+    def _with_transcript(self, transcript: str, chunks: list[str]) -> tuple[list[list[int]], list[int]]:
+        """Token ids of "<transcript> <chunk>" per chunk, and the number of leading ids
+        that are the transcript (its ids read alone; at least 1 id is left for the chunk)."""
+        limit = self.config.text.max_chars
+        joined = [f"{transcript} {c}" for c in chunks]
+        for j in joined:
+            if len(j) > limit:
+                raise TextError(f"the prompt transcript plus a text chunk is {len(j)} characters, over the limit "
+                                f"of {limit} (text.max_chars); shorten the transcript")
+        read = self.front_end.read_batch([transcript, *joined])
+        n_transcript = len(read[0][0])
+        token_lists = [ids for ids, _ in read[1:]]
+        return token_lists, [min(n_transcript, len(ids) - 1) for ids in token_lists]
+
+    def prompt_latents(self, prompt: VoicePrompt) -> torch.Tensor:
+        """The prompt's latents (P, latent_dim) on the device: its mel through the audio encoder."""
+        from ..audio import mel_spectrogram
+
+        wav = torch.from_numpy(prompt.samples)[None].to(self.device)
+        mel = mel_spectrogram(wav, self.config.audio)[0]
+        return encode_prompt(self.model, mel)
 
     @staticmethod
     def _check(temperature: float, min_ratio: float, max_ratio: float) -> dict:
@@ -126,7 +180,8 @@ class LeWMSynthesizer(Synthesizer):
 
     @torch.inference_mode()
     def _generate(self, token_lists: list[list[int]], n_chunks: list[int], base_seed: int, sid: int,
-                  options: dict) -> _AcousticRun:
+                  options: dict, prompt: Optional[VoicePrompt] = None,
+                  prefix_tokens: Optional[list[int]] = None) -> _AcousticRun:
         """Tokens of every chunk -> mel batch, one batched generation."""
         dev = self.device
         lengths = [len(ids) for ids in token_lists]
@@ -137,10 +192,11 @@ class LeWMSynthesizer(Synthesizer):
         speakers = torch.full((len(token_lists),), sid, dtype=torch.long, device=dev)
         generators = [torch.Generator().manual_seed(base_seed + k + j * SEED_STRIDE)
                       for k, count in enumerate(n_chunks) for j in range(count)]
+        prefix = None if prompt is None else self.prompt_latents(prompt)
         with self.autocast():
             out = generate(self.model, tokens.to(dev), token_mask.to(dev), speakers, generators=generators,
                            temperature=options["temperature"], min_length_ratio=options["min_length_ratio"],
-                           max_length_ratio=options["max_length_ratio"])
+                           max_length_ratio=options["max_length_ratio"], prefix=prefix, prefix_tokens=prefix_tokens)
         mel = out.mel.float()
         frames = out.mel_lengths.tolist()
         return _AcousticRun(mel=mel.cpu().numpy(), frames=frames, nfe=out.steps, mel_device=mel,

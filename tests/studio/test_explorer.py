@@ -305,3 +305,116 @@ def test_app_reports_bad_options_in_the_page(tmp_path):
     assert "--threads" in page[1].object and "whole number" in page[1].object
     page = app.create_app([], env={"FLOWTTS_CHECKPOINTS": str(tmp_path), "FLOWTTS_RESULTS": str(tmp_path / "r")})
     assert str(tmp_path / "r") in page[-1].object
+
+
+# ----------------------------------------------------------------------------- both families
+
+
+@pytest.fixture
+def mixed(trained, tiny_lewm_checkpoint, tmp_path) -> SynthesisService:
+    """A service whose folder holds the tiny flow run and a tiny LeWM run."""
+    runs = tmp_path / "runs"
+    shutil.copytree(trained.parent.parent, runs / "flow", ignore=shutil.ignore_patterns("mel_cache"))
+    shutil.copytree(tiny_lewm_checkpoint.parent.parent, runs / "lewm", ignore=shutil.ignore_patterns("mel_cache"))
+    settings = StudioSettings(checkpoint_dirs=(runs,), results_dir=tmp_path / "results",
+                              demo_checkpoint=tmp_path / "assets" / "demo.pt", device="cpu")
+    svc = SynthesisService(settings)
+    yield svc
+    assert svc.runner.wait(WAIT)
+
+
+def _pick(controls, service, family: str) -> None:
+    controls.checkpoint = next(p for label, p in service.catalog.items() if label.startswith(f"runs/{family}/"))
+    assert service.runner.wait(WAIT)
+    assert controls.family == family
+
+
+def _tone_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
+    import io
+
+    import soundfile as sf
+
+    t = np.arange(int(seconds * rate)) / rate
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), rate, format="WAV")
+    return buf.getvalue()
+
+
+FLOW_WIDGETS = slice(2, 9)    # steps, solver, schedule, sway, duration scale, cfg, temperature
+LEWM_WIDGETS = slice(9, 12)   # feedback-noise temperature, max length ratio, voice prompt
+
+
+def test_explorer_shows_only_the_loaded_familys_controls(mixed):
+    ex = Explorer(mixed)
+    assert mixed.runner.wait(WAIT)
+    ex.controls.schedule = "sway"
+    column = ex.controls.widgets()
+    _pick(ex.controls, mixed, "lewm")
+    assert ex.controls.visible_controls() == ("lewm_temperature", "max_length_ratio", "prompt_text")
+    assert [w.visible for w in column[FLOW_WIDGETS]] == [False] * 7
+    assert [w.visible for w in column[LEWM_WIDGETS]] == [True] * 3
+    # the LeWM controls start from the checkpoint's own defaults
+    ck = core.load_checkpoint(ex.controls.checkpoint)
+    assert ex.controls.max_length_ratio == ck.config.lewm.max_length_ratio
+    assert set(ex.controls.options()) == {"temperature", "max_length_ratio", "speaker"}
+    _pick(ex.controls, mixed, "flow")
+    assert [w.visible for w in column[FLOW_WIDGETS]] == [True] * 7
+    assert [w.visible for w in column[LEWM_WIDGETS]] == [False] * 3
+    assert "steps" in ex.controls.options() and "max_length_ratio" not in ex.controls.options()
+    ex.__panel__().get_root()
+
+
+def test_explorer_renders_lewm_with_a_voice_prompt_and_then_flow(mixed):
+    ex = Explorer(mixed)
+    assert mixed.runner.wait(WAIT)
+    ex.controls.param.update(vocoder="griffin-lim", steps=2, schedule="linear")
+    _pick(ex.controls, mixed, "lewm")
+    ex.controls.param.update(lewm_temperature=0.2, max_length_ratio=4.0)
+    ex.controls.set_prompt("ref.wav", _tone_wav())
+    assert ex.controls.prompt_name == "ref.wav" and ex.controls.prompt[1] == 16000
+    ex.param.update(text="hello there", seed=3)
+    ex.controls.prompt_text = ""
+    assert not ex.generate() and "needs its transcript" in ex.alert
+    ex.controls.prompt_text = "a low tone"
+    _generate(ex)
+    s = ex.clip.rendered.synthesis
+    assert s.settings["family"] == "lewm" and s.settings["temperature"] == 0.2
+    assert s.settings["max_length_ratio"] == 4.0 and s.settings["prompt_audio"] == "array"
+    assert s.settings["prompt_text"] == "a low tone" and s.trajectory is None
+    assert ex.clip.audio.sample_rate == 24000 and len(ex.clip.audio.object) == len(s.audio) > 0
+    ex.controls.clear_prompt()
+    _generate(ex)
+    assert ex.clip.rendered.synthesis.settings["prompt_audio"] is None
+    _pick(ex.controls, mixed, "flow")
+    _generate(ex)
+    s = ex.clip.rendered.synthesis
+    assert "family" not in s.settings and s.settings["steps"] == 2 and s.trajectory is not None
+
+
+def test_a_bad_voice_prompt_upload_is_reported(mixed):
+    ex = Explorer(mixed)
+    assert mixed.runner.wait(WAIT)
+    _pick(ex.controls, mixed, "lewm")
+
+    class Upload:
+        filename, value = "notes.txt", b"not audio at all"
+
+    ex.controls._on_prompt_upload(Upload)
+    assert "not an audio file" in ex.alert and ex.controls.prompt is None
+    Upload.filename, Upload.value = "long.wav", _tone_wav(seconds=16.0, rate=8000)
+    ex.controls._on_prompt_upload(Upload)
+    assert "must last" in ex.alert and ex.controls.prompt is None
+
+
+def test_compare_a_flow_checkpoint_with_a_lewm_checkpoint(mixed):
+    page = CompareView(mixed)
+    assert mixed.runner.wait(WAIT)
+    page.a.param.update(vocoder="griffin-lim", steps=2)
+    page.b.param.update(vocoder="griffin-lim")
+    _pick(page.a, mixed, "flow")
+    _pick(page.b, mixed, "lewm")
+    page.b.max_length_ratio = 4.0
+    page.text = "red blue"
+    _generate(page)
+    assert page.clip_a.rendered.synthesis.settings["steps"] == 2
+    assert page.clip_b.rendered.synthesis.settings["family"] == "lewm"

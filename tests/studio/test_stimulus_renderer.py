@@ -147,3 +147,52 @@ def test_stimuli_honour_the_checkpoints_sampling_defaults(tiny_checkpoint, tmp_p
     explicit = renderer(Condition("e", checkpoint=str(path), settings={"steps": 2, "vocoder": "griffin-lim"}, seed=4),
                         "Red sun.", 4)
     assert explicit.provenance["steps"] == 2 and explicit.provenance["nfe"] == 4
+
+
+# ----------------------------------------------------------------------------- both families
+
+
+def test_synthesis_options_follow_the_family():
+    mixed = {"steps": 4, "cfg": 1.0, "temperature": 0.5, "max_length_ratio": 6, "speaker": "bob", "vocoder": "auto"}
+    assert synthesis_options(mixed) == {"steps": 4, "cfg": 1.0, "temperature": 0.5, "speaker": "bob"}
+    assert synthesis_options(mixed, "lewm") == {"temperature": 0.5, "max_length_ratio": 6.0, "speaker": "bob"}
+    from studio.stimulus_renderer import settings_not_applied
+
+    assert settings_not_applied(mixed, "lewm") == ["steps", "cfg"]
+    assert settings_not_applied(mixed, "flow") == ["max_length_ratio"]
+    # each family's ranges: a LeWM temperature may go to 10, a flow one to 2
+    assert synthesis_options({"temperature": 5.0}, "lewm") == {"temperature": 5.0}
+    with pytest.raises(ConfigError, match="temperature"):
+        synthesis_options({"temperature": 5.0})
+    with pytest.raises(ConfigError, match="temperature must be in"):
+        synthesis_options({"temperature": 11.0}, "lewm")
+    with pytest.raises(ConfigError, match="max_length_ratio must be a number"):
+        synthesis_options({"max_length_ratio": "long"}, "lewm")
+    with pytest.raises(ConfigError, match="unknown model family"):
+        synthesis_options({}, "gan")
+
+
+def test_a_listening_test_mixes_flow_and_lewm_conditions(tiny_checkpoint, tiny_lewm_checkpoint, tmp_path):
+    from studio.listening import Sentence, TestDesign, render_stimuli
+    from studio.results import ResultsStore
+
+    common = {"steps": 2, "temperature": 0.5, "vocoder": "griffin-lim"}   # as the Experimenter's form fills them
+    conds = (Condition("flow", checkpoint=str(tiny_checkpoint), settings=dict(common), seed=3),
+             Condition("lewm", checkpoint=str(tiny_lewm_checkpoint), settings={**common, "max_length_ratio": 4.0},
+                       seed=3))
+    design = TestDesign("mixed", "ab", conds, (Sentence("s1", "Red sun."), Sentence("s2", "A dog ran.")))
+    renderer = StimulusRenderer("cpu")
+    stimuli = render_stimuli(design, ResultsStore(tmp_path / "results"), tmp_path / "results", renderer)
+    by_cond = {}
+    for s in stimuli:
+        by_cond.setdefault(s.condition, []).append(s)
+    assert sorted(by_cond) == ["flow", "lewm"] and all(len(v) == 2 for v in by_cond.values())
+    flow, lewm = by_cond["flow"][0].provenance["render"], by_cond["lewm"][0].provenance["render"]
+    assert flow["steps"] == 2 and "family" not in flow and "settings_not_applied" not in flow
+    assert lewm["family"] == "lewm" and lewm["temperature"] == 0.5 and lewm["max_length_ratio"] == 4.0
+    assert lewm["settings_not_applied"] == ["steps"] and "steps" not in lewm
+    # the LeWM clip equals a direct call with only its family's options
+    synth = core.Synthesizer.from_checkpoint(tiny_lewm_checkpoint, device="cpu", vocoder="griffin-lim")
+    clip = renderer(conds[1], "Red sun.", 3)
+    ref = synth.synthesize("Red sun.", temperature=0.5, max_length_ratio=4.0, seed=3)
+    np.testing.assert_allclose(clip.audio, ref.audio, atol=1e-6)

@@ -1,0 +1,237 @@
+"""Free-running numbers of a LeWM checkpoint on held-out sentences (issue 18's table).
+
+    python benchmarks/lewm_table.py --checkpoint runs/lewm_small/checkpoints/step_00020000.pt \\
+        --sentences /work/corpus/heldout.txt --references /work/corpus/heldout_manifest.csv \\
+        --speaker slt --limit 30 --out runs/lewm_table     [--reference-speaker slt]
+
+For each held-out sentence the checkpoint generates freely (batch of one, KV cache, the
+checkpoint's own temperature and length ratios unless given; seed ``--seed`` + row), and
+the flite recording of the same sentence by ``--speaker`` is the reference:
+
+- ``stopped``: the stop head ended the utterance (not the maximum length);
+- ``duration_ratio``: generated seconds / reference seconds;
+- ``nonsilent``: the share of mel frames whose level is within ``--silence-db`` (40 dB) of
+  the reference clip's loudest frame, for the generated clip and the reference (the same
+  threshold for both, so a clip that collapsed to silence scores near 0); the level of a
+  frame is ``20 log10`` of its mean mel magnitude;
+- pocketsphinx transcripts (``core.eval.Recognizer``) of the generated clip and of the
+  flite recording; WER pooled over all words (``core.eval.wer``).
+
+Then, teacher-forced on the same references (encoder means ``mu`` of the recording fed
+to the predictor after the start vector, EMA weights, eval mode): the prediction MSE and
+the copy baseline MSE(z_t, z_{t-1}) (``core.lewm.losses``), pooled over frames.
+
+The summary holds the issue's targets and whether each is met: stop rate >= 0.95,
+duration ratio within 0.6-1.6 for >= 90 % of sentences, mean |non-silent difference|
+<= 0.15, WER <= 2 x flite's WER.  The table goes to stdout and ``<out>/table.md``, every
+number to ``<out>/table.json``.  Each sentence is one predictor chunk (held-out sentences
+are far below the synthesizer's 300-character chunk size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TARGETS = {"stop_rate": 0.95, "duration_in_range": 0.90, "duration_range": (0.6, 1.6), "nonsilent_diff": 0.15,
+           "wer_over_flite": 2.0}
+
+
+def frame_levels_db(logmel: np.ndarray) -> np.ndarray:
+    """Log-mel (n_mels, T) -> (T,) frame levels in dB: 20 log10 of the mean mel magnitude."""
+    return 20.0 * np.log10(np.maximum(np.exp(logmel.astype(np.float64)).mean(axis=0), 1e-10))
+
+
+def nonsilent_fraction(logmel: np.ndarray, threshold_db: float) -> float:
+    """Share of frames of ``logmel`` (n_mels, T) whose level is above ``threshold_db``."""
+    if logmel.shape[1] == 0:
+        return 0.0
+    return float((frame_levels_db(logmel) > threshold_db).mean())
+
+
+def _mel(audio: np.ndarray, config) -> np.ndarray:
+    from core.audio import mel_spectrogram
+
+    return mel_spectrogram(torch.from_numpy(np.asarray(audio, np.float32))[None], config)[0].numpy()
+
+
+@torch.no_grad()
+def free_run(synth, text: str, sid: int, seed: int, options: dict):
+    """One sentence generated as ``LeWMSynthesizer`` does for a one-chunk text -> (audio,
+    log-mel (n_mels, T), stopped, predictor steps)."""
+    from core.lewm import generate
+
+    ids = synth.front_end(text)
+    tokens = torch.tensor([ids], dtype=torch.long, device=synth.device)
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    with synth.autocast():
+        out = generate(synth.model, tokens, mask, torch.tensor([sid], device=synth.device),
+                       generators=[torch.Generator().manual_seed(seed)], **options)
+    n = int(out.mel_lengths[0])
+    mel = out.mel[:, :, :n].float()
+    audio = synth.vocoder.decode(mel).float().cpu().numpy()[0]
+    return audio, mel[0].cpu().numpy(), bool(out.stopped[0]), out.steps
+
+
+@torch.no_grad()
+def teacher_forced_losses(synth, items: Sequence[tuple[str, np.ndarray]], sid: int) -> dict:
+    """Prediction MSE and copy-baseline MSE over reference clips ``(text, audio)``, pooled
+    by frames (each clip's mean weighted by its frame count)."""
+    from core.lewm.losses import copy_baseline_mse, prediction_mse
+
+    model = synth.model
+    pred_sum = copy_sum = pred_n = copy_n = 0.0
+    for text, audio in items:
+        mel = torch.from_numpy(_mel(audio, synth.config.audio))[None].to(synth.device)
+        mel_mask = torch.ones(1, mel.shape[-1], dtype=torch.bool, device=synth.device)
+        ids = synth.front_end(text)
+        tokens = torch.tensor([ids], dtype=torch.long, device=synth.device)
+        memory = model.encode_text(tokens, torch.ones_like(tokens, dtype=torch.bool),
+                                   torch.tensor([sid], device=synth.device))
+        post = model.encode_audio(model.normalize_mel(mel), mel_mask)
+        out = model.teacher_forced(post.mu[:, :-1], memory, torch.ones_like(tokens, dtype=torch.bool))
+        t = post.mu.shape[1]
+        pred_sum += float(prediction_mse(out.pred, post.mu, post.mask)) * t
+        pred_n += t
+        if t > 1:
+            copy_sum += float(copy_baseline_mse(post.mu, post.mask)) * (t - 1)
+            copy_n += t - 1
+    pred = pred_sum / max(pred_n, 1)
+    copy = copy_sum / copy_n if copy_n else float("nan")
+    return {"pred_mse": pred, "copy_mse": copy, "pred_over_copy": pred / copy if copy_n and copy > 0 else None}
+
+
+def summarize(rows: list[dict], wer_model: float, wer_flite: float, tf: dict) -> dict:
+    lo, hi = TARGETS["duration_range"]
+    ratios = np.array([r["duration_ratio"] for r in rows])
+    diffs = np.array([abs(r["nonsilent_generated"] - r["nonsilent_reference"]) for r in rows])
+    out = {
+        "sentences": len(rows),
+        "stop_rate": float(np.mean([r["stopped"] for r in rows])),
+        "duration_ratio_median": float(np.median(ratios)),
+        "duration_in_range": float(np.mean((ratios >= lo) & (ratios <= hi))),
+        "nonsilent_generated_mean": float(np.mean([r["nonsilent_generated"] for r in rows])),
+        "nonsilent_reference_mean": float(np.mean([r["nonsilent_reference"] for r in rows])),
+        "nonsilent_diff_mean": float(diffs.mean()),
+        "nonsilent_within_0.15": float(np.mean(diffs <= TARGETS["nonsilent_diff"])),
+        "wer": wer_model, "wer_flite": wer_flite,
+        "wer_over_flite": wer_model / wer_flite if wer_flite > 0 else None,
+        **tf,
+    }
+    ratio = out["wer_over_flite"]
+    out["targets_met"] = {
+        "stop_rate >= 0.95": out["stop_rate"] >= TARGETS["stop_rate"],
+        "duration 0.6-1.6 for >= 90%": out["duration_in_range"] >= TARGETS["duration_in_range"],
+        "mean |non-silent diff| <= 0.15": out["nonsilent_diff_mean"] <= TARGETS["nonsilent_diff"],
+        "WER <= 2 x flite": (ratio is not None and ratio <= TARGETS["wer_over_flite"])
+                            or (wer_flite == 0 and wer_model == 0),
+    }
+    return out
+
+
+def markdown(summary: dict, settings: dict) -> str:
+    def f(v):
+        return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = [f"LeWM free-running table: {settings['checkpoint']} ({settings['sentences']} held-out sentences, "
+             f"speaker {settings['speaker']}, temperature {settings['temperature']}, length ratios "
+             f"{settings['min_length_ratio']}-{settings['max_length_ratio']})", "",
+             "| measure | value | target |", "|---|---|---|",
+             f"| stop fired | {f(summary['stop_rate'])} | >= 0.95 |",
+             f"| duration ratio in 0.6-1.6 | {f(summary['duration_in_range'])} (median ratio "
+             f"{f(summary['duration_ratio_median'])}) | >= 0.90 |",
+             f"| non-silent fraction, generated / reference | {f(summary['nonsilent_generated_mean'])} / "
+             f"{f(summary['nonsilent_reference_mean'])} (mean abs. diff {f(summary['nonsilent_diff_mean'])}) "
+             "| diff <= 0.15 |",
+             f"| WER (pocketsphinx) / flite's | {f(summary['wer'])} / {f(summary['wer_flite'])} (x"
+             f"{f(summary['wer_over_flite'])}) | <= 2x |",
+             f"| teacher-forced pred MSE / copy MSE | {f(summary['pred_mse'])} / {f(summary['copy_mse'])} (ratio "
+             f"{f(summary['pred_over_copy'])}) | well below 1 |", ""]
+    lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in summary["targets_met"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def run(argv: Optional[Sequence[str]] = None) -> dict:
+    from core.audio import load_wav_with_rate, resample
+    from core.eval import Recognizer, read_sentences, references_from_manifest, wer
+    from core.sampling.synthesizer import Synthesizer
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True, help="a LeWM checkpoint")
+    p.add_argument("--sentences", required=True, help="held-out sentences (id|text lines)")
+    p.add_argument("--references", required=True, help="manifest of the flite recordings of those sentences")
+    p.add_argument("--speaker", default=None, help="speaker to synthesise (default: the checkpoint's first)")
+    p.add_argument("--reference-speaker", default=None, help="speaker of the references in --references "
+                                                             "(default: --speaker)")
+    p.add_argument("--limit", type=int, default=30, help="first N sentences (default 30)")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--min-length-ratio", type=float, default=None)
+    p.add_argument("--max-length-ratio", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--silence-db", type=float, default=40.0, help="non-silent: within this many dB of the "
+                                                                 "reference's loudest frame (default 40)")
+    p.add_argument("--vocoder", default="auto")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="folder for table.md and table.json")
+    args = p.parse_args(argv)
+
+    synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, vocoder=args.vocoder)
+    if synth.config.model.family != "lewm":
+        p.error(f"{args.checkpoint} is not a LeWM checkpoint (model.family {synth.config.model.family!r})")
+    d = synth.config.lewm
+    options = {"temperature": d.temperature if args.temperature is None else args.temperature,
+               "min_length_ratio": d.min_length_ratio if args.min_length_ratio is None else args.min_length_ratio,
+               "max_length_ratio": d.max_length_ratio if args.max_length_ratio is None else args.max_length_ratio}
+    sid = synth.speaker_id(args.speaker)
+    speaker = synth.speaker_name(sid)
+    sentences = read_sentences(args.sentences)[:args.limit]
+    ref_speaker = args.reference_speaker if args.reference_speaker is not None else args.speaker
+    refs = references_from_manifest(args.references, sentences, None if ref_speaker is None else str(ref_speaker))
+    recognizer = Recognizer()
+    rate = synth.sample_rate
+    rows, ref_items = [], []
+    start = time.perf_counter()
+    for k, s in enumerate(sentences):
+        clip = load_wav_with_rate(refs[s.id])
+        ref_audio = resample(torch.from_numpy(clip.samples), clip.sample_rate, rate).numpy()
+        ref_mel = _mel(ref_audio, synth.config.audio)
+        threshold = float(frame_levels_db(ref_mel).max()) - args.silence_db
+        audio, mel, stopped, steps = free_run(synth, s.text, sid, args.seed + k, options)
+        rows.append({"id": s.id, "text": s.text, "stopped": stopped, "steps": steps,
+                     "seconds": len(audio) / rate, "reference_seconds": len(ref_audio) / rate,
+                     "duration_ratio": len(audio) / max(len(ref_audio), 1),
+                     "nonsilent_generated": nonsilent_fraction(mel, threshold),
+                     "nonsilent_reference": nonsilent_fraction(ref_mel, threshold),
+                     "hypothesis": recognizer.transcribe(audio, rate),
+                     "reference_hypothesis": recognizer.transcribe(ref_audio, rate)})
+        ref_items.append((s.text, ref_audio))
+    texts = [r["text"] for r in rows]
+    wer_model = wer(texts, [r["hypothesis"] for r in rows]).wer
+    wer_flite = wer(texts, [r["reference_hypothesis"] for r in rows]).wer
+    summary = summarize(rows, wer_model, wer_flite, teacher_forced_losses(synth, ref_items, sid))
+    settings = {"checkpoint": str(args.checkpoint), "checkpoint_sha256": synth.checkpoint_sha256,
+                "sentences": len(rows), "speaker": speaker, "reference_speaker": ref_speaker, "seed": args.seed,
+                "silence_db": args.silence_db,
+                "vocoder": synth.vocoder.name, "device": str(synth.device),
+                "seconds": round(time.perf_counter() - start, 1), **options}
+    report = {"settings": settings, "summary": summary, "rows": rows}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.json").write_text(json.dumps(report, indent=2))
+    table = markdown(summary, settings)
+    (out / "table.md").write_text(table)
+    print(table)
+    return report
+
+
+if __name__ == "__main__":
+    run()
