@@ -117,8 +117,9 @@ def test_design_validation():
         TestDesign("t", "ab", (c,), SENTENCES)
     with pytest.raises(ListeningError, match="unique"):
         TestDesign("t", "mos", (c, c), SENTENCES)
-    with pytest.raises(ConfigError, match="unknown test type 'mushra'; valid: mos, ab"):
-        TestDesign("t", "mushra", (c,), SENTENCES)
+    with pytest.raises(ConfigError, match="unknown test type 'mushra2'; valid: mos, ab, mushra, abx, smos, dcr, "
+                                          "intelligibility"):
+        TestDesign("t", "mushra2", (c,), SENTENCES)
     with pytest.raises(ConfigError, match="gold trial kind for a mos test 'identical'; valid: anchor"):
         TestDesign("t", "mos", (c,), SENTENCES, (GoldTrial("identical", "alpha", "s1"),))
     with pytest.raises(ListeningError, match="sentence id"):
