@@ -64,7 +64,7 @@ from typing import Callable, Optional, Sequence, TextIO, Union
 __all__ = ["ResultsStore", "ResultsError", "RatingError", "DuplicateRatingError", "Trial", "TestRecord",
            "ConditionRecord", "StimulusRecord", "SessionRecord", "RatingRecord", "CSV_COLUMNS", "TEST_TYPES",
            "CONDITION_KINDS", "AB_CHOICES", "ABX_CHOICES", "SCORE_TYPES", "SCHEMA_VERSION", "MIGRATIONS",
-           "clip_names", "clip_role"]
+           "clip_names", "clip_role", "rated_scores"]
 
 DB_NAME = "results.sqlite"
 TEST_TYPES = ("mos", "ab", "mushra", "abx", "smos", "dcr", "intelligibility")
@@ -847,6 +847,16 @@ def clip_role(condition: str, reference: str) -> str:
     if condition == reference:
         return "hidden_reference"
     return "anchor" if condition.startswith("anchor:") else "condition"
+
+
+def rated_scores(r: RatingRecord) -> list:
+    """``(condition, score)`` for every clip a rating scores: the clip of MOS, the rated
+    (second) clip of SMOS and DCR, every slider of MUSHRA; empty for the other types."""
+    if r.test_type in SCORE_TYPES and r.score is not None:
+        return [(r.conditions[-1], r.score)]
+    if r.test_type == "mushra":
+        return list(zip(r.conditions[1:], r.scores))
+    return []
 
 
 def _csv_rows(r: RatingRecord, clips: list, reference: str) -> list:

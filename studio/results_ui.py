@@ -44,12 +44,12 @@ from bokeh.plotting import figure
 from studio.jobs import JobOutcome, JobRunner, on_page_load
 from studio.results import ResultsStore, StimulusRecord, columns_json
 from studio.stats import ab_table, gold_table, mos_table, rating_counts
+from studio.type_stats import OBJECTIVE_DIR
 from studio.stats_ui import StatisticsPanel
 
 __all__ = ["ResultsView", "ObjectiveRow", "objective_scores", "eval_available", "mos_frame", "ab_frame",
            "gold_frame", "mos_figure"]
 
-OBJECTIVE_DIR = "objective"
 POLL_MS = 2000
 
 

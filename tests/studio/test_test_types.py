@@ -287,3 +287,105 @@ def test_a_version_2_database_migrates_to_the_new_types(tmp_path):
     assert {"scores_json", "transcript"} <= {r[1] for r in db.execute("PRAGMA table_info(ratings)")}
     assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     db.close()
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def answer_all(store, rater, answer, seed=0):
+    """Rate every trial of ``rater``: ``answer(trial_view, labels) -> submit kwargs``."""
+    session = RaterSession(store, "t1", rater, seed=seed)
+    labels = labels_of(store)
+    while session.current is not None:
+        hear(session)
+        session.submit(**answer(session.current, labels, store.session(session.session_id).order[session.position]))
+    return session
+
+
+def test_mushra_screening_flags_a_rater_who_misses_the_hidden_reference_and_exclusion_shows(tmp_path):
+    from studio.agreement import screen_raters
+    from studio.stats_report import statistics_rows, test_statistics
+
+    _, store, _ = make(tmp_path, "mushra", reference="ref")
+    value = {"ref": 100, "sysa": 60, "sysb": 40, "anchor:lp3500": 10}
+
+    def honest(view, labels, trial):
+        return {"scores": [value[labels[c.stimulus_id]] for c in view.clips[1:]]}
+
+    def careless(view, labels, trial):  # misses the hidden reference in the s1 trial: 1 of 3 = 33 % > 15 %
+        low = trial.sentence_id == "s1"
+        return {"scores": [(50 if low else 100) if labels[c.stimulus_id] == "ref" else 70 for c in view.clips[1:]]}
+
+    for k, rater in enumerate(("r1", "r2")):
+        answer_all(store, rater, honest, seed=k)
+    answer_all(store, "bad", careless, seed=9)
+    checks = {c.rater_id: c for c in screen_raters(store.ratings("t1"))}
+    assert checks["bad"].hidden_ref_low == pytest.approx(1 / 3) and checks["bad"].flagged
+    assert "hidden reference below 90 in 1 of 3 MUSHRA trials" in checks["bad"].reasons[0]
+    assert checks["r1"].hidden_ref_low == 0.0 and not checks["r1"].flagged
+    stats = test_statistics(store, "t1", n_boot=10)
+    assert stats["flagged_raters"] == ["bad"]
+    every = {m["condition"]: m["mean"] for m in stats["all_raters"]["mos"]}
+    kept = {m["condition"]: m["mean"] for m in stats["excluding_flagged"]["mos"]}
+    assert kept == {"ref": 100.0, "sysa": 60.0, "sysb": 40.0, "anchor:lp3500": 10.0}
+    assert every["ref"] == pytest.approx((6 * 100 + 2 * 100 + 50) / 9)  # r1, r2: 3 trials each; bad: 100, 100, 50
+    assert every["sysa"] == pytest.approx((6 * 60 + 3 * 70) / 9)
+    assert stats["all_raters"]["agreement"]["level"] == "interval"
+    assert any(r["statistic"] == "rater_hidden_ref_low" and r["rater_id"] == "bad" for r in statistics_rows(stats))
+
+
+def test_abx_statistics_against_the_binomial_closed_form(tmp_path):
+    from math import comb
+
+    from studio.stats_report import test_statistics
+
+    _, store, _ = make(tmp_path, "abx", labels=("ref", "sysa"))
+    for k in range(4):  # 4 raters x 3 sentences; the first three raters always find X, the last never
+        answer_all(store, f"r{k}", lambda v, lab, t, k=k: {"choice": t.key if k < 3 else {"A": "B", "B": "A"}[t.key]},
+                   seed=k)
+    (row,) = test_statistics(store, "t1", n_boot=10)["all_raters"]["abx"]
+    n, hits = 12, 9
+    p_closed = sum(comb(n, j) for j in range(hits, n + 1)) / 2 ** n  # P(X >= 9), X ~ Bin(12, 1/2)
+    assert (row["first"], row["second"], row["n"], row["correct"]) == ("ref", "sysa", n, hits)
+    assert row["share"] == pytest.approx(0.75) and row["p_value"] == pytest.approx(p_closed, rel=1e-12)
+    assert row["ci95_low"] < 0.75 < row["ci95_high"]
+
+
+def test_intelligibility_human_wer_per_condition_beside_asr(tmp_path):
+    import json
+
+    from studio.stats_report import test_statistics
+    from studio.type_stats import OBJECTIVE_DIR
+
+    _, store, stimuli = make(tmp_path, "intelligibility")
+
+    def typist(view, labels, trial):  # perfect for ref, drops the last word for sysa, says nothing right for sysb
+        label = labels[view.clips[0].stimulus_id]
+        words = trial.text.split()
+        return {"transcript": {"ref": trial.text, "sysa": " ".join(words[:-1]), "sysb": "zzz"}[label]}
+
+    for k in range(3):
+        answer_all(store, f"r{k}", typist, seed=k)
+    asr = {s.stimulus_id: s.text for s in stimuli if s.condition == "ref" and s.variant == ""}  # ASR only for ref
+    (store.folder / OBJECTIVE_DIR).mkdir()
+    (store.folder / OBJECTIVE_DIR / "t1.json").write_text(json.dumps(
+        {sid: {"dnsmos_ovrl": 3.0, "transcript": text} for sid, text in asr.items()}))
+    rows = {w["condition"]: w for w in test_statistics(store, "t1", n_boot=10)["all_raters"]["intelligibility"]}
+    assert rows["ref"]["human_wer"] == 0.0 and rows["ref"]["asr_wer"] == 0.0 and rows["ref"]["asr_clips"] == 3
+    assert rows["sysa"]["asr_wer"] is None and rows["sysa"]["asr_clips"] == 0  # NaN in the JSON-safe record
+    sysa = [r for r in store.ratings("t1") if r.conditions[0] == "sysa"]
+    expected = len(sysa) / sum(len(r.text.split()) for r in sysa)  # one deletion per transcript
+    assert rows["sysa"]["human_wer"] == pytest.approx(expected)
+    assert rows["sysb"]["human_wer"] == pytest.approx(1.0, abs=0.5)
+
+
+@pytest.mark.parametrize("kind", ["smos", "dcr"])
+def test_smos_and_dcr_estimates_per_rated_condition(tmp_path, kind):
+    from studio.stats import mos_table
+
+    _, store, _ = make(tmp_path, kind, reference="ref")
+    for k in range(2):
+        answer_all(store, f"r{k}", lambda v, lab, t: {"score": {"sysa": 5, "sysb": 2}[lab[v.clips[1].stimulus_id]]},
+                   seed=k)
+    table = {row.condition: row.summary.mean for row in mos_table(store, "t1")}
+    assert table == {"sysa": 5.0, "sysb": 2.0}  # the reference is heard, never rated
