@@ -389,3 +389,42 @@ def test_smos_and_dcr_estimates_per_rated_condition(tmp_path, kind):
                    seed=k)
     table = {row.condition: row.summary.mean for row in mos_table(store, "t1")}
     assert table == {"sysa": 5.0, "sysb": 2.0}  # the reference is heard, never rated
+
+
+# --------------------------------------------------------------------------- the YAML test file and the CLI
+
+
+def test_yaml_file_and_cli_create_the_new_types(tmp_path, capsys):
+    from studio.cli import main
+    from studio.design_file import design_from_yaml_text, design_to_yaml
+
+    conds = folders(tmp_path)
+    (tmp_path / "test.yaml").write_text(f"""
+type: mushra
+test_id: mu-1
+reference: ref
+anchor_7khz: true
+conditions:
+  - {{label: ref, folder: {conds[0].folder}}}
+  - {{label: sysa, folder: {conds[1].folder}}}
+sentences:
+  - {{id: s1, text: {SENTENCES[0].text}}}
+  - {{id: s2, text: {SENTENCES[1].text}}}
+""")
+    assert main(["test", "create", "--config", str(tmp_path / "test.yaml"), "--results", str(tmp_path / "res")]) == 0
+    out = capsys.readouterr().out
+    # 2 sentences x (ref, sysa, hidden-reference copy, 3.5 and 7 kHz anchors)
+    assert out.startswith("mu-1\tmushra\t10 stimuli")
+    store = ResultsStore(tmp_path / "res")
+    design = TestDesign.from_dict(store.test("mu-1").design)
+    assert (design.reference, design.anchor_7khz) == ("ref", True)
+    assert design_from_yaml_text(design_to_yaml(design, with_test_id=True)) == design  # the file round-trips
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("type: musra\nconditions: []\nsentences: [hi]\n")
+    assert main(["test", "create", "--config", str(bad), "--results", str(tmp_path / "res")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown test type 'musra'; valid: mos, ab, mushra, abx, smos, dcr, intelligibility" in err
+    bad.write_text(f"type: smos\nconditions: [{{label: a, folder: {conds[0].folder}}}, "
+                   f"{{label: b, folder: {conds[1].folder}}}]\nsentences: [hi]\n")
+    assert main(["test", "create", "--config", str(bad), "--results", str(tmp_path / "res")]) == 2
+    assert "a smos test needs a reference condition (reference: one of a, b)" in capsys.readouterr().err
