@@ -68,7 +68,7 @@ from scipy import signal
 import core
 from core import audio as core_audio
 from core.config import choice_error
-from studio.results import TEST_TYPES, clip_names, DuplicateRatingError, RatingError, RatingRecord, ResultsStore, StimulusRecord, Trial
+from studio.results import TEST_TYPES, clip_names, completion_code, DuplicateRatingError, RatingError, RatingRecord, ResultsStore, StimulusRecord, Trial
 
 __all__ = ["Condition", "Sentence", "GoldTrial", "TestDesign", "RenderedClip", "render_stimuli", "degrade_for_anchor",
            "build_trials", "Clip", "TrialView", "RaterSession", "ListeningError", "TestNotReadyError",
@@ -672,6 +672,12 @@ class RaterSession(param.Parameterized):
                               progress=len(done) / self.total if self.total else 1.0, ready=False)
         self._plays = {sid: [0, False] for sid in (self._order[position].stimulus_ids if position < self.total else ())}
         self._started: Optional[float] = None
+
+    @property
+    def completion_code(self) -> str:
+        """The code to show after the last trial (empty until then); see
+        :func:`studio.results.completion_code`."""
+        return completion_code(self.session_id) if self.done else ""
 
     @property
     def current(self) -> Optional[TrialView]:

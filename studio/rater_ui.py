@@ -12,6 +12,12 @@ CMOS); ABX with "X is A" / "X is B"; MUSHRA with a slider 0..100 under every cli
 the open reference (each must be moved, the hidden reference's too, before "Submit
 ratings" is taken); intelligibility with a text box (the sentence is not shown).
 
+Keyboard (:class:`KeyShortcuts`): A, B, X and R play clip A, B, X and the reference,
+P the single clip of a MOS or intelligibility trial; 1-5 give that score in MOS, SMOS
+and DCR trials (only once the buttons are enabled).  Keys typed into a text box are
+left alone.  After the last trial the page shows the session's completion code
+(:func:`studio.results.completion_code`).
+
 Play tracking: :class:`ClipPlayer` is a small HTML ``<audio>`` component that reports
 ``play`` and ``ended`` events with how much of the clip was actually played (the
 element's ``played`` time ranges).  A clip counts as heard to the end when ``ended``
@@ -96,6 +102,39 @@ class PlayEvent:
         return cls(data["event"], token, max(heard, 0.0), max(duration, 0.0))
 
 
+class KeyShortcuts(JSComponent):
+    """Sends the rater's shortcut keys (see module doc) to ``on_key(key)``; nothing visible."""
+
+    _esm = """
+    export function render({ model }) {
+      const keys = ["1", "2", "3", "4", "5", "a", "b", "x", "r", "p"];
+      const onKey = (e) => {
+        if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) { return; }
+        const target = e.composedPath()[0];
+        if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) {
+          return;
+        }
+        const key = (e.key || "").toLowerCase();
+        if (keys.includes(key)) { model.send_msg({key: key}); }
+      };
+      document.addEventListener("keydown", onKey);
+      model.on("remove", () => document.removeEventListener("keydown", onKey));
+      const el = document.createElement("div");
+      el.style.display = "none";
+      return el;
+    }
+    """
+
+    def __init__(self, on_key: Optional[Callable[[str], None]] = None, **params):
+        super().__init__(**params)
+        self._on_key = on_key
+
+    def _handle_msg(self, data) -> None:
+        key = data.get("key") if isinstance(data, dict) else None
+        if isinstance(key, str) and self._on_key is not None:
+            self._on_key(key)
+
+
 class ClipPlayer(JSComponent):
     """An ``<audio>`` player that reports ``play`` / ``ended`` to ``on_event(PlayEvent)``.
 
@@ -105,6 +144,7 @@ class ClipPlayer(JSComponent):
 
     src = param.String(default="", doc="the clip as a data: URL")
     token = param.Integer(default=0, doc="echoed in every event")
+    play_request = param.Integer(default=0, doc="each increment starts playback (keyboard shortcuts)")
 
     _esm = """
     export function render({ model }) {
@@ -129,6 +169,7 @@ class ClipPlayer(JSComponent):
         audio.load();
       };
       model.on("src", load);
+      model.on("play_request", () => { if (model.src) { audio.play().catch(() => {}); } });
       load();
       return audio;
     }
@@ -220,6 +261,7 @@ class RaterView(pn.viewable.Viewer):
         self.ab_box = pn.Column(pn.pane.Markdown("Which clip sounds better?"), pn.Row(*self.ab_buttons.values()),
                                 self.cmos_toggle, pn.Row(self.cmos_slider, self.cmos_label), visible=False)
         self.message_pane = pn.pane.Alert("", alert_type="warning", visible=False)
+        self.keys = KeyShortcuts(on_key=self.shortcut, width=0, height=0, margin=0)
         self.param.watch(self._show_message, "message")
         self._layout = pn.Column(
             pn.pane.Markdown("## Listening test\nListen to each clip to the end, then answer. "
@@ -227,7 +269,9 @@ class RaterView(pn.viewable.Viewer):
             pn.Row(self.rater_input, self.test_select, self.start_button),
             pn.pane.Markdown(self.param.status), self.progress, self.text_pane,
             self.players_row, self.mos_box, self.ab_box, self.abx_box, self.mushra_box, self.intelligibility_box,
-            self.message_pane,
+            self.message_pane, self.keys,
+            pn.pane.Markdown("*Keys: A, B, X, R play clip A, B, X, the reference (P a single clip); "
+                             "1-5 answer with that score.*"),
             sizing_mode="stretch_width")
 
     def __panel__(self):
@@ -301,7 +345,8 @@ class RaterView(pn.viewable.Viewer):
         self.progress.param.update(value=min(s.answered, s.total), visible=True)
         self._token += 1
         if view is None:
-            self.status = f"### All {s.total} trials are rated -- thank you!"
+            self.status = (f"### All {s.total} trials are rated -- thank you!\n"
+                           f"Your completion code: **{s.completion_code}**")
             self._clip_ids, self._heard = [], []
             for box in self._answer_boxes():
                 box.visible = False
@@ -418,6 +463,22 @@ class RaterView(pn.viewable.Viewer):
         if self.session is not None and self.session.current is not None and self.session.current.kind == "abx":
             return self._submit(choice=choice)
         return self._submit(choice=choice, cmos=self.cmos_slider.value if self.cmos_toggle.value else None)
+
+    def shortcut(self, key: str) -> bool:
+        """A shortcut key (module doc); True when it did something."""
+        view = self.session.current if self.session is not None else None
+        if view is None:
+            return False
+        if key in "12345" and len(key) == 1:
+            if view.kind in SCORE_LABELS and not self.mos_buttons[int(key)].disabled:
+                return self.rate(int(key))
+            return False
+        name = {"a": "A", "b": "B", "x": "X", "r": "reference", "p": "clip"}.get(key)
+        for i, clip in enumerate(view.clips):
+            if clip.name == name:
+                self.players[i].play_request += 1
+                return True
+        return False
 
     def submit_mushra(self) -> bool:
         """Answer the current MUSHRA trial with the sliders (an unmoved slider is unrated:

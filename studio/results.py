@@ -48,6 +48,7 @@ the lists, their ratings kept.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -64,7 +65,7 @@ from typing import Callable, Optional, Sequence, TextIO, Union
 __all__ = ["ResultsStore", "ResultsError", "RatingError", "DuplicateRatingError", "Trial", "TestRecord",
            "ConditionRecord", "StimulusRecord", "SessionRecord", "RatingRecord", "CSV_COLUMNS", "TEST_TYPES",
            "CONDITION_KINDS", "AB_CHOICES", "ABX_CHOICES", "SCORE_TYPES", "SCHEMA_VERSION", "MIGRATIONS",
-           "clip_names", "clip_role", "rated_scores"]
+           "clip_names", "clip_role", "rated_scores", "completion_code"]
 
 DB_NAME = "results.sqlite"
 TEST_TYPES = ("mos", "ab", "mushra", "abx", "smos", "dcr", "intelligibility")
@@ -101,6 +102,8 @@ CSV_COLUMN_DOCS: dict[str, str] = {
     "x_is": "ABX: the side (A or B) whose clip X is a copy of",
     "correct": "ABX: true when the rater's answer equals x_is",
     "transcript": "intelligibility: what the rater typed",
+    "completion_code": "the code the rater was shown after the last trial (the same on every row of a session; "
+                       "compare it with the code a rater reports)",
     "wer": "intelligibility: word error rate of the transcript against the sentence (core.eval.wer)",
     "condition_a": "A/B: the condition heard as A", "condition_b": "A/B: the condition heard as B",
     "presented_order": "A/B: AB when side A holds the pair's first condition in the test design, BA when swapped",
@@ -133,7 +136,7 @@ CSV_COLUMNS = ("test_id", "test_type", "trial_type", "gold_expected", "rater_id"
                "vocoder", "vocoder_a", "vocoder_b", "settings_json", "settings_json_a", "settings_json_b",
                "app_version", "app_version_a", "app_version_b", "reference_condition", "stimulus_id_ref",
                "play_count_ref", "clip_role", "clip_position", "condition_x", "stimulus_id_x", "play_count_x", "x_is",
-               "correct", "transcript", "wer")
+               "correct", "transcript", "wer", "completion_code")
 assert set(CSV_COLUMNS) == set(CSV_COLUMN_DOCS), "every CSV column is documented"
 
 
@@ -254,6 +257,15 @@ class Trial:
     def from_dict(cls, d: dict) -> "Trial":
         return cls(d["kind"], d["sentence_id"], d["text"], tuple(d["stimulus_ids"]), bool(d["swapped"]), d["gold"],
                    d.get("key"))
+
+
+def completion_code(session_id: str) -> str:
+    """The code a rater is shown after the last trial, ``XXXX-XXXX``: derived from the
+    session id (never shown to raters), so the experimenter can check a reported code
+    against the CSV's ``completion_code`` column and nobody can make one up for a
+    session they did not finish without its id."""
+    digest = hashlib.sha256(f"flowtts-completion:{session_id}".encode()).hexdigest()[:8].upper()
+    return f"{digest[:4]}-{digest[4:]}"
 
 
 def clip_names(kind: str, n_clips: int) -> tuple:
@@ -866,7 +878,8 @@ def _csv_rows(r: RatingRecord, clips: list, reference: str) -> list:
     row.update(test_id=r.test_id, test_type=r.test_type, trial_type="gold" if r.gold else r.test_type,
                gold_expected=r.gold or "", rater_id=r.rater_id, session_id=r.session_id, trial_index=r.trial_index,
                sentence_id=r.sentence_id, text=r.text, listened_to_end="true" if all(r.listened_to_end) else "false",
-               response_time_s=f"{r.response_time_s:.3f}", timestamp_utc=r.timestamp_utc)
+               response_time_s=f"{r.response_time_s:.3f}", timestamp_utc=r.timestamp_utc,
+               completion_code=completion_code(r.session_id))
 
     def clip(suffix: str, k: int) -> dict:
         c = clips[k]

@@ -428,3 +428,18 @@ sentences:
                    f"{{label: b, folder: {conds[1].folder}}}]\nsentences: [hi]\n")
     assert main(["test", "create", "--config", str(bad), "--results", str(tmp_path / "res")]) == 2
     assert "a smos test needs a reference condition (reference: one of a, b)" in capsys.readouterr().err
+
+
+def test_completion_code_shown_only_when_done_and_in_every_row(tmp_path):
+    from studio.results import completion_code
+
+    _, store, _ = make(tmp_path, "dcr", reference="ref")
+    session = RaterSession(store, "t1", "r1", seed=0)
+    assert session.completion_code == ""
+    while session.current is not None:
+        hear(session)
+        session.submit(score=3)
+    code = session.completion_code
+    assert code == completion_code(session.session_id) and len(code) == 9 and code[4] == "-"
+    assert code != completion_code(session.session_id + "x")
+    assert {r["completion_code"] for r in read_csv(store)} == {code}

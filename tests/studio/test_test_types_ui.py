@@ -141,3 +141,20 @@ def test_intelligibility_on_the_page_hides_the_sentence(lab):
         play_all(page)
         assert page.submit_transcript(), page.message
     assert [float(r["wer"]) for r in rows_of(store, tid)] == [0.0, 0.0]
+
+
+def test_keyboard_shortcuts_play_and_answer(lab):
+    tid, store = render(lab, "smos", reference=LABELS[0])
+    page = RaterView(store)
+    assert page.start("rater-1", tid)
+    assert page.shortcut("r") and page.players[0].play_request == 1  # R: the reference
+    assert page.shortcut("p") and page.players[1].play_request == 1  # P: the clip
+    assert not page.shortcut("a")  # no clip A in an SMOS trial
+    assert not page.shortcut("4")  # nothing heard yet: the buttons are disabled
+    play_all(page)
+    assert page.shortcut("4") and page.session.answered == 1
+    assert [r["score"] for r in rows_of(store, tid)] == ["4"]
+    page.keys._handle_msg({"key": "b"})  # as the browser sends it: no clip B here, nothing happens
+    assert [p.play_request for p in page.players[:2]] == [1, 1]  # unchanged
+    page.keys._handle_msg({"key": "r"})
+    assert page.players[0].play_request == 2
