@@ -21,6 +21,8 @@ MUSHRA, SMOS and DCR name their reference condition; MUSHRA may add the 7 kHz an
     reference: recordings      # the open and hidden reference; anchors are low-passed from it
     anchor_7khz: true          # optional (the 3.5 kHz anchor is always there)
 
+Any type may start every rater with a practice trial (``practice: true``; not counted).
+
 Relative paths are relative to the file's folder.  Sentences given as bare text get ids
 ``s01``, ``s02``, ... by position (wider from 100 sentences on).  Every unknown key is an
 error naming the valid ones.  ``raters_per_item`` and ``subset_per_rater`` (balanced
@@ -38,7 +40,7 @@ from studio.results import TEST_TYPES
 
 __all__ = ["read_design", "design_from_yaml_text", "design_to_yaml", "FILE_KEYS", "CONDITION_KEYS", "NOT_YET"]
 
-FILE_KEYS = ("type", "name", "test_id", "conditions", "sentences", "gold", "reference", "anchor_7khz",
+FILE_KEYS = ("type", "name", "test_id", "conditions", "sentences", "gold", "reference", "anchor_7khz", "practice",
              "raters_per_item", "subset_per_rater")
 CONDITION_KEYS = ("label", "checkpoint", "folder", "settings", "seed")
 NOT_YET = ("raters_per_item", "subset_per_rater")
@@ -106,8 +108,9 @@ def design_from_yaml_text(text: str, base: Union[str, Path] = ".", *, test_id: s
               "gold": data.get("gold") or []}
     if data.get("reference") is not None:
         design["reference"] = str(data["reference"])
-    if data.get("anchor_7khz") is not None:
-        design["anchor_7khz"] = data["anchor_7khz"]
+    for key in ("anchor_7khz", "practice"):
+        if data.get(key) is not None:
+            design[key] = data[key]
     try:
         return TestDesign.from_dict(design)
     except TypeError as exc:  # a list where a mapping belongs, and the like
@@ -149,6 +152,8 @@ def design_to_yaml(design: TestDesign, *, with_test_id: bool = False) -> str:
         data["reference"] = design.reference
     if design.anchor_7khz:
         data["anchor_7khz"] = True
+    if design.practice:
+        data["practice"] = True
     if design.gold:
         data["gold"] = [{"kind": g.kind, "reference": g.reference, "sentence_id": g.sentence_id} for g in design.gold]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

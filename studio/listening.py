@@ -38,6 +38,10 @@ needed; it must be one of the conditions):
   rater's seed, so that over many raters every condition meets every sentence about
   equally often.
 
+Practice: with ``practice`` set, every rater's order starts with one practice trial, a
+repeat of one of the test's trials drawn from the rater's seed; its answer is stored and
+exported (``trial_type`` practice) but never counted.
+
 Gold trials: MOS ``"anchor"`` presents a degraded copy of the reference condition's
 clip (low-passed at 1 kHz, white noise at 10 dB SNR, re-normalised), expected to score
 <= 2.  A/B ``"identical"`` pairs the reference clip with a byte copy under another
@@ -47,6 +51,7 @@ the reference side).  Anchors form a condition labelled ``"anchor:<reference>"``
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -229,6 +234,7 @@ class TestDesign:
     name: str = ""
     reference: str = ""
     anchor_7khz: bool = False
+    practice: bool = False
 
     def __post_init__(self):
         if not isinstance(self.test_id, str) or not ID_PATTERN.match(self.test_id):
@@ -253,6 +259,11 @@ class TestDesign:
                                  f"{', '.join(REFERENCE_TYPES)} do); remove 'reference'")
         if not isinstance(self.anchor_7khz, bool):
             raise ListeningError(f"anchor_7khz must be true or false, got {self.anchor_7khz!r}")
+        if not isinstance(self.practice, bool):
+            raise ListeningError(f"practice must be true or false, got {self.practice!r}")
+        if self.practice and self.test_type == "intelligibility":
+            raise ListeningError("an intelligibility test cannot start with a practice trial: it would repeat a "
+                                 "sentence that each rater must hear only once")
         if self.anchor_7khz and self.test_type != "mushra":
             raise ListeningError("anchor_7khz is for MUSHRA tests only")
         if len(labels) < need:
@@ -283,12 +294,14 @@ class TestDesign:
             d["reference"] = self.reference
         if self.anchor_7khz:
             d["anchor_7khz"] = True
+        if self.practice:
+            d["practice"] = True
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TestDesign":
         _keys("test design key", d, ("test_id", "test_type", "name", "conditions", "sentences", "gold", "reference",
-                                     "anchor_7khz"))
+                                     "anchor_7khz", "practice"))
         for c in d.get("conditions", []):
             _keys("condition key", c, ("label", "checkpoint", "folder", "settings", "seed"))
         for s in d.get("sentences", []):
@@ -298,7 +311,7 @@ class TestDesign:
         return cls(d.get("test_id"), d.get("test_type"), tuple(Condition(**c) for c in d.get("conditions", [])),
                    tuple(Sentence(**s) for s in d.get("sentences", [])),
                    tuple(GoldTrial(**g) for g in d.get("gold", [])), d.get("name", ""), d.get("reference") or "",
-                   d.get("anchor_7khz", False))
+                   d.get("anchor_7khz", False), d.get("practice", False))
 
 
 # --------------------------------------------------------------------------- rendering
@@ -593,6 +606,9 @@ def build_trials(design: TestDesign, stimuli: Sequence[StimulusRecord], seed: in
             else:
                 trials.append(pair(g.sentence_id, ref, get(ANCHOR_PREFIX + g.reference, g.sentence_id), "reference"))
     rng.shuffle(trials)
+    if design.practice and trials:
+        first = rng.choice([t for t in trials if t.gold is None] or trials)
+        trials.insert(0, dataclasses.replace(first, practice=True, gold=None))
     return trials
 
 
@@ -612,13 +628,15 @@ class Clip:
 
 @dataclass(frozen=True)
 class TrialView:
-    """The current trial for the page: 1-based ``number`` of ``total``, kind, text, clips."""
+    """The current trial for the page: 1-based ``number`` of ``total`` (practice trials
+    not counted; ``practice``: this is one), kind, text, clips."""
 
     number: int
     total: int
     kind: str
     text: str
     clips: tuple
+    practice: bool = False
 
 
 class RaterSession(param.Parameterized):
@@ -691,7 +709,14 @@ class RaterSession(param.Parameterized):
             path = self._paths[sid]
             clips.append(Clip(name, sid, path, f"{self._prefix}/{Path(path).name}" if self._prefix else ""))
         text = "" if trial.kind == "intelligibility" else trial.text  # the rater types what they heard
-        return TrialView(self.position + 1, self.total, trial.kind, text, tuple(clips))
+        before = sum(t.practice for t in self._order[:self.position])
+        return TrialView(self.position + 1 - before, self.total - self.n_practice, trial.kind, text, tuple(clips),
+                         trial.practice)
+
+    @property
+    def n_practice(self) -> int:
+        """Practice trials in this rater's order."""
+        return sum(t.practice for t in self._order)
 
     def _clip_id(self, clip: Union[Clip, str]) -> str:
         if self.done:

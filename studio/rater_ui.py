@@ -345,7 +345,7 @@ class RaterView(pn.viewable.Viewer):
         self.progress.param.update(value=min(s.answered, s.total), visible=True)
         self._token += 1
         if view is None:
-            self.status = (f"### All {s.total} trials are rated -- thank you!\n"
+            self.status = (f"### All {s.total - s.n_practice} trials are rated -- thank you!\n"
                            f"Your completion code: **{s.completion_code}**")
             self._clip_ids, self._heard = [], []
             for box in self._answer_boxes():
@@ -355,7 +355,8 @@ class RaterView(pn.viewable.Viewer):
                 box.visible = False
                 player.param.update(src="", token=self._token)
             return
-        self.status = f"### Trial {view.number} of {view.total}"
+        self.status = ("### Practice trial (not counted): try the players and the answer" if view.practice
+                       else f"### Trial {view.number} of {view.total}")
         self.text_pane.param.update(object=f"Sentence: *{view.text}*", visible=bool(view.text))
         self._clip_ids = [c.stimulus_id for c in view.clips]
         self._heard = [False] * len(view.clips)

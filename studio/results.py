@@ -84,7 +84,9 @@ CSV_COLUMN_DOCS: dict[str, str] = {
                  "BS.1534 0..100 sliders against an open reference), abx (is X like A or B), smos (speaker "
                  "similarity 1..5 to a reference clip), dcr (degradation category rating 1..5 against a reference) "
                  "or intelligibility (the rater types what they heard)",
-    "trial_type": "the test type, or gold: an attention trial with a known expected answer (gold_expected)",
+    "trial_type": "the test type, gold (an attention trial with a known expected answer: gold_expected) or "
+                  "practice (the rater's practice trial: a repeat of one of the test's trials, left out of every "
+                  "statistic)",
     "gold_expected": "for gold trials: score<=2 (MOS anchor), choice=none (identical pair), choice=A or choice=B "
                      "(the undegraded side of an obvious pair); empty otherwise",
     "rater_id": "the rater's id (typed in, or the signed-in user)",
@@ -247,6 +249,7 @@ class Trial:
     swapped: bool = False
     gold: Optional[str] = None
     key: Optional[str] = None
+    practice: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -256,7 +259,7 @@ class Trial:
     @classmethod
     def from_dict(cls, d: dict) -> "Trial":
         return cls(d["kind"], d["sentence_id"], d["text"], tuple(d["stimulus_ids"]), bool(d["swapped"]), d["gold"],
-                   d.get("key"))
+                   d.get("key"), bool(d.get("practice", False)))
 
 
 def completion_code(session_id: str) -> str:
@@ -360,6 +363,7 @@ class RatingRecord:
     scores: tuple = ()  # MUSHRA: one slider value per rated clip (clips 1.. in presentation order)
     transcript: Optional[str] = None  # intelligibility
     key: Optional[str] = None  # ABX: the side X is a copy of
+    practice: bool = False  # the rater's practice trial: exported, never counted
 
 
 # --------------------------------------------------------------------------- the store
@@ -706,10 +710,12 @@ class ResultsStore:
             c.execute("UPDATE sessions SET position = ? WHERE session_id = ?", (position, session_id))
         return next(r for r in self._ratings("r.rating_id = ?", (rating_id,)))
 
-    def ratings(self, test_id: str, *, include_superseded: bool = False) -> list[RatingRecord]:
-        """Ratings of a test in commit order, with conditions resolved."""
+    def ratings(self, test_id: str, *, include_superseded: bool = False,
+                include_practice: bool = False) -> list[RatingRecord]:
+        """Ratings of a test in commit order, with conditions resolved; practice trials
+        only when asked for (they never enter a count or a statistic)."""
         where = "s.test_id = ?" + ("" if include_superseded else " AND r.superseded = 0")
-        return self._ratings(where, (test_id,))
+        return [r for r in self._ratings(where, (test_id,)) if include_practice or not r.practice]
 
     def _ratings(self, where: str, args: Sequence) -> list[RatingRecord]:
         rows = self._read("SELECT r.rating_id, s.test_id, t.type, r.session_id, s.rater_id, r.trial_index, r.score,"
@@ -727,7 +733,8 @@ class ResultsStore:
                                     trial.text, trial.stimulus_ids, tuple(labels[test_id][s] for s in trial.stimulus_ids),
                                     trial.swapped, trial.gold, score, choice, cmos, tuple(json.loads(plays)),
                                     tuple(json.loads(heard)), response_time_s, stamp, bool(superseded),
-                                    tuple(json.loads(scores)) if scores else (), transcript, trial.key))
+                                    tuple(json.loads(scores)) if scores else (), transcript, trial.key,
+                                    trial.practice))
         return out
 
     # ---- export
@@ -743,7 +750,7 @@ class ResultsStore:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
-        rows = self.ratings(test_id)
+        rows = self.ratings(test_id, include_practice=True)
         reference = str(self.test(test_id).design.get("reference") or "")
         n_rows = 0
         for r in rows:
@@ -875,7 +882,8 @@ def _csv_rows(r: RatingRecord, clips: list, reference: str) -> list:
     """The CSV rows (:data:`CSV_COLUMNS`) of a rating and the facts of its clips: one,
     or one per slider of a MUSHRA trial."""
     row = dict.fromkeys(CSV_COLUMNS, "")
-    row.update(test_id=r.test_id, test_type=r.test_type, trial_type="gold" if r.gold else r.test_type,
+    trial_type = "practice" if r.practice else "gold" if r.gold else r.test_type
+    row.update(test_id=r.test_id, test_type=r.test_type, trial_type=trial_type,
                gold_expected=r.gold or "", rater_id=r.rater_id, session_id=r.session_id, trial_index=r.trial_index,
                sentence_id=r.sentence_id, text=r.text, listened_to_end="true" if all(r.listened_to_end) else "false",
                response_time_s=f"{r.response_time_s:.3f}", timestamp_utc=r.timestamp_utc,

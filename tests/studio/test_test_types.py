@@ -404,6 +404,7 @@ type: mushra
 test_id: mu-1
 reference: ref
 anchor_7khz: true
+practice: true
 conditions:
   - {{label: ref, folder: {conds[0].folder}}}
   - {{label: sysa, folder: {conds[1].folder}}}
@@ -417,7 +418,7 @@ sentences:
     assert out.startswith("mu-1\tmushra\t10 stimuli")
     store = ResultsStore(tmp_path / "res")
     design = TestDesign.from_dict(store.test("mu-1").design)
-    assert (design.reference, design.anchor_7khz) == ("ref", True)
+    assert (design.reference, design.anchor_7khz, design.practice) == ("ref", True, True)
     assert design_from_yaml_text(design_to_yaml(design, with_test_id=True)) == design  # the file round-trips
     bad = tmp_path / "bad.yaml"
     bad.write_text("type: musra\nconditions: []\nsentences: [hi]\n")
@@ -443,3 +444,26 @@ def test_completion_code_shown_only_when_done_and_in_every_row(tmp_path):
     assert code == completion_code(session.session_id) and len(code) == 9 and code[4] == "-"
     assert code != completion_code(session.session_id + "x")
     assert {r["completion_code"] for r in read_csv(store)} == {code}
+
+
+def test_practice_trial_comes_first_is_exported_and_never_counted(tmp_path):
+    from studio.stats import rating_counts
+
+    design, store, stimuli = make(tmp_path, "smos", reference="ref", practice=True)
+    trials = build_trials(design, stimuli, seed=1)
+    assert trials[0].practice and sum(t.practice for t in trials) == 1 and len(trials) == 2 * len(SENTENCES) + 1
+    assert trials[0].stimulus_ids in [t.stimulus_ids for t in trials[1:]]  # a repeat of a real trial
+    session = RaterSession(store, "t1", "r1", seed=1)
+    view = session.current
+    assert view.practice and (view.number, view.total) == (1, 6)
+    hear(session)
+    session.submit(score=1)
+    assert not session.current.practice and (session.current.number, session.current.total) == (1, 6)
+    while session.current is not None:
+        hear(session)
+        session.submit(score=4)
+    rows = read_csv(store)
+    assert [r["trial_type"] for r in rows] == ["practice"] + ["smos"] * 6 and rows[0]["score"] == "1"
+    assert len(store.ratings("t1")) == 6 and rating_counts(store, "t1").n_ratings == 6
+    with pytest.raises(ListeningError, match="cannot start with a practice trial"):
+        TestDesign("t", "intelligibility", design.conditions, SENTENCES, practice=True)
