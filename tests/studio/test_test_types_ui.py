@@ -158,3 +158,17 @@ def test_keyboard_shortcuts_play_and_answer(lab):
     assert [p.play_request for p in page.players[:2]] == [1, 1]  # unchanged
     page.keys._handle_msg({"key": "r"})
     assert page.players[0].play_request == 2
+
+
+def test_practice_trial_on_the_page(lab):
+    tid, store = render(lab, "dcr", reference=LABELS[0], practice=True)
+    page = RaterView(store)
+    assert page.start("rater-1", tid)
+    assert page.status.startswith("### Practice trial (not counted)")
+    play_all(page)
+    assert page.rate(1)
+    assert page.status == "### Trial 1 of 4"
+    for _ in range(4):
+        play_all(page)
+        assert page.rate(5)
+    assert page.status.startswith("### All 4 trials are rated")
