@@ -172,3 +172,31 @@ def test_practice_trial_on_the_page(lab):
         play_all(page)
         assert page.rate(5)
     assert page.status.startswith("### All 4 trials are rated")
+
+
+def test_results_page_and_statistics_tables_of_the_new_types(lab):
+    from studio.results_ui import ResultsView
+    from studio.stats_report import test_statistics
+    from studio.stats_ui import estimate_frame, raters_frame
+
+    tid, store = render(lab, "mushra", reference=LABELS[0])
+    page = RaterView(store)
+    assert page.start("rater-1", tid)
+    while page.session.current is not None:
+        for i in range(1, len(page.session.current.clips)):
+            page.sliders[i].value = 40
+        play_all(page)
+        assert page.submit_mushra(), page.message
+    results = ResultsView(store)
+    results.test_id = tid
+    results.refresh()
+    assert set(results.mos["condition"]) == {*LABELS, "anchor:lp3500"}
+    fig = results.plot_pane.object
+    assert (fig.y_range.start, fig.y_range.end) == (-4, 104) and "MUSHRA" in fig.title.text
+    stats = test_statistics(store, tid, n_boot=10)
+    assert list(estimate_frame(stats)["mean"]) == [40.0] * 4
+    assert raters_frame(stats)["hidden_ref_low"].tolist() == [1.0]  # 40 < 90 on every trial: flagged
+    assert stats["flagged_raters"] == ["rater-1"]
+    tid, store = render(lab, "abx", labels=LABELS[1:])
+    frame = estimate_frame(test_statistics(store, tid, n_boot=10))
+    assert list(frame.columns)[:3] == ["subset", "first", "second"] and frame.empty
