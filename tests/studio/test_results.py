@@ -222,7 +222,8 @@ def test_csv_header_and_values(tmp_path):
                 "stimulus_id": stims["beta"][1], "play_count": "2", "listened_to_end": "true",
                 "response_time_s": "3.250", "timestamp_utc": "2024-05-06T07:08:09.123Z",
                 "checkpoint_sha256": "1" * 64, "seed": "8", "vocoder": "griffinlim",
-                "settings_json": '{"steps":5,"vocoder":"griffinlim"}', "app_version": "0.1.0"}
+                "settings_json": '{"steps":5,"vocoder":"griffinlim"}', "app_version": "0.1.0",
+                "completion_code": results.completion_code(sid)}
     assert got == {**dict.fromkeys(CSV_COLUMNS, ""), **expected}
     sidecar = json.loads((tmp_path / "out.columns.json").read_text())
     assert set(sidecar["columns"]) == set(CSV_COLUMNS) and "B relative to A" in sidecar["cmos_sign"]
