@@ -2,7 +2,8 @@
 
 Agreement, with the ``krippendorff`` package, over the non-gold ratings:
 
-* MOS: one unit per (condition, sentence), values 1..5, **ordinal** metric;
+* MOS (SMOS, DCR alike): one unit per (condition, sentence), values 1..5, **ordinal** metric;
+* MUSHRA: one unit per (condition, sentence), the slider values 0..100, **interval** metric;
 * A/B: one unit per (condition pair, sentence) with the pair in a fixed order, the
   value the preferred condition or "no preference", **nominal** metric.
 
@@ -23,6 +24,10 @@ Screening (:func:`screen_raters`), per rater, with :class:`ScreeningRules`:
   on the same clips (ITU-T P.913's screening statistic, which uses 0.75 for ACR; the
   default here is ``min_correlation`` = 0.5, as conditions in TTS tests are often close);
   flagged below it.  A rater answering at random has r near 0;
+* MUSHRA ``hidden_ref_low``: the share of the rater's MUSHRA trials in which the hidden
+  reference got less than ``mushra_hidden_ref_min`` (90); flagged when it exceeds
+  ``mushra_max_low_share`` (15 %), the post-screening rule of ITU-R BS.1534-3;
+* SMOS and DCR scores (1..5, the rated clip) are screened like MOS;
 * A/B ``agreement``: the share of the rater's answers that match the other raters'
   majority answer on the same pair and sentence (pairs without a strict majority left
   out); ``z`` as above; flagged when ``z < -max_abs_z``.
@@ -36,9 +41,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from studio.results import RatingRecord
+from studio.results import SCORE_TYPES, RatingRecord, rated_scores
 
-__all__ = ["AlphaResult", "RaterCheck", "ScreeningRules", "krippendorff_alpha", "mos_alpha", "ab_alpha",
+__all__ = ["AlphaResult", "RaterCheck", "ScreeningRules", "krippendorff_alpha", "mos_alpha", "ab_alpha", "mushra_alpha",
+           "hidden_reference_low",
            "screen_raters", "gold_passed"]
 
 
@@ -57,6 +63,8 @@ class ScreeningRules:
     max_abs_z: float = 2.5
     min_bias: float = 0.5
     min_correlation: float = 0.5
+    mushra_hidden_ref_min: float = 90.0
+    mushra_max_low_share: float = 0.15
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class RaterCheck:
     z: float = math.nan
     correlation: float = math.nan
     agreement: float = math.nan
+    hidden_ref_low: float = math.nan  # MUSHRA: share of trials with the hidden reference below the minimum
     reasons: tuple = field(default=())
 
     @property
@@ -109,7 +118,8 @@ def krippendorff_alpha(units: dict, level: str, *, value_domain: Sequence = None
 
 
 def _current(ratings: Iterable[RatingRecord], kind: str) -> list:
-    return [r for r in ratings if r.test_type == kind and r.gold is None]
+    kinds = SCORE_TYPES if kind == "mos" else (kind,)  # SMOS and DCR are scored like MOS
+    return [r for r in ratings if r.test_type in kinds and r.gold is None]
 
 
 def _ab_unit(r: RatingRecord) -> tuple:
@@ -122,11 +132,32 @@ def _ab_unit(r: RatingRecord) -> tuple:
 
 
 def mos_alpha(ratings: Iterable[RatingRecord]) -> AlphaResult:
-    """Ordinal alpha of the MOS ratings, one unit per (condition, sentence)."""
+    """Ordinal alpha of the MOS (SMOS, DCR) ratings, one unit per (condition, sentence)."""
     units: dict = {}
     for r in _current(ratings, "mos"):
-        units.setdefault((r.conditions[0], r.sentence_id), {})[r.rater_id] = float(r.score)
+        for c, v in rated_scores(r):
+            units.setdefault((c, r.sentence_id), {})[r.rater_id] = float(v)
     return krippendorff_alpha(units, "ordinal", value_domain=[1, 2, 3, 4, 5])
+
+
+def mushra_alpha(ratings: Iterable[RatingRecord]) -> AlphaResult:
+    """Interval alpha of the MUSHRA sliders, one unit per (condition, sentence)."""
+    units: dict = {}
+    for r in _current(ratings, "mushra"):
+        for c, v in rated_scores(r):
+            units.setdefault((c, r.sentence_id), {})[r.rater_id] = float(v)
+    return krippendorff_alpha(units, "interval")
+
+
+def hidden_reference_low(ratings: Iterable[RatingRecord], minimum: float = 90.0) -> dict:
+    """Per rater: ``(MUSHRA trials, trials whose hidden reference scored below minimum)``."""
+    out: dict = {}
+    for r in _current(ratings, "mushra"):
+        reference = r.conditions[0]  # the open reference; the hidden one is the same condition
+        low = any(v < minimum for c, v in rated_scores(r) if c == reference)
+        n, k = out.get(r.rater_id, (0, 0))
+        out[r.rater_id] = (n + 1, k + int(low))
+    return out
 
 
 def ab_alpha(ratings: Iterable[RatingRecord]) -> AlphaResult:
@@ -166,7 +197,8 @@ def screen_raters(ratings: Sequence[RatingRecord], rules: ScreeningRules = Scree
     if mos:
         items: dict = {}
         for r in mos:
-            items.setdefault((r.conditions[0], r.sentence_id), {})[r.rater_id] = float(r.score)
+            for c, v in rated_scores(r):
+                items.setdefault((c, r.sentence_id), {})[r.rater_id] = float(v)
         for rid in raters:
             own, others = [], []
             for scores in items.values():
@@ -196,9 +228,12 @@ def screen_raters(ratings: Sequence[RatingRecord], rules: ScreeningRules = Scree
                     hits.append(answers[rid] == int(np.argmax(counts)))
             agree[rid] = float(np.mean(hits)) if hits else math.nan
         z = _loo_z(agree)
+    hidden = hidden_reference_low(ratings, rules.mushra_hidden_ref_min)
     out = []
     for rid in raters:
         n_gold, failed = gold[rid]
+        n_mushra, n_low = hidden.get(rid, (0, 0))
+        low_share = n_low / n_mushra if n_mushra else math.nan
         reasons = []
         if n_gold and failed / n_gold > rules.max_gold_fail:
             reasons.append(f"failed {failed} of {n_gold} gold trials")
@@ -209,7 +244,10 @@ def screen_raters(ratings: Sequence[RatingRecord], rules: ScreeningRules = Scree
             reasons.append(f"scores correlate with the other raters' at r = {corr[rid]:.2f}")
         if ab and not mos and zr < -rules.max_abs_z:
             reasons.append(f"agrees with the other raters' majority less than the others (z = {zr:.2f})")
+        if n_mushra and low_share > rules.mushra_max_low_share:
+            reasons.append(f"scored the hidden reference below {rules.mushra_hidden_ref_min:g} in {n_low} of "
+                           f"{n_mushra} MUSHRA trials")
         n = sum(1 for r in ratings if r.rater_id == rid)
         out.append(RaterCheck(rid, n, n_gold, failed, bias.get(rid, math.nan), zr, corr.get(rid, math.nan),
-                              agree.get(rid, math.nan), tuple(reasons)))
+                              agree.get(rid, math.nan), low_share, tuple(reasons)))
     return out

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from studio.ranking import BTRanking
-from studio.results import RatingRecord
+from studio.results import RatingRecord, rated_scores
 from studio.stats import mos_summary
 
 __all__ = ["StepPoint", "TrainingSeries", "checkpoint_step", "run_folder_of", "training_series"]
@@ -75,6 +75,8 @@ def training_series(design: dict, ratings: Sequence[RatingRecord],
     """The series of a test (``design``: its stored design dict) or None when its
     conditions are not checkpoints of one run at two or more steps.  A/B tests need the
     ``ranking`` of their conditions (:func:`studio.ranking.bradley_terry`)."""
+    if design.get("test_type") in ("abx", "intelligibility"):
+        return None  # ABX and intelligibility have no per-condition score to plot
     runs: dict = {}
     for c in design.get("conditions", []):
         if c.get("checkpoint"):
@@ -90,8 +92,8 @@ def training_series(design: dict, ratings: Sequence[RatingRecord],
     points = []
     for step, c in sorted(members, key=lambda m: m[0]):
         label = c["label"]
-        if design.get("test_type") == "mos":
-            scores = [r.score for r in ratings if r.test_type == "mos" and r.gold is None and r.conditions[0] == label]
+        if design.get("test_type") in ("mos", "smos", "dcr", "mushra"):  # the score types
+            scores = [v for r in ratings if r.gold is None for c2, v in rated_scores(r) if c2 == label]
             if not scores:
                 points.append(StepPoint(step, label, 0))
                 continue

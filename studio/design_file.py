@@ -2,7 +2,7 @@
 the Experimenter page writes the same file with "Save design as YAML").
 
 ```yaml
-type: mos                    # mos or ab
+type: mos                    # mos, ab, mushra, abx, smos, dcr or intelligibility
 name: steps sweep            # optional, experimenters only
 test_id: sweep-1             # optional: random hex when left out
 conditions:                  # checkpoint (+ settings, seed) or folder of <sentence id>.wav
@@ -11,9 +11,17 @@ conditions:                  # checkpoint (+ settings, seed) or folder of <sente
 sentences:                   # text, or {id, text} (a folder condition reads <id>.wav)
   - The birch canoe slid on the smooth planks.
   - {id: s02, text: Glue the sheet to the dark blue background.}
-gold:                        # optional attention trials (studio.listening)
+gold:                        # optional attention trials, mos and ab only (studio.listening)
   - {kind: anchor, reference: euler-4, sentence_id: s01}
 ```
+
+MUSHRA, SMOS and DCR name their reference condition; MUSHRA may add the 7 kHz anchor::
+
+    type: mushra
+    reference: recordings      # the open and hidden reference; anchors are low-passed from it
+    anchor_7khz: true          # optional (the 3.5 kHz anchor is always there)
+
+Any type may start every rater with a practice trial (``practice: true``; not counted).
 
 Relative paths are relative to the file's folder.  Sentences given as bare text get ids
 ``s01``, ``s02``, ... by position (wider from 100 sentences on).  Every unknown key is an
@@ -28,10 +36,12 @@ from typing import Union
 
 from core.config import choice_error
 from studio.listening import ListeningError, TestDesign
+from studio.results import TEST_TYPES
 
 __all__ = ["read_design", "design_from_yaml_text", "design_to_yaml", "FILE_KEYS", "CONDITION_KEYS", "NOT_YET"]
 
-FILE_KEYS = ("type", "name", "test_id", "conditions", "sentences", "gold", "raters_per_item", "subset_per_rater")
+FILE_KEYS = ("type", "name", "test_id", "conditions", "sentences", "gold", "reference", "anchor_7khz", "practice",
+             "raters_per_item", "subset_per_rater")
 CONDITION_KEYS = ("label", "checkpoint", "folder", "settings", "seed")
 NOT_YET = ("raters_per_item", "subset_per_rater")
 
@@ -63,7 +73,7 @@ def design_from_yaml_text(text: str, base: Union[str, Path] = ".", *, test_id: s
         if data.get(key) is not None:
             raise ListeningError(f"{key} is not supported yet: every rater rates every item; remove it")
     if "type" not in data:
-        raise ListeningError("the test file needs 'type' (mos or ab)")
+        raise ListeningError(f"the test file needs 'type' (one of {', '.join(TEST_TYPES)})")
     base = Path(base)
     conditions = data.get("conditions") or []
     if not isinstance(conditions, list):
@@ -96,6 +106,11 @@ def design_from_yaml_text(text: str, base: Union[str, Path] = ".", *, test_id: s
     design = {"test_id": str(data.get("test_id") or test_id), "test_type": test_type,
               "name": str(data.get("name") or ""), "conditions": conds, "sentences": sents,
               "gold": data.get("gold") or []}
+    if data.get("reference") is not None:
+        design["reference"] = str(data["reference"])
+    for key in ("anchor_7khz", "practice"):
+        if data.get(key) is not None:
+            design[key] = data[key]
     try:
         return TestDesign.from_dict(design)
     except TypeError as exc:  # a list where a mapping belongs, and the like
@@ -133,6 +148,12 @@ def design_to_yaml(design: TestDesign, *, with_test_id: bool = False) -> str:
         data["test_id"] = design.test_id
     data["conditions"] = conds
     data["sentences"] = [{"id": s.id, "text": s.text} for s in design.sentences]
+    if design.reference:
+        data["reference"] = design.reference
+    if design.anchor_7khz:
+        data["anchor_7khz"] = True
+    if design.practice:
+        data["practice"] = True
     if design.gold:
         data["gold"] = [{"kind": g.kind, "reference": g.reference, "sentence_id": g.sentence_id} for g in design.gold]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -1,4 +1,8 @@
-"""The experimenter's page: define a MOS or A/B test, render its stimuli, share rater links.
+"""The experimenter's page: define a listening test (MOS, A/B, MUSHRA, ABX, SMOS, DCR,
+intelligibility; see :mod:`studio.listening`), render its stimuli, share rater links.
+
+MUSHRA, SMOS and DCR need a reference condition (picked among the conditions); MUSHRA
+may add the 7 kHz anchor to the 3.5 kHz one.
 
 A condition is a checkpoint found under the configured folders (or the bundled demo)
 with sampler settings -- steps, solver, time-grid schedule and sway, guidance (cfg),
@@ -35,10 +39,10 @@ from core.sampling.options import OPTION, SEED_RANGE, check_sampler_options, che
 from studio.config import PathRefused, StudioSettings, find_checkpoints, resolve_inside
 from studio.design_file import design_to_yaml
 from studio.jobs import JobOutcome, JobRunner
-from studio.listening import (GOLD_KINDS, ID_PATTERN, Condition, GoldTrial, ListeningError, Sentence, TestDesign,
+from studio.listening import (GOLD_KINDS, ID_PATTERN, REFERENCE_TYPES, Condition, GoldTrial, ListeningError, Sentence, TestDesign,
                               build_trials, render_stimuli)
 from studio.stimulus_renderer import synthesis_options
-from studio.results import ResultsError, ResultsStore
+from studio.results import TEST_TYPES, ResultsError, ResultsStore
 from studio.synthesis import VOCODER_MODES, checkpoint_speakers, vocoder_spec
 
 __all__ = ["ConditionForm", "ExperimenterView", "parse_sentences", "test_ready", "rater_link", "page_address",
@@ -179,7 +183,12 @@ class ExperimenterView(pn.viewable.Viewer):
     form's parameters, :meth:`add_condition`, set ``sentences`` /
     ``test_name`` / ``test_type`` / gold options, :meth:`render` (then ``runner.wait()``)."""
 
-    test_type = param.Selector(default="mos", objects=["mos", "ab"], doc="MOS (ACR 1-5) or A/B preference")
+    test_type = param.Selector(default="mos", objects=list(TEST_TYPES),
+                               doc="MOS (ACR 1-5), A/B preference, MUSHRA, ABX, SMOS, DCR or intelligibility")
+    reference = param.Selector(default=None, objects=[], allow_None=True,
+                               doc="MUSHRA, SMOS, DCR: the reference condition")
+    anchor_7khz = param.Boolean(default=False, doc="MUSHRA: add the 7 kHz low-pass anchor")
+    practice = param.Boolean(default=False, doc="start every rater with a practice trial (not counted)")
     test_name = param.String(default="", doc="for experimenters only; raters never see it")
     sentences = param.String(default="", doc="one per line; 'id|text' names the id")
     conditions = param.List(default=[], item_type=Condition)
@@ -217,6 +226,9 @@ class ExperimenterView(pn.viewable.Viewer):
         self.param.gold_reference.objects = labels
         if self.gold_reference not in labels:
             self.gold_reference = labels[0] if labels else None
+        self.param.reference.objects = labels
+        if self.reference not in labels:
+            self.reference = labels[0] if labels else None
         rows = ["| label | source | settings | seed |", "|---|---|---|---|"]
         for c in self.conditions:
             where = Path(c.checkpoint).name if c.checkpoint else f"{Path(c.folder).name}/ (WAVs)"
@@ -263,8 +275,10 @@ class ExperimenterView(pn.viewable.Viewer):
                 raise ListeningError("gold trials need a reference condition")
             gold = [GoldTrial(kind, self.gold_reference, s.id)
                     for kind in self.gold_kinds for s in sentences[:self.gold_sentences]]
+        reference = (self.reference or "") if self.test_type in REFERENCE_TYPES else ""
         return TestDesign(test_id, self.test_type, tuple(self.conditions), sentences, tuple(gold),
-                          self.test_name.strip() or f"{self.test_type} test {test_id}")
+                          self.test_name.strip() or f"{self.test_type} test {test_id}", reference,
+                          self.anchor_7khz and self.test_type == "mushra", self.practice)
 
     def design_yaml(self) -> str:
         """The designed test as a YAML test file for ``python -m studio test create``
@@ -438,7 +452,12 @@ class ExperimenterView(pn.viewable.Viewer):
         return pn.Column(
             "## New listening test",
             pn.Row(w.RadioButtonGroup.from_param(self.param.test_type),
-                   w.TextInput.from_param(self.param.test_name, label="Name (experimenters only)", width=320)),
+                   w.TextInput.from_param(self.param.test_name, label="Name (experimenters only)", width=320),
+                   w.Checkbox.from_param(self.param.practice, label="Start with a practice trial")),
+            pn.Row(w.Select.from_param(self.param.reference, label="Reference condition", width=220),
+                   w.Checkbox.from_param(self.param.anchor_7khz, label="Add the 7 kHz anchor",
+                                         visible=self.param.test_type.rx() == "mushra"),
+                   visible=self.param.test_type.rx().rx.in_(list(REFERENCE_TYPES))),
             "### Conditions", self.conditions_pane, pn.Row(remove_choice, remove),
             pn.Row(w.TextInput.from_param(f.param.label, label="Label", width=200),
                    w.RadioButtonGroup.from_param(f.param.source), rescan),

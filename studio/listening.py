@@ -1,7 +1,8 @@
 """Blind listening tests: designs, stimulus rendering, per-rater trial orders and the
 rater's state machine.  No UI here: the Panel page binds to :class:`RaterSession`.
 
-* A :class:`TestDesign` names a MOS (ACR 1..5) or A/B preference test, its conditions
+* A :class:`TestDesign` names the test type (:data:`~studio.results.TEST_TYPES`: MOS,
+  A/B, MUSHRA, ABX, SMOS, DCR, intelligibility; see "Test types" below), its conditions
   (a checkpoint + sampler settings, or a folder of ``<sentence_id>.wav`` files), its
   sentences and optional gold (attention) trials.
 * :func:`render_stimuli` renders each (condition, sentence) once through a callable,
@@ -18,6 +19,29 @@ rater's state machine.  No UI here: the Panel page binds to :class:`RaterSession
   time (first play to submit) are recorded; a new session object for the same rater
   resumes at the first unanswered trial.
 
+Test types beyond MOS and A/B (``reference`` names the reference condition where one is
+needed; it must be one of the conditions):
+
+* ``mushra`` (ITU-R BS.1534): one trial per sentence on one page: the open reference
+  and, in random order, every other condition, the hidden reference (a byte copy of the
+  reference clip under another opaque id) and the low-pass anchors rendered from the
+  reference clip (3.5 kHz always, 7 kHz with ``anchor_7khz``; :func:`lowpass`),
+  conditions ``"anchor:lp3500"`` / ``"anchor:lp7000"``.  A slider 0..100 for each.
+* ``abx``: every pair of conditions per sentence, sides random, and X a copy of A or B
+  at random (the trial's ``key``).  The rater says whether X is A or B.
+* ``smos`` / ``dcr``: every other condition x sentence, each after the reference
+  condition's clip of the same sentence; 1..5 speaker similarity (SMOS) or degradation
+  category (DCR, ITU-T P.800 Annex D: 5 inaudible .. 1 very annoying).
+* ``intelligibility``: the rater hears each sentence **once** (hearing it again from
+  another condition would teach them the words) and types it; the text is not shown.
+  Conditions rotate over sentences Latin-square style, the rotation drawn from the
+  rater's seed, so that over many raters every condition meets every sentence about
+  equally often.
+
+Practice: with ``practice`` set, every rater's order starts with one practice trial, a
+repeat of one of the test's trials drawn from the rater's seed; its answer is stored and
+exported (``trial_type`` practice) but never counted.
+
 Gold trials: MOS ``"anchor"`` presents a degraded copy of the reference condition's
 clip (low-passed at 1 kHz, white noise at 10 dB SNR, re-normalised), expected to score
 <= 2.  A/B ``"identical"`` pairs the reference clip with a byte copy under another
@@ -27,6 +51,7 @@ the reference side).  Anchors form a condition labelled ``"anchor:<reference>"``
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -48,17 +73,26 @@ from scipy import signal
 import core
 from core import audio as core_audio
 from core.config import choice_error
-from studio.results import TEST_TYPES, DuplicateRatingError, RatingError, RatingRecord, ResultsStore, StimulusRecord, Trial
+from studio.results import TEST_TYPES, clip_names, completion_code, DuplicateRatingError, RatingError, RatingRecord, ResultsStore, StimulusRecord, Trial
 
 __all__ = ["Condition", "Sentence", "GoldTrial", "TestDesign", "RenderedClip", "render_stimuli", "degrade_for_anchor",
            "build_trials", "Clip", "TrialView", "RaterSession", "ListeningError", "TestNotReadyError",
            "TestClosedError", "rater_message", "RenderCancelled", "Trial", "MOS_LABELS",
-           "CMOS_LABELS", "SETTING_NAMES", "TARGET_LUFS"]
+           "CMOS_LABELS", "SETTING_NAMES", "TARGET_LUFS", "lowpass", "lowpass_response", "SMOS_LABELS",
+           "DCR_LABELS", "REFERENCE_TYPES", "MUSHRA_ANCHORS_HZ", "mushra_anchor_label"]
 
 TARGET_LUFS = -23.0
 SETTING_NAMES = ("steps", "solver", "schedule", "sway", "cfg", "duration_scale", "temperature", "min_length_ratio",
                  "max_length_ratio", "vocoder", "speaker")
-GOLD_KINDS = {"mos": ("anchor",), "ab": ("identical", "obvious")}
+GOLD_KINDS = {"mos": ("anchor",), "ab": ("identical", "obvious"), "mushra": (), "abx": (), "smos": (), "dcr": (),
+              "intelligibility": ()}
+REFERENCE_TYPES = ("mushra", "smos", "dcr")  # test types that need a reference condition
+MUSHRA_ANCHORS_HZ = (3500.0, 7000.0)  # ITU-R BS.1534-3 low (LPA) and mid (MPA) anchors
+LOWPASS_ORDER = 8
+SMOS_LABELS = {1: "Not at all similar", 2: "Slightly similar", 3: "Moderately similar", 4: "Very similar",
+               5: "Extremely similar"}
+DCR_LABELS = {1: "Very annoying", 2: "Annoying", 3: "Slightly annoying", 4: "Audible, not annoying",
+              5: "Inaudible"}
 ANCHOR_PREFIX = "anchor:"
 ANCHOR_LOWPASS_HZ = 1000.0
 ANCHOR_SNR_DB = 10.0
@@ -185,8 +219,11 @@ class GoldTrial:
 
 @dataclass(frozen=True)
 class TestDesign:
-    """A listening test: ``test_type`` "mos" or "ab", conditions (at least 2 for A/B),
-    sentences and gold trials.  ``test_id`` keys it in the results store."""
+    """A listening test: ``test_type`` (:data:`~studio.results.TEST_TYPES`), conditions
+    (at least 2 for A/B and ABX; the reference and one more for MUSHRA, SMOS, DCR),
+    sentences and gold trials (MOS and A/B only).  ``reference``: the reference
+    condition's label (MUSHRA, SMOS, DCR only); ``anchor_7khz``: MUSHRA's optional 7 kHz
+    anchor.  ``test_id`` keys it in the results store."""
 
     __test__ = False  # not a pytest test class
 
@@ -196,6 +233,9 @@ class TestDesign:
     sentences: tuple
     gold: tuple = ()
     name: str = ""
+    reference: str = ""
+    anchor_7khz: bool = False
+    practice: bool = False
 
     def __post_init__(self):
         if not isinstance(self.test_id, str) or not ID_PATTERN.match(self.test_id):
@@ -208,7 +248,25 @@ class TestDesign:
                 raise ListeningError(f"{name} must be {kind.__name__} records")
             object.__setattr__(self, name, items)
         labels = [c.label for c in self.conditions]
-        need = 1 if self.test_type == "mos" else 2
+        need = 2 if self.test_type in ("ab", "abx", *REFERENCE_TYPES) else 1
+        if self.test_type in REFERENCE_TYPES:
+            if not self.reference:
+                raise ListeningError(f"a {self.test_type} test needs a reference condition (reference: one of "
+                                     f"{', '.join(labels)})")
+            if self.reference not in labels:
+                raise choice_error(f"reference condition of a {self.test_type} test", self.reference, labels)
+        elif self.reference:
+            raise ListeningError(f"a {self.test_type} test takes no reference condition (only "
+                                 f"{', '.join(REFERENCE_TYPES)} do); remove 'reference'")
+        if not isinstance(self.anchor_7khz, bool):
+            raise ListeningError(f"anchor_7khz must be true or false, got {self.anchor_7khz!r}")
+        if not isinstance(self.practice, bool):
+            raise ListeningError(f"practice must be true or false, got {self.practice!r}")
+        if self.practice and self.test_type == "intelligibility":
+            raise ListeningError("an intelligibility test cannot start with a practice trial: it would repeat a "
+                                 "sentence that each rater must hear only once")
+        if self.anchor_7khz and self.test_type != "mushra":
+            raise ListeningError("anchor_7khz is for MUSHRA tests only")
         if len(labels) < need:
             raise ListeningError(f"a {self.test_type} test needs at least {need} condition(s), got {len(labels)}")
         if len(set(labels)) != len(labels):
@@ -217,6 +275,8 @@ class TestDesign:
         if not ids or len(set(ids)) != len(ids):
             raise ListeningError(f"sentences need unique ids and at least one sentence, got {ids}")
         for g in self.gold:
+            if not GOLD_KINDS[self.test_type]:
+                raise ListeningError(f"a {self.test_type} test has no gold trials (only mos and ab have); remove them")
             if g.kind not in GOLD_KINDS[self.test_type]:
                 raise choice_error(f"gold trial kind for a {self.test_type} test", g.kind, GOLD_KINDS[self.test_type])
             if g.reference not in labels:
@@ -227,14 +287,22 @@ class TestDesign:
             raise ListeningError("gold trials must not repeat")
 
     def to_dict(self) -> dict:
-        return {"test_id": self.test_id, "test_type": self.test_type, "name": self.name,
-                "conditions": [c.to_dict() for c in self.conditions],
-                "sentences": [{"id": s.id, "text": s.text} for s in self.sentences],
-                "gold": [{"kind": g.kind, "reference": g.reference, "sentence_id": g.sentence_id} for g in self.gold]}
+        d = {"test_id": self.test_id, "test_type": self.test_type, "name": self.name,
+             "conditions": [c.to_dict() for c in self.conditions],
+             "sentences": [{"id": s.id, "text": s.text} for s in self.sentences],
+             "gold": [{"kind": g.kind, "reference": g.reference, "sentence_id": g.sentence_id} for g in self.gold]}
+        if self.reference:  # only when set: older designs keep their stored form
+            d["reference"] = self.reference
+        if self.anchor_7khz:
+            d["anchor_7khz"] = True
+        if self.practice:
+            d["practice"] = True
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TestDesign":
-        _keys("test design key", d, ("test_id", "test_type", "name", "conditions", "sentences", "gold"))
+        _keys("test design key", d, ("test_id", "test_type", "name", "conditions", "sentences", "gold", "reference",
+                                     "anchor_7khz", "practice"))
         for c in d.get("conditions", []):
             _keys("condition key", c, ("label", "checkpoint", "folder", "settings", "seed"))
         for s in d.get("sentences", []):
@@ -243,7 +311,8 @@ class TestDesign:
             _keys("gold trial key", g, ("kind", "reference", "sentence_id"))
         return cls(d.get("test_id"), d.get("test_type"), tuple(Condition(**c) for c in d.get("conditions", [])),
                    tuple(Sentence(**s) for s in d.get("sentences", [])),
-                   tuple(GoldTrial(**g) for g in d.get("gold", [])), d.get("name", ""))
+                   tuple(GoldTrial(**g) for g in d.get("gold", [])), d.get("name", ""), d.get("reference") or "",
+                   d.get("anchor_7khz", False), d.get("practice", False))
 
 
 # --------------------------------------------------------------------------- rendering
@@ -278,6 +347,33 @@ def degrade_for_anchor(audio: np.ndarray, sample_rate: int, seed: int) -> np.nda
     power = float(np.mean(y ** 2)) if y.size else 0.0
     noise = np.random.default_rng(seed).standard_normal(y.shape) * math.sqrt(power / 10 ** (ANCHOR_SNR_DB / 10))
     return (y + noise).astype(np.float32)
+
+
+def lowpass(audio: np.ndarray, sample_rate: int, cutoff_hz: float, order: int = LOWPASS_ORDER) -> np.ndarray:
+    """Zero-phase low-pass for MUSHRA anchors: a Butterworth of ``order`` (bilinear
+    transform, second-order sections) run forwards and backwards, so the magnitude
+    response is :func:`lowpass_response` (-6 dB at ``cutoff_hz``, no phase shift).
+    ``(samples,) -> (samples,)`` float32."""
+    if not 0 < cutoff_hz < sample_rate / 2:
+        raise ListeningError(f"a {cutoff_hz:g} Hz low-pass needs a sample rate above {2 * cutoff_hz:g} Hz; "
+                             f"the clip has {sample_rate} Hz")
+    x = np.asarray(audio, dtype=np.float64)
+    sos = signal.butter(order, cutoff_hz, fs=sample_rate, output="sos")
+    return (signal.sosfiltfilt(sos, x) if x.size > 6 * (2 * len(sos) + 1) else x.copy()).astype(np.float32)
+
+
+def lowpass_response(freqs_hz: np.ndarray, sample_rate: int, cutoff_hz: float,
+                     order: int = LOWPASS_ORDER) -> np.ndarray:
+    """The closed-form magnitude of :func:`lowpass`: a digital Butterworth has
+    ``|H|^2 = 1 / (1 + (tan(pi f / fs) / tan(pi fc / fs))^(2 N))``; forwards and
+    backwards it is applied twice, so the magnitude is that ``|H|^2``."""
+    w = np.tan(np.pi * np.asarray(freqs_hz, dtype=np.float64) / sample_rate) / np.tan(np.pi * cutoff_hz / sample_rate)
+    return 1.0 / (1.0 + w ** (2 * order))
+
+
+def mushra_anchor_label(cutoff_hz: float) -> str:
+    """The condition label of a MUSHRA low-pass anchor, e.g. ``anchor:lp3500``."""
+    return f"{ANCHOR_PREFIX}lp{int(round(cutoff_hz))}"
 
 
 def _plain(obj: Any) -> Any:
@@ -395,6 +491,28 @@ def render_stimuli(design: TestDesign, store: ResultsStore, folder: PathLike, re
                 return clip, prov
             put(store, tid, cid, sentence, out, "", make)
     sentences = {s.id: s for s in design.sentences}
+    copies = {"abx": [c.label for c in design.conditions], "mushra": [design.reference]}.get(design.test_type, [])
+    for label in copies:  # ABX's X, MUSHRA's hidden reference: byte copies under other opaque ids
+        for sentence in design.sentences:
+            ref = store.find_stimulus(tid, by_label[label], sentence.id)
+            put(store, tid, by_label[label], sentence, out, "copy",
+                lambda ref=ref: (ref.path, dict(ref.provenance, copy_of=ref.stimulus_id,
+                                                loudness_lufs=ref.loudness_lufs)))
+    if design.test_type == "mushra":
+        for cutoff in MUSHRA_ANCHORS_HZ[:2 if design.anchor_7khz else 1]:
+            settings = {"reference": design.reference, "lowpass_hz": cutoff, "order": LOWPASS_ORDER,
+                        "filter": "butterworth, zero phase"}
+            aid = store.add_condition(tid, mushra_anchor_label(cutoff), "anchor", settings=settings,
+                                      app_version=core.__version__)
+            for sentence in design.sentences:
+                ref = store.find_stimulus(tid, by_label[design.reference], sentence.id)
+
+                def make_lowpass(ref=ref, cutoff=cutoff, settings=settings):
+                    a = core_audio.load_wav_with_rate(ref.path)
+                    prov = {"condition_kind": "anchor", "anchor_of": ref.stimulus_id, "degradation": settings,
+                            "app_version": core.__version__, "target_lufs": target_lufs}
+                    return RenderedClip(lowpass(a.samples, a.sample_rate, cutoff), a.sample_rate), prov
+                put(store, tid, aid, sentence, out, "", make_lowpass)
     for g in design.gold:
         ref = store.find_stimulus(tid, by_label[g.reference], g.sentence_id)
         sentence = sentences[g.sentence_id]
@@ -424,7 +542,8 @@ def build_trials(design: TestDesign, stimuli: Sequence[StimulusRecord], seed: in
     """A rater's randomised trial order (``random.Random(seed)``: the same seed gives the
     same order).  MOS: every condition x sentence stimulus once, plus gold anchors.  A/B:
     every pair of conditions (design order) for every sentence, sides swapped with
-    probability 1/2, plus gold pairs.  Trials hold stimulus ids only, never labels."""
+    probability 1/2, plus gold pairs.  The other types: see the module doc.  Trials hold
+    stimulus ids only, never labels."""
     rng = random.Random(seed)
     table = {(s.condition, s.sentence_id, s.variant): s for s in stimuli}
 
@@ -436,7 +555,34 @@ def build_trials(design: TestDesign, stimuli: Sequence[StimulusRecord], seed: in
 
     text = {s.id: s.text for s in design.sentences}
     trials = []
-    if design.test_type == "mos":
+    kind = design.test_type
+    others = [c.label for c in design.conditions if c.label != design.reference]
+    if kind in ("smos", "dcr"):
+        trials = [Trial(kind, s.id, s.text, (get(design.reference, s.id), get(label, s.id)))
+                  for label in others for s in design.sentences]
+    elif kind == "intelligibility":
+        labels = [c.label for c in design.conditions]
+        shift = rng.randrange(len(labels))  # the rater's row of the Latin square
+        trials = [Trial(kind, s.id, s.text, (get(labels[(k + shift) % len(labels)], s.id),))
+                  for k, s in enumerate(design.sentences)]
+    elif kind == "mushra":
+        anchors = [mushra_anchor_label(f) for f in MUSHRA_ANCHORS_HZ[:2 if design.anchor_7khz else 1]]
+        for s in design.sentences:
+            rated = [get(design.reference, s.id, "copy")] + [get(label, s.id) for label in others + anchors]
+            rng.shuffle(rated)
+            trials.append(Trial(kind, s.id, s.text, (get(design.reference, s.id), *rated)))
+    elif kind == "abx":
+        labels = [c.label for c in design.conditions]
+        for s in design.sentences:
+            for i in range(len(labels)):
+                for j in range(i + 1, len(labels)):
+                    first, second = labels[i], labels[j]
+                    swapped = rng.random() < 0.5
+                    a, b = (second, first) if swapped else (first, second)
+                    key = "A" if rng.random() < 0.5 else "B"
+                    x = get(a if key == "A" else b, s.id, "copy")
+                    trials.append(Trial(kind, s.id, s.text, (get(a, s.id), get(b, s.id), x), swapped, key=key))
+    elif kind == "mos":
         for c in design.conditions:
             trials += [Trial("mos", s.id, s.text, (get(c.label, s.id),)) for s in design.sentences]
         trials += [Trial("mos", g.sentence_id, text[g.sentence_id], (get(ANCHOR_PREFIX + g.reference, g.sentence_id),),
@@ -461,6 +607,9 @@ def build_trials(design: TestDesign, stimuli: Sequence[StimulusRecord], seed: in
             else:
                 trials.append(pair(g.sentence_id, ref, get(ANCHOR_PREFIX + g.reference, g.sentence_id), "reference"))
     rng.shuffle(trials)
+    if design.practice and trials:
+        first = rng.choice([t for t in trials if t.gold is None] or trials)
+        trials.insert(0, dataclasses.replace(first, practice=True, gold=None))
     return trials
 
 
@@ -480,13 +629,15 @@ class Clip:
 
 @dataclass(frozen=True)
 class TrialView:
-    """The current trial for the page: 1-based ``number`` of ``total``, kind, text, clips."""
+    """The current trial for the page: 1-based ``number`` of ``total`` (practice trials
+    not counted; ``practice``: this is one), kind, text, clips."""
 
     number: int
     total: int
     kind: str
     text: str
     clips: tuple
+    practice: bool = False
 
 
 class RaterSession(param.Parameterized):
@@ -542,17 +693,31 @@ class RaterSession(param.Parameterized):
         self._started: Optional[float] = None
 
     @property
+    def completion_code(self) -> str:
+        """The code to show after the last trial (empty until then); see
+        :func:`studio.results.completion_code`."""
+        return completion_code(self.session_id) if self.done else ""
+
+    @property
     def current(self) -> Optional[TrialView]:
         """The trial to answer, or None when done."""
         if self.done:
             return None
         trial = self._order[self.position]
-        names = ("clip",) if trial.kind == "mos" else ("A", "B")
+        names = clip_names(trial.kind, len(trial.stimulus_ids))
         clips = []
         for name, sid in zip(names, trial.stimulus_ids):
             path = self._paths[sid]
             clips.append(Clip(name, sid, path, f"{self._prefix}/{Path(path).name}" if self._prefix else ""))
-        return TrialView(self.position + 1, self.total, trial.kind, trial.text, tuple(clips))
+        text = "" if trial.kind == "intelligibility" else trial.text  # the rater types what they heard
+        before = sum(t.practice for t in self._order[:self.position])
+        return TrialView(self.position + 1 - before, self.total - self.n_practice, trial.kind, text, tuple(clips),
+                         trial.practice)
+
+    @property
+    def n_practice(self) -> int:
+        """Practice trials in this rater's order."""
+        return sum(t.practice for t in self._order)
 
     def _clip_id(self, clip: Union[Clip, str]) -> str:
         if self.done:
@@ -578,21 +743,25 @@ class RaterSession(param.Parameterized):
         with param.edit_constant(self):
             self.ready = all(heard for _, heard in self._plays.values())
 
-    def submit(self, score: Optional[int] = None, choice: Optional[str] = None,
-               cmos: Optional[int] = None) -> RatingRecord:
-        """Record the answer to the current trial and move to the next unanswered one."""
+    def submit(self, score: Optional[int] = None, choice: Optional[str] = None, cmos: Optional[int] = None, *,
+               scores: Optional[Sequence[Optional[int]]] = None, transcript: Optional[str] = None) -> RatingRecord:
+        """Record the answer to the current trial and move to the next unanswered one:
+        ``score`` (MOS, SMOS, DCR), ``choice`` (+ ``cmos``) for A/B, ``choice`` "A"/"B"
+        for ABX, ``scores`` (one per clip after the reference) for MUSHRA,
+        ``transcript`` for intelligibility."""
         view = self.current
         if view is None:
             raise RatingError("the test is finished: every trial has been answered")
         missing = [c.name for c in view.clips if not self._plays[c.stimulus_id][1]]
         if missing:
             which = " and ".join(missing)
-            raise RatingError(f"please play {'the clip' if view.kind == 'mos' else 'clip ' + which} "
+            raise RatingError(f"please play {'the clip' if missing == ['clip'] else 'clip ' + which} "
                               "to the end before rating")
         ids = [c.stimulus_id for c in view.clips]
         try:
             rating = self._store.record_rating(
-                self.session_id, self.position, score=score, choice=choice, cmos=cmos,
+                self.session_id, self.position, score=score, choice=choice, cmos=cmos, scores=scores,
+                transcript=transcript,
                 play_counts=[self._plays[s][0] for s in ids], listened_to_end=[self._plays[s][1] for s in ids],
                 response_time_s=max(0.0, self._clock() - self._started))
         except DuplicateRatingError:  # answered in another window: move on, then tell the page

@@ -36,7 +36,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from studio.results import RatingRecord
+from studio.results import RatingRecord, rated_scores
 
 __all__ = ["ModelMOS", "MOSModelFit", "mixed_mos", "clustered_mos", "mos_frame_of", "MOS_METHODS"]
 
@@ -77,9 +77,9 @@ class MOSModelFit:
 
 
 def mos_frame_of(ratings: Iterable[RatingRecord]) -> pd.DataFrame:
-    """The non-gold MOS ratings as a frame: rater, sentence, condition, score."""
-    rows = [(r.rater_id, r.sentence_id, r.conditions[0], float(r.score)) for r in ratings
-            if r.test_type == "mos" and r.gold is None]
+    """The non-gold scores as a frame: rater, sentence, condition, score (MOS; also SMOS,
+    DCR and MUSHRA's sliders: :func:`studio.results.rated_scores`)."""
+    rows = [(r.rater_id, r.sentence_id, c, float(v)) for r in ratings if r.gold is None for c, v in rated_scores(r)]
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 

@@ -6,6 +6,18 @@ URLs of the stimulus WAV bytes (the files are loudness-normalised copies under r
 names, so neither URL nor bytes carry a label), and the players are called "A" / "B"
 (or "the clip" for MOS).
 
+Per test type: MOS, SMOS and DCR answer with five buttons (SMOS and DCR after a
+reference clip, with their own labels); A/B with A / B / no preference (+ optional
+CMOS); ABX with "X is A" / "X is B"; MUSHRA with a slider 0..100 under every clip after
+the open reference (each must be moved, the hidden reference's too, before "Submit
+ratings" is taken); intelligibility with a text box (the sentence is not shown).
+
+Keyboard (:class:`KeyShortcuts`): A, B, X and R play clip A, B, X and the reference,
+P the single clip of a MOS or intelligibility trial; 1-5 give that score in MOS, SMOS
+and DCR trials (only once the buttons are enabled).  Keys typed into a text box are
+left alone.  After the last trial the page shows the session's completion code
+(:func:`studio.results.completion_code`).
+
 Play tracking: :class:`ClipPlayer` is a small HTML ``<audio>`` component that reports
 ``play`` and ``ended`` events with how much of the clip was actually played (the
 element's ``played`` time ranges).  A clip counts as heard to the end when ``ended``
@@ -32,7 +44,8 @@ import panel as pn
 import param
 from panel.custom import JSComponent
 
-from studio.listening import CMOS_LABELS, MOS_LABELS, ListeningError, RaterSession, rater_message
+from studio.listening import (CMOS_LABELS, DCR_LABELS, MOS_LABELS, SMOS_LABELS, ListeningError, RaterSession,
+                              rater_message)
 from studio.results import DuplicateRatingError, ResultsError, ResultsStore
 
 __all__ = ["ClipPlayer", "PlayEvent", "RaterView", "MIN_HEARD_FRACTION", "clip_data_url", "rater_tests"]
@@ -42,6 +55,17 @@ log = logging.getLogger(__name__)
 MIN_HEARD_FRACTION = 0.9
 PLAY_EVENTS = ("play", "ended")
 SKIPPED = "Please listen to the whole clip without skipping ahead."
+SCORE_LABELS = {"mos": MOS_LABELS, "smos": SMOS_LABELS, "dcr": DCR_LABELS}
+QUESTIONS = {
+    "mos": "How good is the overall quality of this clip?",
+    "smos": "How similar is the voice of the clip to the voice of the reference? (ignore the words and the quality)",
+    "dcr": "Compared with the reference, how annoying is the degradation in the clip?",
+    "ab": "Which clip sounds better?",
+    "abx": "Is X the same as A or the same as B?",
+    "mushra": "Rate every numbered clip against the reference, 0 (bad) .. 100 (excellent). One of them is the "
+              "reference itself: rate it too. Move every slider, then submit.",
+    "intelligibility": "Type the words you heard (you may play the clip again).",
+}
 
 
 def clip_data_url(path: str | Path) -> str:
@@ -78,6 +102,39 @@ class PlayEvent:
         return cls(data["event"], token, max(heard, 0.0), max(duration, 0.0))
 
 
+class KeyShortcuts(JSComponent):
+    """Sends the rater's shortcut keys (see module doc) to ``on_key(key)``; nothing visible."""
+
+    _esm = """
+    export function render({ model }) {
+      const keys = ["1", "2", "3", "4", "5", "a", "b", "x", "r", "p"];
+      const onKey = (e) => {
+        if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) { return; }
+        const target = e.composedPath()[0];
+        if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) {
+          return;
+        }
+        const key = (e.key || "").toLowerCase();
+        if (keys.includes(key)) { model.send_msg({key: key}); }
+      };
+      document.addEventListener("keydown", onKey);
+      model.on("remove", () => document.removeEventListener("keydown", onKey));
+      const el = document.createElement("div");
+      el.style.display = "none";
+      return el;
+    }
+    """
+
+    def __init__(self, on_key: Optional[Callable[[str], None]] = None, **params):
+        super().__init__(**params)
+        self._on_key = on_key
+
+    def _handle_msg(self, data) -> None:
+        key = data.get("key") if isinstance(data, dict) else None
+        if isinstance(key, str) and self._on_key is not None:
+            self._on_key(key)
+
+
 class ClipPlayer(JSComponent):
     """An ``<audio>`` player that reports ``play`` / ``ended`` to ``on_event(PlayEvent)``.
 
@@ -87,6 +144,7 @@ class ClipPlayer(JSComponent):
 
     src = param.String(default="", doc="the clip as a data: URL")
     token = param.Integer(default=0, doc="echoed in every event")
+    play_request = param.Integer(default=0, doc="each increment starts playback (keyboard shortcuts)")
 
     _esm = """
     export function render({ model }) {
@@ -111,6 +169,7 @@ class ClipPlayer(JSComponent):
         audio.load();
       };
       model.on("src", load);
+      model.on("play_request", () => { if (model.src) { audio.play().catch(() => {}); } });
       load();
       return audio;
     }
@@ -126,6 +185,11 @@ class ClipPlayer(JSComponent):
             log.warning("ignoring a malformed player message: %r", data)
         elif self._on_event is not None:
             self._on_event(event)
+
+
+def _title(name: str) -> str:
+    """A clip's name on the page: "Reference", "Clip", "A", "Clip 3"."""
+    return f"Clip {name}" if name.isdigit() else (name if len(name) == 1 else name.capitalize())
 
 
 def rater_tests(store: ResultsStore) -> list[str]:
@@ -157,13 +221,13 @@ class RaterView(pn.viewable.Viewer):
         self.refresh_tests()
         self.progress = pn.indicators.Progress(value=0, max=1, width=300, visible=False)
         self.text_pane = pn.pane.Markdown("", visible=False)
-        self.players = [ClipPlayer(on_event=lambda e, i=i: self.player_event(i, e), width=360, height=60)
-                        for i in range(2)]
-        self.player_titles = [pn.pane.Markdown("") for _ in range(2)]
-        self.player_status = [pn.pane.Markdown("") for _ in range(2)]
-        self.player_boxes = [pn.Column(t, p, s, visible=False, width=380)
-                             for t, p, s in zip(self.player_titles, self.players, self.player_status)]
-        self.mos_buttons = {score: pn.widgets.Button(label=f"{score} {MOS_LABELS[score]}", disabled=True, width=110)
+        self.players, self.player_titles, self.player_status, self.player_boxes = [], [], [], []
+        self.sliders: list = []
+        self._touched: list = []
+        self._resetting = False
+        self.players_row = pn.FlexBox()
+        self._ensure_players(2)
+        self.mos_buttons = {score: pn.widgets.Button(label=f"{score} {MOS_LABELS[score]}", disabled=True, width=150)
                             for score in sorted(MOS_LABELS, reverse=True)}
         for score, button in self.mos_buttons.items():
             button.on_click(lambda _, s=score: self.rate(s))
@@ -177,24 +241,60 @@ class RaterView(pn.viewable.Viewer):
         self.cmos_label = pn.pane.Markdown(f"*{CMOS_LABELS[0]}*")
         self.cmos_toggle.param.watch(lambda e: setattr(self.cmos_slider, "disabled", not e.new), "value")
         self.cmos_slider.param.watch(lambda e: setattr(self.cmos_label, "object", f"*{CMOS_LABELS[e.new]}*"), "value")
-        self.mos_box = pn.Column(pn.pane.Markdown("How good is the overall quality of this clip?"),
-                                 pn.Row(*self.mos_buttons.values()), visible=False)
+        self.question = pn.pane.Markdown(QUESTIONS["mos"])
+        self.mos_box = pn.Column(self.question, pn.Row(*self.mos_buttons.values()), visible=False)
+        self.abx_buttons = {side: pn.widgets.Button(label=f"X is {side}", disabled=True, width=130)
+                            for side in ("A", "B")}
+        for side, button in self.abx_buttons.items():
+            button.on_click(lambda _, c=side: self.choose(c))
+        self.abx_box = pn.Column(pn.pane.Markdown(QUESTIONS["abx"]), pn.Row(*self.abx_buttons.values()),
+                                 visible=False)
+        self.mushra_button = pn.widgets.Button(label="Submit ratings", disabled=True, width=160)
+        self.mushra_button.on_click(lambda _: self.submit_mushra())
+        self.mushra_box = pn.Column(pn.pane.Markdown(QUESTIONS["mushra"]), self.mushra_button, visible=False)
+        self.transcript_input = pn.widgets.TextInput(label="What you heard", placeholder="type the words here",
+                                                     width=480)
+        self.transcript_button = pn.widgets.Button(label="Submit text", disabled=True, width=140)
+        self.transcript_button.on_click(lambda _: self.submit_transcript())
+        self.intelligibility_box = pn.Column(pn.pane.Markdown(QUESTIONS["intelligibility"]),
+                                             pn.Row(self.transcript_input, self.transcript_button), visible=False)
         self.ab_box = pn.Column(pn.pane.Markdown("Which clip sounds better?"), pn.Row(*self.ab_buttons.values()),
                                 self.cmos_toggle, pn.Row(self.cmos_slider, self.cmos_label), visible=False)
         self.message_pane = pn.pane.Alert("", alert_type="warning", visible=False)
+        self.keys = KeyShortcuts(on_key=self.shortcut, width=0, height=0, margin=0)
         self.param.watch(self._show_message, "message")
         self._layout = pn.Column(
             pn.pane.Markdown("## Listening test\nListen to each clip to the end, then answer. "
                              "Use headphones in a quiet place."),
             pn.Row(self.rater_input, self.test_select, self.start_button),
             pn.pane.Markdown(self.param.status), self.progress, self.text_pane,
-            pn.Row(*self.player_boxes), self.mos_box, self.ab_box, self.message_pane,
+            self.players_row, self.mos_box, self.ab_box, self.abx_box, self.mushra_box, self.intelligibility_box,
+            self.message_pane, self.keys,
+            pn.pane.Markdown("*Keys: A, B, X, R play clip A, B, X, the reference (P a single clip); "
+                             "1-5 answer with that score.*"),
             sizing_mode="stretch_width")
 
     def __panel__(self):
         return self._layout
 
     # ------------------------------------------------------------------ setup
+
+    def _ensure_players(self, n: int) -> None:
+        """At least ``n`` players (MUSHRA shows the reference and every rated clip)."""
+        while len(self.players) < n:
+            i = len(self.players)
+            player = ClipPlayer(on_event=lambda e, i=i: self.player_event(i, e), width=300, height=60)
+            slider = pn.widgets.IntSlider(label=f"Score {i}", start=0, end=100, value=0, width=280, visible=False)
+            slider.param.watch(lambda e, i=i: self._slider_moved(i), "value")
+            title, status = pn.pane.Markdown(""), pn.pane.Markdown("")
+            self.players.append(player)
+            self.player_titles.append(title)
+            self.player_status.append(status)
+            self.sliders.append(slider)
+            self._touched.append(False)
+            box = pn.Column(title, player, status, slider, visible=False, width=320)
+            self.player_boxes.append(box)
+            self.players_row.append(box)
 
     def refresh_tests(self) -> None:
         """Offer the tests that have stimuli, by id only (names may name systems)."""
@@ -245,39 +345,68 @@ class RaterView(pn.viewable.Viewer):
         self.progress.param.update(value=min(s.answered, s.total), visible=True)
         self._token += 1
         if view is None:
-            self.status = f"### All {s.total} trials are rated -- thank you!"
+            self.status = (f"### All {s.total - s.n_practice} trials are rated -- thank you!\n"
+                           f"Your completion code: **{s.completion_code}**")
             self._clip_ids, self._heard = [], []
-            self.text_pane.visible = self.mos_box.visible = self.ab_box.visible = False
+            for box in self._answer_boxes():
+                box.visible = False
+            self.text_pane.visible = False
             for box, player in zip(self.player_boxes, self.players):
                 box.visible = False
                 player.param.update(src="", token=self._token)
             return
-        self.status = f"### Trial {view.number} of {view.total}"
-        self.text_pane.param.update(object=f"Sentence: *{view.text}*", visible=True)
+        self.status = ("### Practice trial (not counted): try the players and the answer" if view.practice
+                       else f"### Trial {view.number} of {view.total}")
+        self.text_pane.param.update(object=f"Sentence: *{view.text}*", visible=bool(view.text))
         self._clip_ids = [c.stimulus_id for c in view.clips]
         self._heard = [False] * len(view.clips)
+        self._ensure_players(len(view.clips))
+        self._resetting = True
         for i, (box, player) in enumerate(zip(self.player_boxes, self.players)):
+            self.sliders[i].param.update(value=0, visible=view.kind == "mushra" and 0 < i < len(view.clips))
+            self._touched[i] = False
             if i < len(view.clips):
-                clip = view.clips[i]
-                self.player_titles[i].object = "**Clip**" if view.kind == "mos" else f"**{clip.name}**"
-                player.param.update(src=clip_data_url(clip.path), token=self._token)
+                self.player_titles[i].object = f"**{_title(view.clips[i].name)}**"
+                player.param.update(src=clip_data_url(view.clips[i].path), token=self._token)
                 box.visible = True
             else:
                 player.param.update(src="", token=self._token)
                 box.visible = False
-        self.mos_box.visible = view.kind == "mos"
+        self._resetting = False
+        if view.kind in SCORE_LABELS:
+            self.question.object = QUESTIONS[view.kind]
+            for score, button in self.mos_buttons.items():
+                button.label = f"{score} {SCORE_LABELS[view.kind][score]}"
+        self.mos_box.visible = view.kind in SCORE_LABELS
         self.ab_box.visible = view.kind == "ab"
+        self.abx_box.visible = view.kind == "abx"
+        self.mushra_box.visible = view.kind == "mushra"
+        self.intelligibility_box.visible = view.kind == "intelligibility"
+        self.transcript_input.param.update(value="", value_input="")
         self.cmos_toggle.value = False
         self.cmos_slider.value = 0
         self._update_ready()
 
+    def _answer_boxes(self) -> tuple:
+        return self.mos_box, self.ab_box, self.abx_box, self.mushra_box, self.intelligibility_box
+
+    def _slider_moved(self, index: int) -> None:
+        if not self._resetting and index < len(self._touched):
+            self._touched[index] = True
+            self._update_ready()
+
     def _update_ready(self) -> None:
-        for status, heard in zip(self.player_status, self._heard):
+        mushra = self.session is not None and self.session.current is not None and \
+            self.session.current.kind == "mushra"
+        for i, (status, heard) in enumerate(zip(self.player_status, self._heard)):
             status.object = "heard to the end" if heard else "*play it to the end*"
+            if mushra and i > 0:
+                status.object += f" -- score: {self.sliders[i].value}" if self._touched[i] else " -- *not rated yet*"
         self._enable_answers(self.session is not None and not self.session.done and self.session.ready)
 
     def _enable_answers(self, allowed: bool) -> None:
-        for button in (*self.mos_buttons.values(), *self.ab_buttons.values()):
+        for button in (*self.mos_buttons.values(), *self.ab_buttons.values(), *self.abx_buttons.values(),
+                       self.mushra_button, self.transcript_button):
             button.disabled = not allowed
 
     def player_event(self, index: int, event: PlayEvent) -> None:
@@ -326,9 +455,38 @@ class RaterView(pn.viewable.Viewer):
         return True
 
     def rate(self, score: int) -> bool:
-        """Answer the current MOS trial with ``score`` 1..5; False (with a message) if refused."""
+        """Answer the current MOS, SMOS or DCR trial with ``score`` 1..5; False (with a message) if refused."""
         return self._submit(score=score)
 
     def choose(self, choice: str) -> bool:
-        """Answer the current A/B trial: "A", "B" or "none" (+ the CMOS slider when switched on)."""
+        """Answer the current A/B trial: "A", "B" or "none" (+ the CMOS slider when
+        switched on); or the ABX trial: "A" or "B"."""
+        if self.session is not None and self.session.current is not None and self.session.current.kind == "abx":
+            return self._submit(choice=choice)
         return self._submit(choice=choice, cmos=self.cmos_slider.value if self.cmos_toggle.value else None)
+
+    def shortcut(self, key: str) -> bool:
+        """A shortcut key (module doc); True when it did something."""
+        view = self.session.current if self.session is not None else None
+        if view is None:
+            return False
+        if key in "12345" and len(key) == 1:
+            if view.kind in SCORE_LABELS and not self.mos_buttons[int(key)].disabled:
+                return self.rate(int(key))
+            return False
+        name = {"a": "A", "b": "B", "x": "X", "r": "reference", "p": "clip"}.get(key)
+        for i, clip in enumerate(view.clips):
+            if clip.name == name:
+                self.players[i].play_request += 1
+                return True
+        return False
+
+    def submit_mushra(self) -> bool:
+        """Answer the current MUSHRA trial with the sliders (an unmoved slider is unrated:
+        refused with a message)."""
+        n = len(self._clip_ids)
+        return self._submit(scores=[self.sliders[i].value if self._touched[i] else None for i in range(1, n)])
+
+    def submit_transcript(self) -> bool:
+        """Answer the current intelligibility trial with the typed text."""
+        return self._submit(transcript=self.transcript_input.value_input or self.transcript_input.value)

@@ -28,7 +28,16 @@ sides as presented, and the other set is empty.  ``trial_type`` is ``mos``, ``ab
 ``gold`` (an attention trial, whose expectation is ``gold_expected``).  A/B rows name
 the preferred system in ``chosen_condition`` (empty for "no preference"); ``cmos`` is
 the optional comparison score of B relative to A as presented: -3 = A much better ..
-+3 = B much better.  ``vocoder`` columns and ``settings_json`` name the vocoder that
++3 = B much better.
+
+The other test types (:data:`TEST_TYPES`): ``smos`` and ``dcr`` rate a clip 1..5
+against a reference clip (``reference_condition``, ``stimulus_id_ref``); ``abx`` rows
+say which side X matched (``x_is``) and whether the rater found it (``correct``);
+``intelligibility`` rows hold what the rater typed (``transcript``) and its word error
+rate against the sentence (``wer``).  A ``mushra`` trial (one page: the open reference
+and a slider 0..100 per clip) is committed as one transaction holding every slider,
+and exported as **one row per slider** (``condition``, ``score``, ``clip_role``:
+hidden_reference, anchor or condition, ``clip_position`` on the page).  ``vocoder`` columns and ``settings_json`` name the vocoder that
 really made the clip (``settings_json`` also holds the sampler options it was rendered
 with), never the requested ``auto``.
 
@@ -39,6 +48,7 @@ the lists, their ratings kept.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -54,10 +64,15 @@ from typing import Callable, Optional, Sequence, TextIO, Union
 
 __all__ = ["ResultsStore", "ResultsError", "RatingError", "DuplicateRatingError", "Trial", "TestRecord",
            "ConditionRecord", "StimulusRecord", "SessionRecord", "RatingRecord", "CSV_COLUMNS", "TEST_TYPES",
-           "CONDITION_KINDS", "AB_CHOICES", "SCHEMA_VERSION", "MIGRATIONS"]
+           "CONDITION_KINDS", "AB_CHOICES", "ABX_CHOICES", "SCORE_TYPES", "SCHEMA_VERSION", "MIGRATIONS",
+           "clip_names", "clip_role", "rated_scores", "completion_code"]
 
 DB_NAME = "results.sqlite"
-TEST_TYPES = ("mos", "ab")
+TEST_TYPES = ("mos", "ab", "mushra", "abx", "smos", "dcr", "intelligibility")
+SCORE_TYPES = ("mos", "smos", "dcr")  # one clip rated 1..5 (after a reference clip for smos, dcr)
+ABX_CHOICES = ("A", "B")
+MUSHRA_RANGE = (0, 100)
+MAX_TRANSCRIPT = 2000
 CONDITION_KINDS = ("checkpoint", "folder", "anchor")
 AB_CHOICES = ("A", "B", "none")
 MOS_RANGE = (1, 5)
@@ -65,20 +80,39 @@ CMOS_RANGE = (-3, 3)
 _PER_CLIP = ("stimulus_id", "play_count", "checkpoint_sha256", "seed", "vocoder", "settings_json", "app_version")
 CSV_COLUMN_DOCS: dict[str, str] = {
     "test_id": "the test's opaque id",
-    "test_type": "mos (absolute category rating 1..5) or ab (preference between two clips)",
-    "trial_type": "mos, ab, or gold: an attention trial with a known expected answer (gold_expected)",
+    "test_type": "mos (absolute category rating 1..5), ab (preference between two clips), mushra (ITU-R "
+                 "BS.1534 0..100 sliders against an open reference), abx (is X like A or B), smos (speaker "
+                 "similarity 1..5 to a reference clip), dcr (degradation category rating 1..5 against a reference) "
+                 "or intelligibility (the rater types what they heard)",
+    "trial_type": "the test type, gold (an attention trial with a known expected answer: gold_expected) or "
+                  "practice (the rater's practice trial: a repeat of one of the test's trials, left out of every "
+                  "statistic)",
     "gold_expected": "for gold trials: score<=2 (MOS anchor), choice=none (identical pair), choice=A or choice=B "
                      "(the undegraded side of an obvious pair); empty otherwise",
     "rater_id": "the rater's id (typed in, or the signed-in user)",
     "session_id": "the rater's session in this test",
     "trial_index": "0-based position of the trial in the rater's randomised order",
     "sentence_id": "the sentence's id", "text": "the sentence",
-    "condition": "MOS: the rated condition; empty for A/B",
+    "condition": "the rated condition (MOS, SMOS, DCR, intelligibility; MUSHRA: this slider's); empty for A/B and ABX",
+    "reference_condition": "SMOS, DCR, MUSHRA: the condition of the reference clip; empty otherwise",
+    "stimulus_id_ref": "SMOS, DCR, MUSHRA: the reference clip's opaque id",
+    "play_count_ref": "SMOS, DCR, MUSHRA: times the reference clip was played",
+    "clip_role": "MUSHRA: hidden_reference (the reference itself, unlabelled), anchor (low-pass anchor) or condition",
+    "clip_position": "MUSHRA: 1-based position of this slider on the page",
+    "condition_x": "ABX: the condition of clip X", "stimulus_id_x": "ABX: clip X's opaque id",
+    "play_count_x": "ABX: times clip X was played",
+    "x_is": "ABX: the side (A or B) whose clip X is a copy of",
+    "correct": "ABX: true when the rater's answer equals x_is",
+    "transcript": "intelligibility: what the rater typed",
+    "completion_code": "the code the rater was shown after the last trial (the same on every row of a session; "
+                       "compare it with the code a rater reports)",
+    "wer": "intelligibility: word error rate of the transcript against the sentence (core.eval.wer)",
     "condition_a": "A/B: the condition heard as A", "condition_b": "A/B: the condition heard as B",
     "presented_order": "A/B: AB when side A holds the pair's first condition in the test design, BA when swapped",
-    "chosen_condition": "A/B: the preferred condition; empty for no preference",
-    "score": "MOS: the rating 1 (bad) .. 5 (excellent); empty for A/B",
-    "choice": "A/B: A, B or none, the side as presented; empty for MOS",
+    "chosen_condition": "A/B: the preferred condition, empty for no preference; ABX: the condition of the side chosen",
+    "score": "MOS: 1 (bad) .. 5 (excellent); SMOS: 1 (not at all similar) .. 5 (extremely similar); DCR: "
+             "1 (degradation very annoying) .. 5 (inaudible); MUSHRA: this slider, 0 (bad) .. 100 (excellent)",
+    "choice": "A/B: A, B or none, the side as presented; ABX: A or B (the side the rater says X is)",
     "cmos": "A/B, optional: B relative to A as presented, -3 (A much better) .. 0 (about the same) .. "
             "+3 (B much better); its sign agrees with choice",
     "stimulus_id": "MOS: the clip's opaque id", "play_count": "MOS: times the clip was played",
@@ -95,13 +129,16 @@ for _name in _PER_CLIP:
     _base = CSV_COLUMN_DOCS[_name].removeprefix("MOS: ")
     CSV_COLUMN_DOCS[f"{_name}_a"] = f"A/B: {_base}, side A"
     CSV_COLUMN_DOCS[f"{_name}_b"] = f"A/B: {_base}, side B"
+    CSV_COLUMN_DOCS[_name] += " (the rated clip: also SMOS, DCR, intelligibility, MUSHRA's slider)"
 CSV_COLUMNS = ("test_id", "test_type", "trial_type", "gold_expected", "rater_id", "session_id", "trial_index",
                "sentence_id", "text", "condition", "condition_a", "condition_b", "presented_order",
                "chosen_condition", "score", "choice", "cmos", "stimulus_id", "stimulus_id_a", "stimulus_id_b",
                "play_count", "play_count_a", "play_count_b", "listened_to_end", "response_time_s", "timestamp_utc",
                "checkpoint_sha256", "checkpoint_sha256_a", "checkpoint_sha256_b", "seed", "seed_a", "seed_b",
                "vocoder", "vocoder_a", "vocoder_b", "settings_json", "settings_json_a", "settings_json_b",
-               "app_version", "app_version_a", "app_version_b")
+               "app_version", "app_version_a", "app_version_b", "reference_condition", "stimulus_id_ref",
+               "play_count_ref", "clip_role", "clip_position", "condition_x", "stimulus_id_x", "play_count_x", "x_is",
+               "correct", "transcript", "wer", "completion_code")
 assert set(CSV_COLUMNS) == set(CSV_COLUMN_DOCS), "every CSV column is documented"
 
 
@@ -109,14 +146,31 @@ def _add_archived(c: sqlite3.Connection) -> None:
     c.execute("ALTER TABLE tests ADD COLUMN archived INTEGER NOT NULL DEFAULT 0")
 
 
-SCHEMA_VERSION = 2
+def _more_test_types(c: sqlite3.Connection) -> None:
+    """Version 3: the new test types.  SQLite cannot alter a CHECK constraint, so the
+    one on ``tests.type`` (mos, ab) is dropped by editing the stored schema (SQLite's
+    documented procedure for removing a CHECK; the code checks the type instead); the
+    ratings gain ``scores_json`` (MUSHRA sliders) and ``transcript`` (intelligibility)."""
+    version = c.execute("PRAGMA schema_version").fetchone()[0]
+    c.execute("PRAGMA writable_schema = ON")
+    c.execute("UPDATE sqlite_master SET sql = replace(sql, ?, '') WHERE type = 'table' AND name = 'tests'",
+              (" CHECK (type IN ('mos', 'ab'))",))
+    c.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    c.execute("PRAGMA writable_schema = OFF")
+    have = {row[1] for row in c.execute("PRAGMA table_info(ratings)")}  # empty when the table is not there yet
+    for column in ("scores_json", "transcript"):
+        if have and column not in have:
+            c.execute(f"ALTER TABLE ratings ADD COLUMN {column} TEXT")
+
+
+SCHEMA_VERSION = 3
 # MIGRATIONS[v](conn) upgrades a version-v database to v + 1 inside the open transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_archived}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_archived, 2: _more_test_types}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tests (
-    test_id TEXT PRIMARY KEY, type TEXT NOT NULL CHECK (type IN ('mos', 'ab')),
+    test_id TEXT PRIMARY KEY, type TEXT NOT NULL,
     name TEXT NOT NULL, created TEXT NOT NULL, design_json TEXT NOT NULL, archived INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS conditions (
     condition_id INTEGER PRIMARY KEY AUTOINCREMENT, test_id TEXT NOT NULL REFERENCES tests(test_id),
@@ -135,7 +189,7 @@ CREATE TABLE IF NOT EXISTS ratings (
     rating_id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL REFERENCES sessions(session_id),
     trial_index INTEGER NOT NULL, score INTEGER, choice TEXT, cmos INTEGER, play_counts_json TEXT NOT NULL,
     listened_json TEXT NOT NULL, response_time_s REAL NOT NULL, timestamp_utc TEXT NOT NULL,
-    superseded INTEGER NOT NULL DEFAULT 0);
+    superseded INTEGER NOT NULL DEFAULT 0, scores_json TEXT, transcript TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS ratings_current ON ratings (session_id, trial_index) WHERE superseded = 0;
 """
 
@@ -181,8 +235,10 @@ def _stamp(dt: datetime) -> str:
 
 @dataclass(frozen=True)
 class Trial:
-    """One trial of a rater's order.  ``stimulus_ids`` in presentation order: ``(clip,)``
-    for MOS, ``(A, B)`` for A/B.  ``swapped``: side A holds the later condition of the
+    """One trial of a rater's order.  ``stimulus_ids`` in presentation order (names in
+    :func:`clip_names`): ``(clip,)`` for MOS and intelligibility, ``(A, B)`` for A/B,
+    ``(A, B, X)`` for ABX, ``(reference, clip)`` for SMOS and DCR, ``(reference, 1, 2,
+    ...)`` for MUSHRA.  ``key``: ABX, the side X is a copy of ("A" or "B").  ``swapped``: side A holds the later condition of the
     pair in design order.  ``gold``: expectation of an attention trial (``"score<=2"``,
     ``"choice=none"``, ``"choice=A"``, ``"choice=B"``) or None.  Holds no condition names."""
 
@@ -192,6 +248,8 @@ class Trial:
     stimulus_ids: tuple
     swapped: bool = False
     gold: Optional[str] = None
+    key: Optional[str] = None
+    practice: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -200,7 +258,32 @@ class Trial:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Trial":
-        return cls(d["kind"], d["sentence_id"], d["text"], tuple(d["stimulus_ids"]), bool(d["swapped"]), d["gold"])
+        return cls(d["kind"], d["sentence_id"], d["text"], tuple(d["stimulus_ids"]), bool(d["swapped"]), d["gold"],
+                   d.get("key"), bool(d.get("practice", False)))
+
+
+def completion_code(session_id: str) -> str:
+    """The code a rater is shown after the last trial, ``XXXX-XXXX``: derived from the
+    session id (never shown to raters), so the experimenter can check a reported code
+    against the CSV's ``completion_code`` column and nobody can make one up for a
+    session they did not finish without its id."""
+    digest = hashlib.sha256(f"flowtts-completion:{session_id}".encode()).hexdigest()[:8].upper()
+    return f"{digest[:4]}-{digest[4:]}"
+
+
+def clip_names(kind: str, n_clips: int) -> tuple:
+    """What the rater's page calls the clips of a trial of ``kind`` with ``n_clips`` clips."""
+    if kind in ("mos", "intelligibility"):
+        return ("clip",)
+    if kind == "ab":
+        return ("A", "B")
+    if kind == "abx":
+        return ("A", "B", "X")
+    if kind in ("smos", "dcr"):
+        return ("reference", "clip")
+    if kind == "mushra":
+        return ("reference",) + tuple(str(k) for k in range(1, n_clips))
+    raise ResultsError(f"unknown trial kind {kind!r}; valid: {', '.join(TEST_TYPES)}")
 
 
 @dataclass(frozen=True)
@@ -277,6 +360,10 @@ class RatingRecord:
     response_time_s: float
     timestamp_utc: str
     superseded: bool
+    scores: tuple = ()  # MUSHRA: one slider value per rated clip (clips 1.. in presentation order)
+    transcript: Optional[str] = None  # intelligibility
+    key: Optional[str] = None  # ABX: the side X is a copy of
+    practice: bool = False  # the rater's practice trial: exported, never counted
 
 
 # --------------------------------------------------------------------------- the store
@@ -529,7 +616,8 @@ class ResultsStore:
                 order = list(make_order(seed))
                 known = {r[0] for r in c.execute("SELECT stimulus_id FROM stimuli WHERE test_id = ?", (test_id,))}
                 for t in order:
-                    if t.kind != test_type or len(t.stimulus_ids) != (1 if test_type == "mos" else 2):
+                    if t.kind != test_type or len(t.stimulus_ids) != len(clip_names(t.kind, len(t.stimulus_ids))) \
+                            or (t.kind == "mushra" and len(t.stimulus_ids) < 3):
                         raise ResultsError(f"trial {t} does not fit a {test_type} test")
                     if not set(t.stimulus_ids) <= known:
                         raise ResultsError(f"trial {t} names stimuli that test {test_id!r} does not have")
@@ -568,23 +656,28 @@ class ResultsStore:
     # ---- ratings
 
     def record_rating(self, session_id: str, trial_index: int, *, score: Optional[int] = None,
-                      choice: Optional[str] = None, cmos: Optional[int] = None, play_counts: Sequence[int],
-                      listened_to_end: Sequence[bool], response_time_s: float, revise: bool = False) -> RatingRecord:
+                      choice: Optional[str] = None, cmos: Optional[int] = None,
+                      scores: Optional[Sequence[int]] = None, transcript: Optional[str] = None,
+                      play_counts: Sequence[int], listened_to_end: Sequence[bool], response_time_s: float,
+                      revise: bool = False) -> RatingRecord:
         """Validate and commit one rating (its own transaction; durable on return).
 
         MOS: ``score`` an integer 1..5.  A/B: ``choice`` "A", "B" or "none", and an
         optional ``cmos`` integer -3..3 (B relative to A) whose sign agrees with the
         choice (negative for A, positive for B, 0 for none).  ``play_counts`` and
         ``listened_to_end`` have one entry per clip in presentation order; every clip
-        must have been played to the end.  A trial already rated is refused unless
+        must have been played to the end.  SMOS, DCR: ``score`` 1..5.  ABX: ``choice``
+        "A" or "B".  MUSHRA: ``scores``, an integer 0..100 for every clip after the
+        reference (the hidden reference too).  Intelligibility: ``transcript``, the
+        non-empty text the rater typed.  A trial already rated is refused unless
         ``revise`` (then the earlier rating is kept but superseded).
         """
         session = self.session(session_id)
         if not _is_int(trial_index) or not 0 <= trial_index < len(session.order):
             raise RatingError(f"trial index {trial_index!r} is outside 0..{len(session.order) - 1}")
         trial = session.order[trial_index]
-        names = ("clip",) if trial.kind == "mos" else ("A", "B")
-        _check_values(trial.kind, score, choice, cmos)
+        names = clip_names(trial.kind, len(trial.stimulus_ids))
+        transcript = _check_values(trial.kind, len(names), score, choice, cmos, scores, transcript)
         if len(play_counts) != len(names) or len(listened_to_end) != len(names):
             raise RatingError(f"play_counts and listened_to_end need one entry per clip ({', '.join(names)})")
         for name, count, heard in zip(names, play_counts, listened_to_end):
@@ -605,10 +698,11 @@ class ResultsStore:
             if old is not None:
                 c.execute("UPDATE ratings SET superseded = 1 WHERE rating_id = ?", (old[0],))
             cur = c.execute("INSERT INTO ratings (session_id, trial_index, score, choice, cmos, play_counts_json,"
-                            " listened_json, response_time_s, timestamp_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            " listened_json, response_time_s, timestamp_utc, scores_json, transcript)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (session_id, trial_index, score, choice, cmos, _dumps(list(play_counts)),
                              _dumps([bool(h) for h in listened_to_end]), float(response_time_s),
-                             _stamp(self._now())))
+                             _stamp(self._now()), None if scores is None else _dumps(list(scores)), transcript))
             rating_id = cur.lastrowid
             done = {r[0] for r in c.execute("SELECT trial_index FROM ratings WHERE session_id = ? AND superseded = 0",
                                             (session_id,))}
@@ -616,34 +710,38 @@ class ResultsStore:
             c.execute("UPDATE sessions SET position = ? WHERE session_id = ?", (position, session_id))
         return next(r for r in self._ratings("r.rating_id = ?", (rating_id,)))
 
-    def ratings(self, test_id: str, *, include_superseded: bool = False) -> list[RatingRecord]:
-        """Ratings of a test in commit order, with conditions resolved."""
+    def ratings(self, test_id: str, *, include_superseded: bool = False,
+                include_practice: bool = False) -> list[RatingRecord]:
+        """Ratings of a test in commit order, with conditions resolved; practice trials
+        only when asked for (they never enter a count or a statistic)."""
         where = "s.test_id = ?" + ("" if include_superseded else " AND r.superseded = 0")
-        return self._ratings(where, (test_id,))
+        return [r for r in self._ratings(where, (test_id,)) if include_practice or not r.practice]
 
     def _ratings(self, where: str, args: Sequence) -> list[RatingRecord]:
         rows = self._read("SELECT r.rating_id, s.test_id, t.type, r.session_id, s.rater_id, r.trial_index, r.score,"
                           " r.choice, r.cmos, r.play_counts_json, r.listened_json, r.response_time_s, r.timestamp_utc,"
-                          " r.superseded FROM ratings r JOIN sessions s ON s.session_id = r.session_id"
+                          " r.superseded, r.scores_json, r.transcript FROM ratings r JOIN sessions s ON s.session_id = r.session_id"
                           " JOIN tests t ON t.test_id = s.test_id WHERE " + where + " ORDER BY r.rating_id", args)
         labels: dict = {}
         out = []
         for (rating_id, test_id, test_type, session_id, rater_id, index, score, choice, cmos, plays, heard,
-             response_time_s, stamp, superseded) in rows:
+             response_time_s, stamp, superseded, scores, transcript) in rows:
             if test_id not in labels:
                 labels[test_id] = {s.stimulus_id: s.condition for s in self.stimuli(test_id)}
             trial = self._order(session_id)[index]
             out.append(RatingRecord(rating_id, test_id, test_type, session_id, rater_id, index, trial.sentence_id,
                                     trial.text, trial.stimulus_ids, tuple(labels[test_id][s] for s in trial.stimulus_ids),
                                     trial.swapped, trial.gold, score, choice, cmos, tuple(json.loads(plays)),
-                                    tuple(json.loads(heard)), response_time_s, stamp, bool(superseded)))
+                                    tuple(json.loads(heard)), response_time_s, stamp, bool(superseded),
+                                    tuple(json.loads(scores)) if scores else (), transcript, trial.key,
+                                    trial.practice))
         return out
 
     # ---- export
 
     def export_csv(self, test_id: str, dest: Union[str, Path, TextIO]) -> int:
-        """Write the current ratings of a test as CSV (:data:`CSV_COLUMNS`); returns the
-        number of rows.  ``dest`` is a path (written atomically, with the column
+        """Write the current ratings of a test as CSV (:data:`CSV_COLUMNS`; a MUSHRA
+        trial gives one row per slider); returns the number of rows.  ``dest`` is a path (written atomically, with the column
         descriptions :data:`CSV_COLUMN_DOCS` beside it as ``<stem>.columns.json``) or an
         open text file."""
         self.test(test_id)
@@ -652,26 +750,58 @@ class ResultsStore:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
-        rows = self.ratings(test_id)
+        rows = self.ratings(test_id, include_practice=True)
+        reference = str(self.test(test_id).design.get("reference") or "")
+        n_rows = 0
         for r in rows:
             clips = [_clip_facts(conds[label], stimuli[sid]) for label, sid in zip(r.conditions, r.stimulus_ids)]
-            writer.writerow(_csv_row(r, clips))
+            for row in _csv_rows(r, clips, reference):
+                writer.writerow(row)
+                n_rows += 1
         if isinstance(dest, (str, Path)):
             dest = Path(dest)
             _atomic_text(dest, buf.getvalue())
             _atomic_text(dest.with_name(f"{dest.stem}.columns.json"), columns_json())
         else:
             dest.write(buf.getvalue())
-        return len(rows)
+        return n_rows
 
 
-def _check_values(kind: str, score, choice, cmos) -> None:
-    if kind == "mos":
-        if choice is not None or cmos is not None:
-            raise RatingError("a MOS trial takes a score, not a choice or cmos")
+def _check_values(kind: str, n_clips: int, score, choice, cmos, scores, transcript) -> Optional[str]:
+    """Refuse an answer that does not fit a trial of ``kind``; returns the transcript to store."""
+    given = {"score": score, "choice": choice, "cmos": cmos, "scores": scores, "transcript": transcript}
+    takes = {"mos": ("score",), "smos": ("score",), "dcr": ("score",), "ab": ("choice", "cmos"), "abx": ("choice",),
+             "mushra": ("scores",), "intelligibility": ("transcript",)}[kind]
+    extra = [k for k, v in given.items() if v is not None and k not in takes]
+    if extra:
+        a = {"score": "a score", "choice": "a choice", "cmos": "a cmos", "scores": "scores", "transcript": "a transcript"}
+        raise RatingError(f"a {kind} trial takes {' and '.join(a[k] for k in takes)}, not "
+                          f"{' or '.join(a[k] for k in extra)}")
+    if kind in SCORE_TYPES:
         if not _is_int(score) or not MOS_RANGE[0] <= score <= MOS_RANGE[1]:
-            raise RatingError(f"MOS score must be an integer 1..5, got {score!r}")
-        return
+            raise RatingError(f"{kind.upper()} score must be an integer 1..5, got {score!r}")
+        return None
+    if kind == "abx":
+        if choice not in ABX_CHOICES:
+            raise RatingError(f"say whether X is A or B, got {choice!r}; valid: {', '.join(ABX_CHOICES)}")
+        return None
+    if kind == "mushra":
+        if not isinstance(scores, (list, tuple)) or len(scores) != n_clips - 1:
+            raise RatingError(f"a MUSHRA trial needs one score per clip ({n_clips - 1}), got {scores!r}")
+        unrated = [str(k) for k, v in enumerate(scores, 1) if v is None]
+        if unrated:
+            raise RatingError(f"please rate every clip, the hidden reference too (not yet rated: {', '.join(unrated)})")
+        for v in scores:
+            if not _is_int(v) or not MUSHRA_RANGE[0] <= v <= MUSHRA_RANGE[1]:
+                raise RatingError(f"MUSHRA scores must be integers 0..100, got {v!r}")
+        return None
+    if kind == "intelligibility":
+        text = transcript.strip() if isinstance(transcript, str) else ""
+        if not text:
+            raise RatingError("please type what you heard")
+        if len(text) > MAX_TRANSCRIPT:
+            raise RatingError(f"the transcript is too long ({len(text)} characters; at most {MAX_TRANSCRIPT})")
+        return text
     if score is not None:
         raise RatingError("an A/B trial takes a choice (and optional cmos), not a score")
     if choice not in AB_CHOICES:
@@ -682,6 +812,7 @@ def _check_values(kind: str, score, choice, cmos) -> None:
         expected = {"A": cmos < 0, "B": cmos > 0, "none": cmos == 0}[choice]
         if not expected:
             raise RatingError(f"cmos {cmos} contradicts choice {choice!r} (A: negative, B: positive, none: 0)")
+    return None
 
 
 def _opt(x) -> str:
@@ -730,23 +861,71 @@ def _clip_facts(cond: ConditionRecord, stim: StimulusRecord) -> _ClipFacts:
     return _ClipFacts(cond.label, cond.checkpoint_sha256, _opt(cond.seed), vocoder, _dumps(settings), version)
 
 
-def _csv_row(r: RatingRecord, clips: list) -> list:
-    """One CSV row (:data:`CSV_COLUMNS`) of a rating and the facts of its clips."""
+def clip_role(condition: str, reference: str) -> str:
+    """MUSHRA: what a rated clip is: hidden_reference, anchor or condition."""
+    if condition == reference:
+        return "hidden_reference"
+    return "anchor" if condition.startswith("anchor:") else "condition"
+
+
+def rated_scores(r: RatingRecord) -> list:
+    """``(condition, score)`` for every clip a rating scores: the clip of MOS, the rated
+    (second) clip of SMOS and DCR, every slider of MUSHRA; empty for the other types."""
+    if r.test_type in SCORE_TYPES and r.score is not None:
+        return [(r.conditions[-1], r.score)]
+    if r.test_type == "mushra":
+        return list(zip(r.conditions[1:], r.scores))
+    return []
+
+
+def _csv_rows(r: RatingRecord, clips: list, reference: str) -> list:
+    """The CSV rows (:data:`CSV_COLUMNS`) of a rating and the facts of its clips: one,
+    or one per slider of a MUSHRA trial."""
     row = dict.fromkeys(CSV_COLUMNS, "")
-    row.update(test_id=r.test_id, test_type=r.test_type, trial_type="gold" if r.gold else r.test_type,
+    trial_type = "practice" if r.practice else "gold" if r.gold else r.test_type
+    row.update(test_id=r.test_id, test_type=r.test_type, trial_type=trial_type,
                gold_expected=r.gold or "", rater_id=r.rater_id, session_id=r.session_id, trial_index=r.trial_index,
                sentence_id=r.sentence_id, text=r.text, listened_to_end="true" if all(r.listened_to_end) else "false",
-               response_time_s=f"{r.response_time_s:.3f}", timestamp_utc=r.timestamp_utc)
-    suffixes = ("",) if r.test_type == "mos" else ("_a", "_b")
-    for suffix, clip, sid, plays in zip(suffixes, clips, r.stimulus_ids, r.play_counts):
-        row.update({f"stimulus_id{suffix}": sid, f"play_count{suffix}": plays,
-                    f"checkpoint_sha256{suffix}": clip.checkpoint_sha256, f"seed{suffix}": clip.seed,
-                    f"vocoder{suffix}": clip.vocoder, f"settings_json{suffix}": clip.settings_json,
-                    f"app_version{suffix}": clip.app_version})
-    if r.test_type == "mos":
-        row.update(condition=clips[0].label, score=r.score)
-    else:
-        row.update(condition_a=clips[0].label, condition_b=clips[1].label,
-                   presented_order="BA" if r.swapped else "AB", choice=r.choice, cmos=_opt(r.cmos),
+               response_time_s=f"{r.response_time_s:.3f}", timestamp_utc=r.timestamp_utc,
+               completion_code=completion_code(r.session_id))
+
+    def clip(suffix: str, k: int) -> dict:
+        c = clips[k]
+        return {f"stimulus_id{suffix}": r.stimulus_ids[k], f"play_count{suffix}": r.play_counts[k],
+                f"checkpoint_sha256{suffix}": c.checkpoint_sha256, f"seed{suffix}": c.seed,
+                f"vocoder{suffix}": c.vocoder, f"settings_json{suffix}": c.settings_json,
+                f"app_version{suffix}": c.app_version}
+
+    kind = r.test_type
+    if kind in ("mos", "intelligibility"):
+        row.update(clip("", 0), condition=clips[0].label)
+        if kind == "mos":
+            row["score"] = r.score
+        else:
+            from core.eval import wer
+
+            row.update(transcript=r.transcript or "", wer=f"{wer(r.text, r.transcript or '').wer:.4f}")
+        return [[row[c] for c in CSV_COLUMNS]]
+    if kind in ("smos", "dcr"):
+        row.update(clip("", 1), condition=clips[1].label, score=r.score, reference_condition=clips[0].label,
+                   stimulus_id_ref=r.stimulus_ids[0], play_count_ref=r.play_counts[0])
+        return [[row[c] for c in CSV_COLUMNS]]
+    if kind == "mushra":
+        row.update(reference_condition=clips[0].label, stimulus_id_ref=r.stimulus_ids[0],
+                   play_count_ref=r.play_counts[0])
+        out = []
+        for k, score in enumerate(r.scores, 1):
+            one = dict(row, **clip("", k))
+            one.update(condition=clips[k].label, score=score, clip_role=clip_role(clips[k].label, reference),
+                       clip_position=k)
+            out.append([one[c] for c in CSV_COLUMNS])
+        return out
+    row.update(clip("_a", 0), **clip("_b", 1), condition_a=clips[0].label, condition_b=clips[1].label,
+               presented_order="BA" if r.swapped else "AB", choice=r.choice)
+    if kind == "abx":
+        row.update(condition_x=clips[2].label, stimulus_id_x=r.stimulus_ids[2], play_count_x=r.play_counts[2],
+                   x_is=r.key or "", correct="true" if r.choice == r.key else "false",
                    chosen_condition={"A": clips[0].label, "B": clips[1].label}.get(r.choice, ""))
-    return [row[c] for c in CSV_COLUMNS]
+    else:
+        row.update(cmos=_opt(r.cmos), chosen_condition={"A": clips[0].label, "B": clips[1].label}.get(r.choice, ""))
+    return [[row[c] for c in CSV_COLUMNS]]

@@ -44,12 +44,12 @@ from bokeh.plotting import figure
 from studio.jobs import JobOutcome, JobRunner, on_page_load
 from studio.results import ResultsStore, StimulusRecord, columns_json
 from studio.stats import ab_table, gold_table, mos_table, rating_counts
+from studio.type_stats import OBJECTIVE_DIR
 from studio.stats_ui import StatisticsPanel
 
 __all__ = ["ResultsView", "ObjectiveRow", "objective_scores", "eval_available", "mos_frame", "ab_frame",
            "gold_frame", "mos_figure"]
 
-OBJECTIVE_DIR = "objective"
 POLL_MS = 2000
 
 
@@ -83,16 +83,19 @@ def gold_frame(store: ResultsStore, test_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["rater", "gold_trials", "passed", "pass_rate"])
 
 
-def mos_figure(frame: pd.DataFrame):
+def mos_figure(frame: pd.DataFrame, test_type: str = "mos"):
     """Means with 95 % interval whiskers per condition (a condition with one rating has
-    no interval and shows the mean alone)."""
+    no interval and shows the mean alone); MUSHRA on its 0..100 scale."""
     conds = [str(c) for c in frame["condition"]]
     data = {"condition": conds, "mean": list(frame["mean"]),
             "low": [m if math.isnan(lo) else lo for m, lo in zip(frame["mean"], frame["ci95_low"])],
             "high": [m if math.isnan(hi) else hi for m, hi in zip(frame["mean"], frame["ci95_high"])]}
     source = ColumnDataSource(data)
-    fig = figure(x_range=conds or ["-"], y_range=(0.8, 5.2), height=280, width=max(300, 120 * len(conds)),
-                 title="MOS with 95 % t-interval", toolbar_location=None, y_axis_label="MOS")
+    mushra = test_type == "mushra"
+    name = {"mos": "MOS", "smos": "SMOS", "dcr": "DMOS", "mushra": "MUSHRA score"}.get(test_type, "mean score")
+    fig = figure(x_range=conds or ["-"], y_range=(-4, 104) if mushra else (0.8, 5.2), height=280,
+                 width=max(300, 120 * len(conds)), title=f"{name} with 95 % t-interval", toolbar_location=None,
+                 y_axis_label=name)
     fig.add_layout(Whisker(source=source, base="condition", upper="high", lower="low", line_width=2))
     fig.scatter("condition", "mean", source=source, size=10)
     return fig
@@ -257,7 +260,7 @@ class ResultsView(pn.viewable.Viewer):
         self.gold = gold_frame(self.store, tid)
         self.mos_pane.param.update(object=self.mos, visible=not self.mos.empty)
         if not self.mos.empty:
-            self.plot_pane.param.update(object=mos_figure(self.mos), visible=True)
+            self.plot_pane.param.update(object=mos_figure(self.mos, test.test_type), visible=True)
         else:
             self.plot_pane.visible = False
         self.ab_pane.param.update(object=self.ab, visible=not self.ab.empty)

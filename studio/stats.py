@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats as _sps
 
 from studio.agreement import gold_passed
-from studio.results import AB_CHOICES, RatingRecord, ResultsStore
+from studio.results import AB_CHOICES, RatingRecord, ResultsStore, rated_scores
 
 __all__ = ["MOSSummary", "CMOSSummary", "ABSummary", "ConditionMOS", "PairPreference", "RaterGold", "RatingCounts",
            "mos_summary", "cmos_summary", "ab_summary", "mos_table", "ab_table", "gold_table", "rating_counts"]
@@ -148,10 +148,10 @@ def mos_table(store: ResultsStore, test_id: str, *, include_gold: bool = False) 
     """One row per condition that has MOS ratings, in the order conditions were added."""
     groups: dict = {}
     for r in _current(store, test_id, include_gold):
-        if r.test_type == "mos":
-            groups.setdefault(r.conditions[0], []).append(r)
+        for label, score in rated_scores(r):  # MOS; SMOS, DCR and MUSHRA sliders alike
+            groups.setdefault(label, []).append((score, r.rater_id))
     order = _condition_order(store, test_id)
-    return [ConditionMOS(label, mos_summary(r.score for r in rs), len({r.rater_id for r in rs}))
+    return [ConditionMOS(label, mos_summary(v for v, _ in rs), len({rid for _, rid in rs}))
             for label, rs in sorted(groups.items(), key=lambda kv: order[kv[0]])]
 
 

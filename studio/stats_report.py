@@ -9,6 +9,11 @@ out of every estimate, used only for screening):
   MOS per condition with the Student-t interval (:mod:`studio.stats`), the mixed-model
   and rater-clustered intervals (:mod:`studio.mos_model`), the Bradley-Terry ranking of
   A/B tests (:mod:`studio.ranking`) and Krippendorff's alpha;
+* MUSHRA, SMOS and DCR are estimated like MOS (per condition; MUSHRA's hidden reference
+  and anchors are conditions too; alpha interval for MUSHRA's 0..100); ABX: the share
+  found per pair with a binomial test (:mod:`studio.type_stats`); intelligibility: human
+  WER per condition beside the ASR WER of the same condition's clips when the Results
+  page has transcribed them;
 * ``along_training``: MOS / preference per training step when the conditions are
   checkpoints of one run (:mod:`studio.along_training`);
 * ``settings``: the bootstrap seed and count, tie rule, screening thresholds, and the
@@ -30,22 +35,25 @@ from importlib import metadata
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from studio.agreement import ScreeningRules, ab_alpha, mos_alpha, screen_raters
+from studio.agreement import ScreeningRules, ab_alpha, mos_alpha, mushra_alpha, screen_raters
 from studio.along_training import training_series
 from studio.mos_model import clustered_mos, mixed_mos, mos_frame_of
 from studio.ranking import BT_ALPHA, N_BOOT, ab_votes, bradley_terry
 from studio.results import RatingRecord, ResultsStore
 from studio.stats import mos_summary
+from studio.type_stats import abx_table, cached_asr_transcripts, intelligibility_table
 
 __all__ = ["test_statistics", "export_statistics", "statistics_rows", "STATS_CSV_COLUMNS", "STATS_CSV_COLUMN_DOCS"]
 
 STATS_CSV_COLUMN_DOCS = {
     "subset": "all_raters, or excluding_flagged (the same statistic without the raters screening flagged); "
               "empty for per-rater and along-training rows",
-    "statistic": "mos_t (Student-t interval), mos_mixed (mixed model: crossed rater and sentence intercepts), "
+    "statistic": "mos_t (Student-t interval; the mean score for MOS, SMOS, DCR and MUSHRA alike), mos_mixed (mixed model: crossed rater and sentence intercepts), "
                  "mos_cluster (rater-clustered CR1), bt_strength (Bradley-Terry log-strength, centred; bootstrap "
                  "interval), bt_rank (1 = best; bootstrap interval), krippendorff_alpha, rater_bias, rater_z, "
-                 "rater_correlation, rater_agreement, rater_gold_failed, rater_flagged (1 or 0), step_mos, "
+                 "rater_correlation, rater_agreement, rater_gold_failed, rater_hidden_ref_low (MUSHRA: share of trials with the hidden reference below 90), "
+                 "rater_flagged (1 or 0), abx_correct (share of ABX trials where X was found; p-value in note), "
+                 "human_wer, asr_wer (intelligibility), step_mos, "
                  "step_strength, step_win_rate",
     "condition": "the condition, where the statistic is per condition",
     "rater_id": "the rater, for rater_* rows",
@@ -79,10 +87,16 @@ def _versions() -> dict:
 
 
 def _estimates(ratings: Sequence[RatingRecord], test_type: str, conditions: Sequence[str], *, n_boot: int,
-               seed: int, ties: str) -> dict:
+               seed: int, ties: str, asr: Optional[dict] = None, stimuli: Sequence = ()) -> dict:
     out: dict = {"n_ratings": sum(1 for r in ratings if r.gold is None),
                  "n_raters": len({r.rater_id for r in ratings if r.gold is None})}
-    if test_type == "mos":
+    if test_type == "abx":
+        out["abx"] = [asdict(row) for row in abx_table(ratings, conditions)]
+        return out
+    if test_type == "intelligibility":
+        out["intelligibility"] = [asdict(row) for row in intelligibility_table(ratings, conditions, asr, stimuli)]
+        return out
+    if test_type in ("mos", "smos", "dcr", "mushra"):
         frame = mos_frame_of(ratings)
         if frame.empty:
             return out
@@ -100,7 +114,7 @@ def _estimates(ratings: Sequence[RatingRecord], test_type: str, conditions: Sequ
         out["mixed_model"] = {"var_rater": mixed.var_rater, "var_sentence": mixed.var_sentence,
                               "var_residual": mixed.var_residual, "converged": mixed.converged, "note": mixed.note}
         out["cluster_note"] = cluster.note
-        out["agreement"] = asdict(mos_alpha(ratings))
+        out["agreement"] = asdict(mushra_alpha(ratings) if test_type == "mushra" else mos_alpha(ratings))
     else:
         votes = ab_votes(ratings)
         if not votes:
@@ -125,6 +139,9 @@ def test_statistics(store: ResultsStore, test_id: str, *, n_boot: int = N_BOOT, 
     ratings = store.ratings(test_id)
     conditions = [c.label for c in store.conditions(test_id)]
     checks = screen_raters(ratings, rules)
+    extra = {}
+    if test.test_type == "intelligibility":
+        extra = {"asr": cached_asr_transcripts(store, test_id), "stimuli": store.stimuli(test_id)}
     flagged = [c.rater_id for c in checks if c.flagged]
     result: dict = {
         "test_id": test_id, "test_type": test.test_type, "name": test.name,
@@ -133,12 +150,12 @@ def test_statistics(store: ResultsStore, test_id: str, *, n_boot: int = N_BOOT, 
         "packages": _versions(),
         "raters": [dict(asdict(c), flagged=c.flagged) for c in checks], "flagged_raters": flagged,
     }
-    everyone = _estimates(ratings, test.test_type, conditions, n_boot=n_boot, seed=seed, ties=ties)
+    everyone = _estimates(ratings, test.test_type, conditions, n_boot=n_boot, seed=seed, ties=ties, **extra)
     ranking = everyone.pop("_ranking", None)
     result["all_raters"] = everyone
     if flagged:
         kept = [r for r in ratings if r.rater_id not in set(flagged)]
-        rest = _estimates(kept, test.test_type, conditions, n_boot=n_boot, seed=seed, ties=ties)
+        rest = _estimates(kept, test.test_type, conditions, n_boot=n_boot, seed=seed, ties=ties, **extra)
         rest.pop("_ranking", None)
         result["excluding_flagged"] = rest
     else:
@@ -180,6 +197,14 @@ def statistics_rows(stats: dict) -> list[dict]:
                 ci95_low=c["ci95_low"], ci95_high=c["ci95_high"], n=n, note=f"ties: {bt['ties']}")
             add(subset=subset, statistic="bt_rank", condition=c["condition"], value=c["rank"], ci95_low=c["rank_low"],
                 ci95_high=c["rank_high"], n=n)
+        for a in est.get("abx", []):
+            add(subset=subset, statistic="abx_correct", condition=f"{a['first']} vs {a['second']}", value=a["share"],
+                ci95_low=a["ci95_low"], ci95_high=a["ci95_high"], n=a["n"],
+                note=f"one-sided binomial p = {a['p_value']:.4g}")
+        for w in est.get("intelligibility", []):
+            add(subset=subset, statistic="human_wer", condition=w["condition"], value=w["human_wer"], n=w["n"])
+            add(subset=subset, statistic="asr_wer", condition=w["condition"], value=w["asr_wer"], n=w["asr_clips"],
+                note="" if w["asr_clips"] else "no automatic transcripts yet (Results page: objective scores)")
         if "agreement" in est:
             a = est["agreement"]
             add(subset=subset, statistic="krippendorff_alpha", value=a["alpha"], n=a["n_units"],
@@ -189,6 +214,9 @@ def statistics_rows(stats: dict) -> list[dict]:
             if r[key] is not None:
                 add(statistic=f"rater_{key}", rater_id=r["rater_id"], value=r[key], n=r["n_ratings"])
         add(statistic="rater_gold_failed", rater_id=r["rater_id"], value=r["n_gold_failed"], n=r["n_gold"])
+        if r.get("hidden_ref_low") is not None:
+            add(statistic="rater_hidden_ref_low", rater_id=r["rater_id"], value=r["hidden_ref_low"],
+                n=r["n_ratings"])
         add(statistic="rater_flagged", rater_id=r["rater_id"], value=int(r["flagged"]), n=r["n_ratings"],
             note="; ".join(r["reasons"]))
     series = stats.get("along_training")

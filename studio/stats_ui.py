@@ -32,25 +32,30 @@ __all__ = ["StatisticsPanel", "estimate_frame", "raters_frame", "training_frame"
 
 MOS_COLUMNS = ["subset", "condition", "n", "mean", "t_ci95_low", "t_ci95_high", "mixed_mean", "mixed_ci95_low",
                "mixed_ci95_high", "cluster_ci95_low", "cluster_ci95_high"]
+ABX_COLUMNS = ["subset", "first", "second", "n", "correct", "share", "ci95_low", "ci95_high", "p_value", "n_raters"]
+WER_COLUMNS = ["subset", "condition", "n", "human_wer", "asr_wer", "asr_clips", "n_raters"]
 BT_COLUMNS = ["subset", "condition", "strength", "ci95_low", "ci95_high", "rank", "rank_low", "rank_high", "wins",
               "losses", "ties"]
 
 
 def estimate_frame(stats: dict) -> pd.DataFrame:
-    """MOS rows (MOS tests) or Bradley-Terry rows (A/B tests), all raters first, then
-    without the flagged ones."""
+    """Per-condition rows of the test's type (mean scores; Bradley-Terry for A/B; share
+    found for ABX; WER for intelligibility), all raters first, then without the flagged ones."""
     rows = []
     for subset in ("all_raters", "excluding_flagged"):
         est = stats.get(subset) or {}
         rows += [dict(m, subset=subset) for m in est.get("mos", [])]
         rows += [dict(c, subset=subset) for c in (est.get("bradley_terry") or {}).get("conditions", [])]
-    cols = MOS_COLUMNS if stats.get("test_type") == "mos" else BT_COLUMNS
+        rows += [dict(a, subset=subset) for a in est.get("abx", [])]
+        rows += [dict(w, subset=subset) for w in est.get("intelligibility", [])]
+    cols = {"ab": BT_COLUMNS, "abx": ABX_COLUMNS, "intelligibility": WER_COLUMNS}.get(stats.get("test_type"),
+                                                                                      MOS_COLUMNS)
     return pd.DataFrame(rows, columns=cols)
 
 
 def raters_frame(stats: dict) -> pd.DataFrame:
-    cols = ["rater_id", "n_ratings", "n_gold", "n_gold_failed", "bias", "z", "correlation", "agreement", "flagged",
-            "reasons"]
+    cols = ["rater_id", "n_ratings", "n_gold", "n_gold_failed", "bias", "z", "correlation", "agreement",
+            "hidden_ref_low", "flagged", "reasons"]
     return pd.DataFrame([dict(r, reasons="; ".join(r["reasons"])) for r in stats.get("raters", [])], columns=cols)
 
 

@@ -20,7 +20,8 @@ import core
 from core.config import ConfigError
 from studio.listening import (Condition, GoldTrial, ListeningError, RaterSession, Sentence, TestDesign,
                               build_trials, degrade_for_anchor, render_stimuli)
-from studio.results import CSV_COLUMNS, DuplicateRatingError, RatingError, ResultsError, ResultsStore
+from studio.results import (CSV_COLUMNS, DuplicateRatingError, RatingError, ResultsError, ResultsStore,
+                            completion_code)
 from studio.stats import ab_table, gold_table, mos_table
 
 LABELS = ("alpha", "beta", "gamma")  # letters outside 0-9a-f: cannot appear inside a hex id by chance
@@ -117,8 +118,9 @@ def test_design_validation():
         TestDesign("t", "ab", (c,), SENTENCES)
     with pytest.raises(ListeningError, match="unique"):
         TestDesign("t", "mos", (c, c), SENTENCES)
-    with pytest.raises(ConfigError, match="unknown test type 'mushra'; valid: mos, ab"):
-        TestDesign("t", "mushra", (c,), SENTENCES)
+    with pytest.raises(ConfigError, match="unknown test type 'mushra2'; valid: mos, ab, mushra, abx, smos, dcr, "
+                                          "intelligibility"):
+        TestDesign("t", "mushra2", (c,), SENTENCES)
     with pytest.raises(ConfigError, match="gold trial kind for a mos test 'identical'; valid: anchor"):
         TestDesign("t", "mos", (c,), SENTENCES, (GoldTrial("identical", "alpha", "s1"),))
     with pytest.raises(ListeningError, match="sentence id"):
@@ -401,7 +403,8 @@ def test_csv_rows_of_scripted_mos_test(tmp_path):
                    condition=label, score=str(score), stimulus_id=clip.stimulus_id, play_count="2",
                    listened_to_end="true", response_time_s="2.000", timestamp_utc="2025-01-02T03:04:05.678Z",
                    checkpoint_sha256=sha[label], seed=SEED[label], vocoder="griffinlim",
-                   settings_json=SETTINGS_JSON[label], app_version=core.__version__)
+                   settings_json=SETTINGS_JSON[label], app_version=core.__version__,
+                   completion_code=completion_code(s.session_id))
         expected.append([row[c] for c in CSV_COLUMNS])
     assert read_csv(store) == expected
     assert [(r.condition, r.summary.mean, r.summary.n) for r in mos_table(store, "t1")] == [
@@ -434,7 +437,7 @@ def test_csv_rows_of_scripted_ab_test(tmp_path):
                    checkpoint_sha256_a=sha[la], checkpoint_sha256_b=sha[lb], seed_a=SEED[la], seed_b=SEED[lb],
                    vocoder_a="griffinlim", vocoder_b="griffinlim", settings_json_a=SETTINGS_JSON[la],
                    settings_json_b=SETTINGS_JSON[lb], app_version_a=core.__version__,
-                   app_version_b=core.__version__)
+                   app_version_b=core.__version__, completion_code=completion_code(s.session_id))
         expected.append([row[c] for c in CSV_COLUMNS])
     assert len(expected) == 2 and orders == {"AB", "BA"}  # seed 3 presents one pair each way
     assert read_csv(store) == expected

@@ -154,7 +154,8 @@ def test_mos_test_from_experimenter_to_csv(lab, mos_test, store):
             assert not any(b.disabled for b in view.mos_buttons.values())
             clip = view.session.current.clips[0]
             assert view.rate(scores[labels[clip.stimulus_id]]), view.message
-        assert view.status == "### All 4 trials are rated -- thank you!" and view.progress.value == 4
+        assert view.status.startswith("### All 4 trials are rated -- thank you!") and view.progress.value == 4
+        assert view.session.completion_code in view.status and len(view.session.completion_code) == 9
     results = ResultsView(store)
     results.test_id = tid
     assert results.counts.n_raters == 2 and results.counts.n_ratings == 8 and results.counts.n_sessions_done == 2

@@ -142,8 +142,9 @@ def test_create_test_and_conditions_are_idempotent_but_guarded(tmp_path):
     assert store.create_test("mos", "a test", {"k": 1}, test_id="t1") == "t1"
     with pytest.raises(ResultsError, match="different type or design"):
         store.create_test("mos", "a test", {"k": 2}, test_id="t1")
-    with pytest.raises(ResultsError, match="unknown test type 'mushra'; valid: mos, ab"):
-        store.create_test("mushra")
+    with pytest.raises(ResultsError, match="unknown test type 'mushra2'; valid: mos, ab, mushra, abx, smos, dcr, "
+                                           "intelligibility"):
+        store.create_test("mushra2")
     first = store.conditions(tid)[0]
     again = store.add_condition(tid, "alpha", "checkpoint", checkpoint_sha256="0" * 64, settings={"steps": 4},
                                 seed=7, vocoder="griffinlim")
@@ -160,12 +161,12 @@ def test_schema_version_and_migration_stub(tmp_path, monkeypatch):
     db = sqlite3.connect(tmp_path / "results.sqlite")
     assert db.execute("SELECT version FROM schema_version").fetchall() == [(results.SCHEMA_VERSION,)]
     migrated = []
-    monkeypatch.setattr(results, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(results.MIGRATIONS, 2, lambda c: migrated.append(c.execute("SELECT 1").fetchone()))
+    monkeypatch.setattr(results, "SCHEMA_VERSION", 4)
+    monkeypatch.setitem(results.MIGRATIONS, 3, lambda c: migrated.append(c.execute("SELECT 1").fetchone()))
     ResultsStore(tmp_path).close()
     assert migrated == [(1,)]
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
-    monkeypatch.setattr(results, "SCHEMA_VERSION", 2)
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+    monkeypatch.setattr(results, "SCHEMA_VERSION", 3)
     with pytest.raises(ResultsError, match="newer than this code"):
         ResultsStore(tmp_path)
     db.close()
@@ -221,7 +222,8 @@ def test_csv_header_and_values(tmp_path):
                 "stimulus_id": stims["beta"][1], "play_count": "2", "listened_to_end": "true",
                 "response_time_s": "3.250", "timestamp_utc": "2024-05-06T07:08:09.123Z",
                 "checkpoint_sha256": "1" * 64, "seed": "8", "vocoder": "griffinlim",
-                "settings_json": '{"steps":5,"vocoder":"griffinlim"}', "app_version": "0.1.0"}
+                "settings_json": '{"steps":5,"vocoder":"griffinlim"}', "app_version": "0.1.0",
+                "completion_code": results.completion_code(sid)}
     assert got == {**dict.fromkeys(CSV_COLUMNS, ""), **expected}
     sidecar = json.loads((tmp_path / "out.columns.json").read_text())
     assert set(sidecar["columns"]) == set(CSV_COLUMNS) and "B relative to A" in sidecar["cmos_sign"]

@@ -119,7 +119,8 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys):
     results = tmp_path / "results"
     cases = [
         ("type: mos\nconditions: []\nsentenses: [a]\n", "unknown test file key 'sentenses'; valid: type, name,"),
-        ("type: mushra\nconditions: [{label: a, folder: w}]\nsentences: [a]\n", "unknown test type 'mushra'"),
+        ("type: musra\nconditions: [{label: a, folder: w}]\nsentences: [a]\n",
+         "unknown test type 'musra'; valid: mos, ab, mushra, abx, smos, dcr, intelligibility"),
         ("type: mos\nconditions: [{label: a, folder: w, steps: 4}]\nsentences: [a]\n",
          "unknown condition key (condition 'a') 'steps'; valid: label, checkpoint, folder, settings, seed"),
         ("type: mos\nconditions: [{label: a, checkpoint: nope.pt}]\nsentences: [a]\n",
