@@ -171,6 +171,7 @@ class Synthesizer:
         self.checkpoint_sha256 = checkpoint_sha256
         self.precision = precision
         self.sample_rate = int(config.audio.sample_rate)
+        self.backend = "torch"  # "onnx" for from_onnx: recorded in every Synthesis.settings
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, Path, None] = None, device: Union[str, torch.device, None] = None,
@@ -220,6 +221,29 @@ class Synthesizer:
 
         return cls(model, build_objective(cfg.objective), cfg, tokenizer, ck.speakers, voc, dev,
                    checkpoint_path=str(ck.path), checkpoint_sha256=ck.sha256, precision=precision)
+
+    @classmethod
+    def from_onnx(cls, folder: Union[str, Path], vocoder: Any = "auto", threads: Optional[int] = None
+                  ) -> "Synthesizer":
+        """A CPU Synthesizer over an ONNX export folder (``python -m core export-onnx``):
+        the text side and the velocity network run in onnxruntime, everything between
+        them (grids, solvers, guidance, the objective, chunking, vocoder) is the code the
+        torch backend runs, so the same seed gives the same mel to float round-off.
+        ``threads``: onnxruntime intra-op threads (default: torch's thread count)."""
+        from ..flow import build_objective
+        from ..text import tokenizer_from_dict
+        from ..vocoders import Vocoder, load_vocoder
+        from .onnx_backend import OnnxTTSModel, read_onnx_settings
+
+        settings = read_onnx_settings(folder)
+        cfg = Config.from_dict(settings["config"])
+        model = OnnxTTSModel(folder, settings, cfg, threads=threads)
+        tokenizer = tokenizer_from_dict(settings["tokenizer"])
+        voc = vocoder if isinstance(vocoder, Vocoder) else load_vocoder(vocoder, cfg.audio, "cpu")
+        synth = cls(model, build_objective(cfg.objective), cfg, tokenizer, settings["speakers"], voc, "cpu",
+                    checkpoint_path=str(folder), checkpoint_sha256=settings["checkpoint_sha256"])
+        synth.backend = "onnx"
+        return synth
 
     # ------------------------------------------------------------------ options
     @property
@@ -405,7 +429,8 @@ class Synthesizer:
             settings = {"text": item, **options, "seed": base_seed + k, "speaker": self.speaker_name(sid),
                         "vocoder": self.vocoder.name, "checkpoint": self.checkpoint_path,
                         "checkpoint_sha256": self.checkpoint_sha256, "code_version": __version__,
-                        "objective": self.objective_name, "precision": self.precision, "chunks": len(chunks[k]),
+                        "objective": self.objective_name, "precision": self.precision, "backend": self.backend,
+                        "chunks": len(chunks[k]),
                         "normalized_text": readings[k].normalized, "unknown_symbols": list(readings[k].unknown)}
             warning = readings[k].warning()
             out.append(Synthesis(audio=peak_safe(crossfade_join(pieces, overlap)), sample_rate=self.sample_rate,
