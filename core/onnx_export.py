@@ -116,10 +116,10 @@ def export_onnx(checkpoint: Union[str, Path, None], out: Union[str, Path]) -> Pa
     generator is not a flow-matching sampler), ``ImportError`` with the install line when
     the ``onnx`` package is missing.
     """
-    try:
-        import onnx  # noqa: F401  (torch's exporter serialises through it)
-    except ImportError:
-        raise ImportError("exporting to ONNX needs the onnx package: pip install -e '.[onnx]'") from None
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None:  # torch's exporter serialises through it
+        raise ImportError("exporting to ONNX needs the onnx package: pip install -e '.[onnx]'")
     from .checkpoint import load_checkpoint
     from .checkpoint_checks import check_fits_model, checkpoint_tokenizer
     from .families import build_model
