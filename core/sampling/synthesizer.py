@@ -50,9 +50,9 @@ from .options import OPTION, check_sampler_options, check_seed
 from .solvers import integrate, nfe_per_step
 
 __all__ = ["Synthesis", "Synthesizer", "check_options", "PRECISIONS", "CHUNK_CHARS", "CROSSFADE_SECONDS", "OPTION_NAMES",
-           "DEMO_CHECKPOINT", "crossfade_join", "CHUNKINGS"]
+           "DEMO_CHECKPOINT", "crossfade_join", "CHUNKINGS", "quantize_linear_int8"]
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 CHUNKINGS = ("pack", "sentence")
 CHUNK_CHARS = 300
 MAX_STEPS = int(OPTION["steps"].high)  # solver steps (core.sampling.options); more only costs time
@@ -62,7 +62,7 @@ OPTION_NAMES = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg", 
 ``synth.synthesize(s["text"], **{k: s[k] for k in OPTION_NAMES})`` re-renders it."""
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "demo.pt"
-_AMP = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_AMP = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None}
 
 
 @dataclass
@@ -119,6 +119,32 @@ def crossfade_join(pieces: Sequence[np.ndarray], overlap: int) -> np.ndarray:
     return out
 
 
+def quantize_linear_int8(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """A copy of ``model`` whose ``nn.Linear`` layers are int8 dynamically quantised
+    (weights int8 per tensor, activations quantised per call; PyTorch's
+    ``quantize_dynamic``, CPU kernels only), except the small time-embedding MLPs.
+    Convolutions, embeddings and norms stay float32.  ``torch.ao.quantization`` is deprecated from torch 2.10 on; this project
+    pins 2.9."""
+    import warnings
+
+    if device.type != "cpu":
+        raise ConfigError(f"precision int8 (dynamic quantisation) runs on the CPU only, not on {device}; "
+                          "pass device='cpu' (--device cpu) or use bf16/fp16 on a GPU")
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    from ..models.layers import TimeEmbedding
+
+    # the time embeddings' MLPs read their weight's dtype and act on (B, 256) rows only: kept
+    skip = {f"{name}.{sub}" if sub else name for name, m in model.named_modules() if isinstance(m, TimeEmbedding)
+            for sub, _ in m.named_modules()}
+    spec = {name: default_dynamic_qconfig for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and name not in skip}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
+
+
 def _resolve_device(device: Union[str, torch.device, None]) -> torch.device:
     from ..devices import resolve_device
 
@@ -150,7 +176,9 @@ class Synthesizer:
 
     Build with :meth:`from_checkpoint`.  ``model`` is a :class:`core.models.TTSModel`
     (eval mode, on ``device``); ``speakers`` the checkpoint's speaker names (index = id);
-    ``precision`` runs the network under bf16/fp16 autocast (the ODE state stays float32).
+    ``precision`` runs the network under bf16/fp16 autocast (the ODE state stays float32),
+    or, ``int8`` (CPU only), with every linear layer dynamically quantised to int8
+    (:func:`quantize_linear_int8`).
     """
 
     def __init__(self, model: torch.nn.Module, objective, config: Config, tokenizer, speakers: Sequence[str],
@@ -163,6 +191,8 @@ class Synthesizer:
         check_compatible(vocoder, config.audio)
         self.device = _resolve_device(device)
         self.model = model.eval().to(self.device)
+        if precision == "int8":
+            self.model = quantize_linear_int8(self.model, self.device)
         self.objective = objective
         self.config = config
         self.front_end = TextFrontEnd(config.text, tokenizer)
@@ -187,7 +217,8 @@ class Synthesizer:
         vocoder: a spec for :func:`core.vocoders.load_vocoder` (``auto``, ``griffin-lim``,
             a Vocos folder, ``hub:<id>``) or a ready :class:`core.vocoders.Vocoder`; its mel
             settings must match the checkpoint's.
-        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of the network).
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of the network), or ``int8``
+            (CPU: linear layers dynamically quantised).
         """
         from ..checkpoint import CheckpointError, load_checkpoint
         from ..checkpoint_checks import check_fits_model, checkpoint_tokenizer
