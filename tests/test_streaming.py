@@ -131,3 +131,37 @@ def test_cli_stream_pipes_raw_float32(cfm_checkpoint, tmp_path):
     report = json.loads(proc.stderr.decode()[proc.stderr.decode().index("{"):])
     assert report["out"] == "-" and len(samples) == round(report["duration_s"] * report["sample_rate"])
     assert np.isfinite(samples).all() and np.abs(samples).max() <= 1.0
+
+
+def test_int8_precision_runs_and_stays_close(cfm_checkpoint):
+    """int8 dynamic quantisation of the linear layers (CPU): the velocity output for the
+    same input moves by a few percent of its size (per-tensor int8 weights, per-call
+    int8 activations), and the sampled clip is finite with about the same length."""
+    import torch
+
+    ref = Synthesizer.from_checkpoint(cfm_checkpoint, device="cpu", vocoder="griffin-lim")
+    q = Synthesizer.from_checkpoint(cfm_checkpoint, device="cpu", vocoder="griffin-lim", precision="int8")
+    assert type(q.model.velocity_net.blocks[0].attn.qkv).__module__.startswith("torch.ao.nn.quantized")
+    assert type(ref.model.velocity_net.blocks[0].attn.qkv) is torch.nn.Linear  # the original is untouched
+    tokens = torch.randint(1, ref.model.config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    spk = torch.zeros(2, dtype=torch.long)
+    with torch.inference_mode():
+        cond = ref.model.inference_conditioning(tokens, mask, spk)
+        x = torch.randn(2, ref.model.n_mels, cond.cond.shape[1], generator=torch.Generator().manual_seed(1))
+        t = torch.full((2,), 0.5)
+        want, got = ref.model.predict(x, t, cond), q.model.predict(x, t, cond)
+    assert not torch.equal(got, want)
+    assert (got - want).abs().max() < 0.1 * want.abs().max()
+    a, b = ref.synthesize(TEXT, steps=2, seed=1), q.synthesize(TEXT, steps=2, seed=1)
+    assert b.settings["precision"] == "int8" and np.isfinite(b.audio).all()
+    assert abs(b.duration - a.duration) < 0.1 * a.duration
+
+
+def test_int8_is_refused_off_the_cpu():
+    import torch
+
+    from core.sampling.synthesizer import quantize_linear_int8
+
+    with pytest.raises(ConfigError, match="CPU only"):
+        quantize_linear_int8(torch.nn.Linear(2, 2), torch.device("cuda"))

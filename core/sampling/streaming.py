@@ -9,13 +9,13 @@
 2. per chunk (``chunking="sentence"``, the default: one sentence each), the flow
    sampling of that chunk alone (the batch of one is the padded batch's row without
    padding, so equal to float round-off), then its mel vocoded in windows of
-   ``window_frames`` frames, each with ``context_frames`` frames of mel either side
-   that are vocoded and cut away, so a window's samples equal the whole-mel
-   vocoding's wherever the vocoder's receptive field fits in the context (Vocos:
-   ``3 + 3 * layers`` frames of ConvNeXt plus 2 of the inverse STFT, 29 for the
-   8-layer 24 kHz model; Griffin-Lim's phase iterations could reach further, but its
-   windows measured within 1e-5 of whole-mel vocoding); ``window_frames=None``
-   vocodes a chunk whole;
+   ``window_frames``, twice that, four times that ... frames, each with
+   ``context_frames`` frames of mel either side that are vocoded and cut away, so a
+   window's samples equal the whole-mel vocoding's wherever the vocoder's receptive
+   field fits in the context (Vocos: ``3 + 3 * layers`` frames of ConvNeXt plus 2 of
+   the inverse STFT, 29 for the 8-layer 24 kHz model; Griffin-Lim's phase iterations
+   could reach further, but its windows measured within 1e-5 of whole-mel vocoding);
+   ``window_frames=None`` vocodes a chunk whole;
 3. the chunk waveforms joined by the same equal-power cross-fade as
    :func:`core.sampling.synthesizer.crossfade_join`, computed incrementally: the last
    ``CROSSFADE_SECONDS`` of a chunk are held back until the next chunk's start is there.
@@ -38,7 +38,8 @@ from .synthesizer import CROSSFADE_SECONDS
 __all__ = ["stream_synthesis", "CrossfadeStream", "WINDOW_FRAMES", "CONTEXT_FRAMES"]
 
 WINDOW_FRAMES = 64
-"""Mel frames vocoded per streamed window (0.68 s at 24 kHz / hop 256)."""
+"""Mel frames of a chunk's first streamed window (0.68 s at 24 kHz / hop 256); the next
+windows double in size."""
 CONTEXT_FRAMES = 32
 """Mel frames of context vocoded and cut away on each side of a window."""
 
@@ -98,11 +99,17 @@ class CrossfadeStream:
 
 
 def _windows(frames: int, window: Optional[int], context: int) -> list[tuple[int, int, int, int]]:
-    """(a, b, a0, b0): emit frames [a, b) from vocoding [a0, b0) = [a - context, b + context] clipped."""
+    """(a, b, a0, b0): emit frames [a, b) from vocoding [a0, b0) = [a - context, b + context]
+    clipped to the chunk.  Window sizes double (window, 2 window, 4 window, ...): the first
+    piece comes early, and the context vocoded twice stays a small part of a long chunk."""
     if window is None or window >= frames:
         return [(0, frames, 0, frames)]
-    return [(a, min(a + window, frames), max(0, a - context), min(frames, a + window + context))
-            for a in range(0, frames, window)]
+    out, a, size = [], 0, window
+    while a < frames:
+        b = min(a + size, frames)
+        out.append((a, b, max(0, a - context), min(frames, b + context)))
+        a, size = b, 2 * size
+    return out
 
 
 def _safe(x: np.ndarray) -> np.ndarray:
