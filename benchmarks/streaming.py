@@ -94,7 +94,7 @@ def main() -> int:
 
     result = {"paragraph": PARAGRAPH, "threads": args.threads, "repeats": args.repeats, "vocoder": args.vocoder,
               "checkpoint": args.checkpoint or "assets/demo.pt", "load_before": load_before,
-              "load_after": load_after, "backends": {}}
+              "load_after": load_after, "backends": {}, "runs": rows}
     for name, runs in rows.items():
         med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         med["stream_rtf"] = med["stream_total"] / med["stream_audio_s"]
