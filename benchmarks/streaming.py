@@ -5,7 +5,8 @@ for a three-sentence paragraph, per backend, side by side in one process.
 
 Backends (``--backends``): ``torch`` (the checkpoint, fp32), ``torch-int8`` (the same
 with int8 dynamic quantisation of the linear layers, ``precision="int8"``), ``onnx``
-(an ONNX export of the checkpoint in onnxruntime, made into a temporary folder first).
+(an ONNX export of the checkpoint in onnxruntime, made into a temporary folder first),
+``onnx-int8`` (that export's int8 graphs, ``export-onnx --int8``).
 All use the bundled demo voice unless ``--checkpoint`` is given, the checkpoint's
 sampling defaults, seed k on repeat k, and Griffin-Lim unless ``--vocoder`` says
 otherwise.  Each repeat runs every backend and mode in turn (interleaved, so a change in
@@ -44,7 +45,7 @@ def main() -> int:
     parser.add_argument("--vocoder", default="griffin-lim")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--backends", default="torch,torch-int8,onnx")
+    parser.add_argument("--backends", default="torch,torch-int8,onnx,onnx-int8")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args()
 
@@ -63,13 +64,16 @@ def main() -> int:
         elif name == "torch-int8":
             synths[name] = Synthesizer.from_checkpoint(args.checkpoint, device="cpu", vocoder=args.vocoder,
                                                        precision="int8")
-        elif name == "onnx":
+        elif name in ("onnx", "onnx-int8"):
             from core.onnx_export import export_onnx
 
-            folder = export_onnx(args.checkpoint, Path(tmp.name) / "onnx")
-            synths[name] = Synthesizer.from_onnx(folder, vocoder=args.vocoder, threads=args.threads)
+            folder = Path(tmp.name) / "onnx"
+            if not (folder / "velocity_int8.onnx").is_file():
+                export_onnx(args.checkpoint, folder, int8=True)
+            synths[name] = Synthesizer.from_onnx(folder, vocoder=args.vocoder, threads=args.threads,
+                                                 precision="int8" if name == "onnx-int8" else "fp32")
         else:
-            parser.error(f"unknown backend {name!r}: torch, torch-int8, onnx")
+            parser.error(f"unknown backend {name!r}: torch, torch-int8, onnx, onnx-int8")
 
     def run_once(synth, seed: int) -> dict:
         start = time.perf_counter()

@@ -108,9 +108,37 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
                           dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
 
 
-def export_onnx(checkpoint: Union[str, Path, None], out: Union[str, Path]) -> Path:
+def quantize_linear_graph(src: Path, dst: Path) -> None:
+    """Write ``src`` with its linear layers (MatMul / Gemm nodes with a weight initialiser)
+    dynamically quantised to int8 by onnxruntime, like ``precision="int8"`` in torch:
+    attention's activation-by-activation products and the time embeddings' MLPs stay
+    float32."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(src)).graph
+    weights = {init.name for init in graph.initializer}
+    nodes = [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1
+             and n.input[1] in weights and "time_embed" not in n.name and "interval_embed" not in n.name]
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to run shape pre-processing first, on the root logger
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, nodes_to_quantize=nodes)
+    finally:
+        root.setLevel(level)
+
+
+def export_onnx(checkpoint: Union[str, Path, None], out: Union[str, Path], int8: bool = False) -> Path:
     """Write ``text.onnx``, ``velocity.onnx`` and ``settings.json`` for a flow-matching
     checkpoint (None: the bundled demo voice) into folder ``out``; returns the folder.
+    ``int8``: also ``text_int8.onnx`` and ``velocity_int8.onnx``, their linear layers
+    dynamically quantised to int8 by onnxruntime (:func:`quantize_linear_graph`) (``Synthesizer.from_onnx(folder,
+    precision="int8")``).
 
     Raises :class:`CheckpointError` for an unreadable checkpoint or a LeWM one (its
     generator is not a flow-matching sampler), ``ImportError`` with the install line when
@@ -169,6 +197,12 @@ def export_onnx(checkpoint: Union[str, Path, None], out: Union[str, Path]) -> Pa
     _export(VelocitySide(model), args, out / VELOCITY_GRAPH, v_in, ["out"],
             {k: v for k, v in frames.items() if k in v_in or k == "out"})
 
+    graphs = {"text": {"file": TEXT_GRAPH, "inputs": t_in}, "velocity": {"file": VELOCITY_GRAPH, "inputs": v_in}}
+    if int8:
+        for name in ("text", "velocity"):
+            file = graphs[name]["file"].replace(".onnx", "_int8.onnx")
+            quantize_linear_graph(out / graphs[name]["file"], out / file)
+            graphs[f"{name}_int8"] = {"file": file, "inputs": graphs[name]["inputs"]}
     settings = {
         "format": ONNX_FORMAT,
         "family": "flow",
@@ -180,8 +214,7 @@ def export_onnx(checkpoint: Union[str, Path, None], out: Union[str, Path]) -> Pa
         "mel_std": float(model.mel_std),
         "speakers": [str(s) for s in ck.speakers],
         "tokenizer": tokenizer.to_dict(),
-        "graphs": {"text": {"file": TEXT_GRAPH, "inputs": t_in},
-                   "velocity": {"file": VELOCITY_GRAPH, "inputs": v_in}},
+        "graphs": graphs,
         "opset": OPSET,
         "config": cfg.to_dict(),
     }

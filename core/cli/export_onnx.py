@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None,
                         help="flow-matching checkpoint (.pt or .safetensors); default: the bundled demo voice")
     parser.add_argument("--out", required=True, help="folder for text.onnx, velocity.onnx and settings.json")
+    parser.add_argument("--int8", action="store_true",
+                        help="also write int8 dynamically quantised graphs (synth --onnx DIR --precision int8)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder, got the file {args.out!r}")
     try:
-        folder = export_onnx(args.checkpoint, out)
+        folder = export_onnx(args.checkpoint, out, int8=args.int8)
     except ImportError as exc:
         raise UsageError(str(exc)) from None
     files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}

@@ -73,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
                          f"got {args.out!r}")
     if args.onnx is not None and args.checkpoint is not None:
         raise UsageError("give --checkpoint or --onnx, not both")
-    if args.onnx is not None and args.precision != "fp32":
-        raise UsageError(f"--onnx runs the exported fp32 graphs; --precision {args.precision} needs a checkpoint")
+    if args.onnx is not None and args.precision not in ("fp32", "int8"):
+        raise UsageError(f"--onnx runs the exported fp32 (or --int8) graphs; --precision {args.precision} "
+                         "needs a checkpoint")
     # the options that need no checkpoint are checked before anything is loaded
     from ..sampling.options import OPTION_ORDER
 
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.onnx is not None:
         if args.device not in ("auto", "cpu"):
             raise UsageError(f"--onnx runs on the CPU; --device {args.device} needs a checkpoint")
-        synth = Synthesizer.from_onnx(args.onnx, vocoder=args.vocoder)
+        synth = Synthesizer.from_onnx(args.onnx, vocoder=args.vocoder, precision=args.precision)
     else:
         synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, vocoder=args.vocoder,
                                             precision=args.precision)

@@ -23,7 +23,9 @@ from torch import Tensor
 from ..checkpoint import CheckpointError
 from ..models.tts import Conditioning, aligned_conditioning
 
-__all__ = ["OnnxTTSModel", "read_onnx_settings", "onnx_session"]
+__all__ = ["OnnxTTSModel", "read_onnx_settings", "onnx_session", "ONNX_PRECISIONS"]
+
+ONNX_PRECISIONS = ("fp32", "int8")
 
 
 def read_onnx_settings(folder: Union[str, Path]) -> dict[str, Any]:
@@ -71,6 +73,7 @@ def _np(x: Tensor, dtype) -> np.ndarray:
 class OnnxTTSModel:
     """The sampling interface of :class:`core.models.TTSModel` over an export folder.
 
+    ``precision``: ``fp32`` or ``int8`` (the graphs ``export-onnx --int8`` adds).
     ``config`` (the :class:`core.config.ModelConfig`), ``n_mels``, ``meanflow``,
     ``speaker_embedding`` (None for a single-speaker model, else a marker), ``mel_mean``
     and ``mel_std`` (0-d tensors) mirror the torch model; ``eval()`` and ``to(device)``
@@ -78,7 +81,7 @@ class OnnxTTSModel:
     """
 
     def __init__(self, folder: Union[str, Path], settings: dict[str, Any], config,
-                 threads: Optional[int] = None) -> None:
+                 threads: Optional[int] = None, precision: str = "fp32") -> None:
         folder = Path(folder)
         self.folder = folder
         self.config = config.model
@@ -88,10 +91,18 @@ class OnnxTTSModel:
         self.mel_mean = torch.tensor(float(settings["mel_mean"]))
         self.mel_std = torch.tensor(float(settings["mel_std"]))
         graphs = settings["graphs"]
+        if precision not in ONNX_PRECISIONS:
+            from ..config import choice_error
+
+            raise choice_error("precision (ONNX backend)", precision, ONNX_PRECISIONS)
+        suffix = "_int8" if precision == "int8" else ""
+        if f"velocity{suffix}" not in graphs:
+            raise CheckpointError(f"{folder}: no int8 graphs in this export; make them with "
+                                  "python -m core export-onnx --int8")
         self.text_inputs = list(graphs["text"]["inputs"])
         self.velocity_inputs = list(graphs["velocity"]["inputs"])
-        self.text_session = onnx_session(folder / graphs["text"]["file"], threads)
-        self.velocity_session = onnx_session(folder / graphs["velocity"]["file"], threads)
+        self.text_session = onnx_session(folder / graphs[f"text{suffix}"]["file"], threads)
+        self.velocity_session = onnx_session(folder / graphs[f"velocity{suffix}"]["file"], threads)
 
     # the nn.Module calls the Synthesizer makes
     def eval(self) -> "OnnxTTSModel":

@@ -255,13 +255,14 @@ class Synthesizer:
                    checkpoint_path=str(ck.path), checkpoint_sha256=ck.sha256, precision=precision)
 
     @classmethod
-    def from_onnx(cls, folder: Union[str, Path], vocoder: Any = "auto", threads: Optional[int] = None
-                  ) -> "Synthesizer":
+    def from_onnx(cls, folder: Union[str, Path], vocoder: Any = "auto", threads: Optional[int] = None,
+                  precision: str = "fp32") -> "Synthesizer":
         """A CPU Synthesizer over an ONNX export folder (``python -m core export-onnx``):
         the text side and the velocity network run in onnxruntime, everything between
         them (grids, solvers, guidance, the objective, chunking, vocoder) is the code the
         torch backend runs, so the same seed gives the same mel to float round-off.
-        ``threads``: onnxruntime intra-op threads (default: torch's thread count)."""
+        ``threads``: onnxruntime intra-op threads (default: torch's thread count).
+        ``precision``: ``fp32``, or ``int8`` for the graphs ``export-onnx --int8`` adds."""
         from ..flow import build_objective
         from ..text import tokenizer_from_dict
         from ..vocoders import Vocoder, load_vocoder
@@ -269,12 +270,13 @@ class Synthesizer:
 
         settings = read_onnx_settings(folder)
         cfg = Config.from_dict(settings["config"])
-        model = OnnxTTSModel(folder, settings, cfg, threads=threads)
+        model = OnnxTTSModel(folder, settings, cfg, threads=threads, precision=precision)
         tokenizer = tokenizer_from_dict(settings["tokenizer"])
         voc = vocoder if isinstance(vocoder, Vocoder) else load_vocoder(vocoder, cfg.audio, "cpu")
         synth = cls(model, build_objective(cfg.objective), cfg, tokenizer, settings["speakers"], voc, "cpu",
                     checkpoint_path=str(folder), checkpoint_sha256=settings["checkpoint_sha256"])
         synth.backend = "onnx"
+        synth.precision = precision  # the graphs' own; nothing for the Synthesizer to quantise or autocast
         return synth
 
     # ------------------------------------------------------------------ options
