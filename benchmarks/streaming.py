@@ -12,7 +12,8 @@ sampling defaults, seed k on repeat k, and Griffin-Lim unless ``--vocoder`` says
 otherwise.  Each repeat runs every backend and mode in turn (interleaved, so a change in
 the machine's load hits all of them alike), after one warm-up round.  Modes:
 
-* ``synthesize``: one call, chunks packed (the paragraph is one chunk): ``total``;
+* ``synthesize``: one call, chunks packed (the paragraph is one chunk): ``total``, and
+  of it ``acoustic`` (text side + sampling, where the backends differ) and ``vocoder``;
 * ``synthesize_sentences``: one call with ``chunking="sentence"`` (three chunks in one
   padded batch): the very audio the stream gives, all at once;
 * ``stream``: ``first_audio`` (call to first piece) and ``total`` (to the last piece).
@@ -89,7 +90,8 @@ def main() -> int:
                 first = time.perf_counter() - start
             samples += len(piece)
         total = time.perf_counter() - start
-        return {"synthesize_total": full, "synthesize_sentences_total": sentences, "stream_first_audio": first,
+        return {"synthesize_total": full, "synthesize_acoustic": clip.timings["acoustic"],
+                "synthesize_vocoder": clip.timings["vocoder"], "synthesize_sentences_total": sentences, "stream_first_audio": first,
                 "stream_total": total, "audio_s": clip.duration, "stream_audio_s": samples / synth.sample_rate,
                 "sentences_audio_s": per_sentence.duration}
 
@@ -112,13 +114,14 @@ def main() -> int:
         result["backends"][name] = med
     base = result["backends"].get("torch")
     print(f"threads {args.threads}, {args.repeats} repeats, load average before {load_before}, after {load_after}")
-    print(f"{'backend':<11} {'audio s':>8} {'synth s':>8} {'sent. s':>8} {'first s':>8} {'stream s':>9} "
-          f"{'speed-up':>9}")
+    print(f"{'backend':<11} {'audio s':>8} {'synth s':>8} {'acoust s':>8} {'sent. s':>8} {'first s':>8} "
+          f"{'stream s':>9} {'speed-up':>9} {'acoustic':>9}")
     for name, med in result["backends"].items():
         ratio = base["synthesize_total"] / med["synthesize_total"] if base else float("nan")
-        print(f"{name:<11} {med['audio_s']:8.2f} {med['synthesize_total']:8.3f} "
+        acoustic = base["synthesize_acoustic"] / med["synthesize_acoustic"] if base else float("nan")
+        print(f"{name:<11} {med['audio_s']:8.2f} {med['synthesize_total']:8.3f} {med['synthesize_acoustic']:8.3f} "
               f"{med['synthesize_sentences_total']:8.3f} {med['stream_first_audio']:8.3f} "
-              f"{med['stream_total']:9.3f} {ratio:9.2f}")
+              f"{med['stream_total']:9.3f} {ratio:9.2f} {acoustic:9.2f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -128,6 +128,9 @@ def stream_synthesis(synth, text: str, *, steps: Optional[int] = None, solver: O
     only); ``seed=None`` draws one (pass a seed to be able to re-render).  Options and
     text are checked by this call, before any network call; the work happens as the
     pieces are taken."""
+    if synth.config.model.family != "flow":
+        raise ConfigError(f"streaming covers the flow-matching family, not {synth.config.model.family!r}; "
+                          "use synthesize")
     if not isinstance(text, str):
         raise ConfigError(f"stream takes one text (a string), got {type(text).__name__}; "
                           "use synthesize for a list")
