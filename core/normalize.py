@@ -292,7 +292,7 @@ def _pieces(text: str, max_chars: int, level: int) -> list[str]:
     return out + ([current] if current else [])
 
 
-def split_sentences(text: str, max_chars: int) -> list[str]:
+def split_sentences(text: str, max_chars: int, pack: bool = True) -> list[str]:
     """Split ``text`` into pieces of at most ``max_chars`` characters for synthesis.
 
     Lines are hard boundaries.  A line that is too long is cut after sentence ends
@@ -300,8 +300,12 @@ def split_sentences(text: str, max_chars: int) -> list[str]:
     commas, colons and dashes, then between words, and a single word that is too long
     every ``max_chars`` characters.  Consecutive parts are packed (joined by one space)
     while they fit.  Only whitespace at cut points is dropped: removing all whitespace
-    from the pieces and from ``text`` gives the same string.
+    from the pieces and from ``text`` gives the same string.  ``pack=False`` keeps every
+    sentence a piece of its own (what streaming wants: the first sentence is ready first).
     """
     if max_chars < 1:
         raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+    if not pack:
+        return [p for line in text.splitlines() if line.strip() for sentence in _parts(line.strip(), 0)
+                for p in _pieces(sentence, max_chars, 0)]
     return [p for line in text.splitlines() if line.strip() for p in _pieces(line.strip(), max_chars, 0)]

@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("core.cli.bench", "benchmark sampling speed (JSON out)"),
     "corpus": ("core.cli.corpus", "build the flite demo corpus"),
     "export": ("core.cli.export", "export a training checkpoint's EMA weights (fp16) for sampling"),
+    "export-onnx": ("core.cli.export_onnx", "export a flow-matching checkpoint as ONNX graphs for onnxruntime"),
     "vocoder": ("core.cli.vocoder", "train a Vocos vocoder on this project's mel; export it as a Vocos folder"),
 }
 

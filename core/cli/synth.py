@@ -11,6 +11,13 @@ the initial noise, in [0, 2]; LeWM: the noise on fed-back latents, in [0, 10]). 
 flow-matching flags (:data:`FLOW_FLAGS`) are refused for a LeWM checkpoint, and the LeWM
 flags (:data:`LEWM_FLAGS`: length ratios and the voice prompt) for a flow checkpoint, in
 one line naming them; a flag left out takes the checkpoint's own default.
+
+``--onnx DIR`` samples with an ONNX export (``python -m core export-onnx``) in
+onnxruntime instead of a checkpoint.  ``--stream`` renders sentence by sentence
+(:meth:`core.Synthesizer.stream`) and writes each piece as soon as it is ready: into the
+WAV file, or with ``--out -`` to stdout as raw float32 little-endian mono samples (the
+settings JSON then goes to stderr), e.g. ``... --stream --out - | aplay -f FLOAT_LE -r
+24000``.
 """
 
 from __future__ import annotations
@@ -37,7 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file (.pt or .safetensors); default: the bundled demo voice")
     parser.add_argument("--text", required=True, help="text to speak; '-' reads it from stdin")
-    parser.add_argument("--out", required=True, help="output audio file (.wav)")
+    parser.add_argument("--out", required=True,
+                        help="output audio file (.wav); with --stream, '-' writes raw float32 samples to stdout")
+    parser.add_argument("--onnx", default=None, metavar="DIR",
+                        help="sample with an ONNX export folder (python -m core export-onnx) in onnxruntime "
+                             "instead of a checkpoint (CPU, fp32)")
+    parser.add_argument("--stream", action="store_true",
+                        help="render sentence by sentence and write the audio as it is ready")
     # sampler options left out take the checkpoint's own defaults (its config's "sampling");
     # names, ranges and help come from the one record of them (core/sampling/options.py),
     # and numbers are range-checked where they are parsed
@@ -83,8 +96,15 @@ def run(args: argparse.Namespace) -> int:
 
     text = sys.stdin.read().strip() if args.text == "-" else args.text
     out = Path(args.out)
-    if out.suffix.lower() != ".wav":
-        raise UsageError(f"--out must name a .wav file, got {args.out!r}")
+    to_stdout = args.stream and args.out == "-"
+    if out.suffix.lower() != ".wav" and not to_stdout:
+        raise UsageError(f"--out must name a .wav file{' (or - with --stream)' if args.stream else ''}, "
+                         f"got {args.out!r}")
+    if args.onnx is not None and args.checkpoint is not None:
+        raise UsageError("give --checkpoint or --onnx, not both")
+    if args.onnx is not None and args.precision not in ("fp32", "int8"):
+        raise UsageError(f"--onnx runs the exported fp32 (or --int8) graphs; --precision {args.precision} "
+                         "needs a checkpoint")
     # the flow options need no checkpoint: checked before anything is loaded (the
     # temperature's range depends on the family, so it is checked by synthesize)
     flow = {k: getattr(args, k) for k in FLOW_FLAGS}
@@ -95,20 +115,66 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--prompt-audio: no such audio file {args.prompt_audio}")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise CheckpointError(f"{args.checkpoint}: no such checkpoint file")
-    synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, vocoder=args.vocoder,
-                                        precision=args.precision)
+    if args.onnx is not None:
+        if args.device not in ("auto", "cpu"):
+            raise UsageError(f"--onnx runs on the CPU; --device {args.device} needs a checkpoint")
+        synth = Synthesizer.from_onnx(args.onnx, vocoder=args.vocoder, precision=args.precision)
+    else:
+        synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, vocoder=args.vocoder,
+                                            precision=args.precision)
     family = synth.config.model.family
     wrong = [k for k, v in (flow if family == "lewm" else lewm).items() if v is not None]
     if wrong:
         other, own = ("flow-matching", LEWM_FLAGS) if family == "lewm" else ("LeWM", FLOW_FLAGS)
         this = "LeWM" if family == "lewm" else "flow-matching"
         raise UsageError(f"{_flags(wrong)} {'applies' if len(wrong) == 1 else 'apply'} to {other} checkpoints only; "
-                         f"{args.checkpoint or 'the demo voice'} is a {this} checkpoint "
+                         f"{args.checkpoint or args.onnx or 'the demo voice'} is a {this} checkpoint "
                          f"(its flags: {_flags(own + ('temperature',))})")
-    options = lewm if family == "lewm" else flow
-    result = synth.synthesize(text, **options, temperature=args.temperature, seed=args.seed, speaker=args.speaker)
+    options = {**(lewm if family == "lewm" else flow), "temperature": args.temperature}
+    if args.stream:
+        if family == "lewm":
+            raise UsageError("--stream renders flow-matching checkpoints only (a LeWM checkpoint is not streamed yet)")
+        return _stream(synth, text, options, args, out, to_stdout)
+    result = synth.synthesize(text, **options, seed=args.seed, speaker=args.speaker)
     save_wav(out, result.audio, result.sample_rate, subtype="FLOAT")
     report = {**result.settings, "nfe": result.nfe, "timings": result.timings,
               "duration_s": result.duration, "sample_rate": result.sample_rate, "out": str(out)}
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _stream(synth, text: str, given: dict, args: argparse.Namespace, out: Path, to_stdout: bool) -> int:
+    """Write the pieces of ``synth.stream`` as they come; the report goes to stdout (to
+    stderr when the audio does)."""
+    import secrets
+    import time
+
+    import soundfile as sf
+
+    seed = secrets.randbelow(2 ** 31) if args.seed is None else args.seed
+    start = time.perf_counter()
+    pieces = synth.stream(text, **given, seed=seed, speaker=args.speaker)  # checks everything first
+    first, samples = None, 0
+    sink = None if to_stdout else sf.SoundFile(str(out), "w", samplerate=synth.sample_rate, channels=1,
+                                                subtype="FLOAT", format="WAV")
+    try:
+        for piece in pieces:
+            if first is None:
+                first = time.perf_counter() - start
+            if sink is None:
+                sys.stdout.buffer.write(piece.astype("<f4").tobytes())
+                sys.stdout.buffer.flush()
+            else:
+                sink.write(piece)
+                sink.flush()
+            samples += len(piece)
+    finally:
+        if sink is not None:
+            sink.close()
+    total = time.perf_counter() - start
+    report = {"text": text, **{k: v for k, v in given.items() if v is not None}, "seed": seed,
+              "speaker": args.speaker, "backend": synth.backend, "stream": True, "chunking": "sentence",
+              "first_audio_s": first, "total_s": total, "duration_s": samples / synth.sample_rate,
+              "sample_rate": synth.sample_rate, "out": "-" if to_stdout else str(out)}
+    (sys.stderr if to_stdout else sys.stdout).write(json.dumps(report, indent=2) + "\n")
     return 0

@@ -37,7 +37,7 @@ from .duration import DurationPredictor, duration_loss, durations_from_log
 from .layers import check_attention
 from .text_encoder import TextEncoder
 
-__all__ = ["TTSModel", "Encoded", "Alignment", "Conditioning", "gaussian_log_likelihood"]
+__all__ = ["TTSModel", "Encoded", "Alignment", "Conditioning", "aligned_conditioning", "gaussian_log_likelihood"]
 
 
 @dataclass
@@ -98,6 +98,28 @@ def gaussian_log_likelihood(mu: Tensor, x: Tensor) -> Tensor:
         mu = mu.float()
         x = x.float()
         return (-0.5 * (x * x).sum(1, keepdim=True) + mu @ x - 0.5 * (mu * mu).sum(-1, keepdim=True))
+
+
+def aligned_conditioning(hidden: Tensor, log_durations: Tensor, speaker_emb: Tensor, token_mask: Tensor,
+                         duration_scale: float = 1.0, durations: Tensor | None = None) -> Conditioning:
+    """Sampling conditioning from the text side's outputs: hidden (B, L, D), log_durations
+    (B, L), speaker_emb (B, S), token_mask (B, L) bool.  Durations (B, L) are
+    ``clamp(round(exp(log_d) * duration_scale), min=1)`` on real tokens unless given; the
+    hidden features are expanded to frames by them; nothing dropped.  Shared by
+    :meth:`TTSModel.inference_conditioning` and the ONNX backend
+    (:mod:`core.sampling.onnx_backend`), so both align text to frames the same way."""
+    token_mask = token_mask.bool()
+    if durations is None:
+        durations = durations_from_log(log_durations, token_mask, duration_scale)
+    else:
+        if durations.shape != token_mask.shape:
+            raise ValueError(f"durations must have the tokens' shape {tuple(token_mask.shape)}, "
+                             f"got {tuple(durations.shape)}")
+        durations = durations.long() * token_mask.long()
+    attn, mel_mask = TTSModel.attn_from_durations(durations)
+    drop = torch.zeros(token_mask.shape[0], dtype=torch.bool, device=token_mask.device)
+    return Conditioning(cond=TTSModel.expand(hidden, attn), mel_mask=mel_mask, drop=drop,
+                        speaker_emb=speaker_emb, attn=attn, durations=durations)
 
 
 class TTSModel(nn.Module):
@@ -229,17 +251,8 @@ class TTSModel(nn.Module):
         """Conditioning for sampling: durations (B, L) predicted with
         ``clamp(round(exp(log_d) * duration_scale), min=1)`` unless given; nothing dropped."""
         enc = self.encode(tokens, token_mask, speakers)
-        if durations is None:
-            durations = durations_from_log(enc.log_durations, enc.token_mask, duration_scale)
-        else:
-            if durations.shape != tokens.shape:
-                raise ValueError(f"durations must have the tokens' shape {tuple(tokens.shape)}, "
-                                 f"got {tuple(durations.shape)}")
-            durations = durations.long() * enc.token_mask.long()
-        attn, mel_mask = self.attn_from_durations(durations)
-        drop = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
-        return Conditioning(cond=self.expand(enc.hidden, attn), mel_mask=mel_mask, drop=drop,
-                            speaker_emb=enc.speaker_emb, attn=attn, durations=durations)
+        return aligned_conditioning(enc.hidden, enc.log_durations, enc.speaker_emb, enc.token_mask,
+                                    duration_scale, durations)
 
     # ------------------------------------------------------------------ the network
     def predict(self, x: Tensor, t: Tensor, cond: Conditioning, r: Tensor | None = None,

@@ -35,7 +35,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -50,9 +50,10 @@ from .options import OPTION, check_sampler_options, check_seed
 from .solvers import integrate, nfe_per_step
 
 __all__ = ["Synthesis", "Synthesizer", "check_options", "PRECISIONS", "CHUNK_CHARS", "CROSSFADE_SECONDS", "OPTION_NAMES",
-           "DEMO_CHECKPOINT", "crossfade_join"]
+           "DEMO_CHECKPOINT", "crossfade_join", "CHUNKINGS", "quantize_linear_int8"]
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+CHUNKINGS = ("pack", "sentence")
 CHUNK_CHARS = 300
 MAX_STEPS = int(OPTION["steps"].high)  # solver steps (core.sampling.options); more only costs time
 CROSSFADE_SECONDS = 0.05
@@ -61,7 +62,7 @@ OPTION_NAMES = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg", 
 ``synth.synthesize(s["text"], **{k: s[k] for k in OPTION_NAMES})`` re-renders it."""
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "demo.pt"
-_AMP = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_AMP = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None}
 
 
 @dataclass
@@ -118,6 +119,32 @@ def crossfade_join(pieces: Sequence[np.ndarray], overlap: int) -> np.ndarray:
     return out
 
 
+def quantize_linear_int8(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """A copy of ``model`` whose ``nn.Linear`` layers are int8 dynamically quantised
+    (weights int8 per tensor, activations quantised per call; PyTorch's
+    ``quantize_dynamic``, CPU kernels only), except the small time-embedding MLPs.
+    Convolutions, embeddings and norms stay float32.  ``torch.ao.quantization`` is deprecated from torch 2.10 on; this project
+    pins 2.9."""
+    import warnings
+
+    if device.type != "cpu":
+        raise ConfigError(f"precision int8 (dynamic quantisation) runs on the CPU only, not on {device}; "
+                          "pass device='cpu' (--device cpu) or use bf16/fp16 on a GPU")
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    from ..models.layers import TimeEmbedding
+
+    # the time embeddings' MLPs read their weight's dtype and act on (B, 256) rows only: kept
+    skip = {f"{name}.{sub}" if sub else name for name, m in model.named_modules() if isinstance(m, TimeEmbedding)
+            for sub, _ in m.named_modules()}
+    spec = {name: default_dynamic_qconfig for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and name not in skip}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
+
+
 def _resolve_device(device: Union[str, torch.device, None]) -> torch.device:
     from ..devices import resolve_device
 
@@ -149,7 +176,9 @@ class Synthesizer:
 
     Build with :meth:`from_checkpoint`.  ``model`` is a :class:`core.models.TTSModel`
     (eval mode, on ``device``); ``speakers`` the checkpoint's speaker names (index = id);
-    ``precision`` runs the network under bf16/fp16 autocast (the ODE state stays float32).
+    ``precision`` runs the network under bf16/fp16 autocast (the ODE state stays float32),
+    or, ``int8`` (CPU only), with every linear layer dynamically quantised to int8
+    (:func:`quantize_linear_int8`).
     """
 
     def __init__(self, model: torch.nn.Module, objective, config: Config, tokenizer, speakers: Sequence[str],
@@ -162,6 +191,8 @@ class Synthesizer:
         check_compatible(vocoder, config.audio)
         self.device = _resolve_device(device)
         self.model = model.eval().to(self.device)
+        if precision == "int8":
+            self.model = quantize_linear_int8(self.model, self.device)
         self.objective = objective
         self.config = config
         self.front_end = TextFrontEnd(config.text, tokenizer)
@@ -171,6 +202,7 @@ class Synthesizer:
         self.checkpoint_sha256 = checkpoint_sha256
         self.precision = precision
         self.sample_rate = int(config.audio.sample_rate)
+        self.backend = "torch"  # "onnx" for from_onnx: recorded in every Synthesis.settings
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, Path, None] = None, device: Union[str, torch.device, None] = None,
@@ -185,7 +217,8 @@ class Synthesizer:
         vocoder: a spec for :func:`core.vocoders.load_vocoder` (``auto``, ``griffin-lim``,
             a Vocos folder, ``hub:<id>``) or a ready :class:`core.vocoders.Vocoder`; its mel
             settings must match the checkpoint's.
-        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of the network).
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of the network), or ``int8``
+            (CPU: linear layers dynamically quantised).
         """
         from ..checkpoint import CheckpointError, load_checkpoint
         from ..checkpoint_checks import check_fits_model, checkpoint_tokenizer
@@ -220,6 +253,31 @@ class Synthesizer:
 
         return cls(model, build_objective(cfg.objective), cfg, tokenizer, ck.speakers, voc, dev,
                    checkpoint_path=str(ck.path), checkpoint_sha256=ck.sha256, precision=precision)
+
+    @classmethod
+    def from_onnx(cls, folder: Union[str, Path], vocoder: Any = "auto", threads: Optional[int] = None,
+                  precision: str = "fp32") -> "Synthesizer":
+        """A CPU Synthesizer over an ONNX export folder (``python -m core export-onnx``):
+        the text side and the velocity network run in onnxruntime, everything between
+        them (grids, solvers, guidance, the objective, chunking, vocoder) is the code the
+        torch backend runs, so the same seed gives the same mel to float round-off.
+        ``threads``: onnxruntime intra-op threads (default: torch's thread count).
+        ``precision``: ``fp32``, or ``int8`` for the graphs ``export-onnx --int8`` adds."""
+        from ..flow import build_objective
+        from ..text import tokenizer_from_dict
+        from ..vocoders import Vocoder, load_vocoder
+        from .onnx_backend import OnnxTTSModel, read_onnx_settings
+
+        settings = read_onnx_settings(folder)
+        cfg = Config.from_dict(settings["config"])
+        model = OnnxTTSModel(folder, settings, cfg, threads=threads, precision=precision)
+        tokenizer = tokenizer_from_dict(settings["tokenizer"])
+        voc = vocoder if isinstance(vocoder, Vocoder) else load_vocoder(vocoder, cfg.audio, "cpu")
+        synth = cls(model, build_objective(cfg.objective), cfg, tokenizer, settings["speakers"], voc, "cpu",
+                    checkpoint_path=str(folder), checkpoint_sha256=settings["checkpoint_sha256"])
+        synth.backend = "onnx"
+        synth.precision = precision  # the graphs' own; nothing for the Synthesizer to quantise or autocast
+        return synth
 
     # ------------------------------------------------------------------ options
     @property
@@ -259,7 +317,7 @@ class Synthesizer:
                    duration_scale: Optional[float] = None, cfg: Optional[float] = None,
                    temperature: Optional[float] = None, seed: Optional[int] = None,
                    speaker: Union[str, int, None] = None,
-                   return_trajectory: bool = False) -> Union[Synthesis, list[Synthesis]]:
+                   return_trajectory: bool = False, chunking: str = "pack") -> Union[Synthesis, list[Synthesis]]:
         """Synthesise ``text`` (a string -> :class:`Synthesis`; a list -> a list, in ONE
         padded, masked batch).
 
@@ -269,48 +327,21 @@ class Synthesizer:
             (NFE = steps x 1, 2, 2, 4).  duration_scale > 0 (> 1 speaks slower).
             cfg >= 0: guidance strength (0 = none).  temperature >= 0 scales the
             initial noise.  seed: see the module docstring.  speaker: name or index
-            (None: the first).  Raises ConfigError / TextError on a bad option or text
-            before any network call.
+            (None: the first).  chunking: ``pack`` (default: sentences packed into
+            chunks of up to ``CHUNK_CHARS`` characters) or ``sentence`` (one chunk per
+            sentence, as :meth:`stream` renders by default).  Raises ConfigError /
+            TextError on a bad option or text before any network call.
 
         A sampler option left at None takes the checkpoint's ``config.sampling`` value
         (:class:`core.config.SamplingConfig`; unless the run set them: 10 Euler steps on
         the sway grid with sway -1, duration scale 1, no guidance, temperature 1).
         """
         total_start = time.perf_counter()
-        d = self.config.sampling
-        steps = d.steps if steps is None else steps
-        solver = d.solver if solver is None else solver
-        schedule = d.schedule if schedule is None else schedule
-        sway = d.sway if sway is None else sway
-        duration_scale = d.duration_scale if duration_scale is None else duration_scale
-        cfg = d.cfg if cfg is None else cfg
-        temperature = d.temperature if temperature is None else temperature
-        items = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
-        if items is None or not items or not all(isinstance(t, str) for t in items):
-            raise TextError(f"text must be a string or a non-empty list of strings, got {type(text).__name__}")
-        opts = check_options(steps, solver, schedule, sway, duration_scale, cfg, temperature, seed)
-        if self.objective_name == "meanflow" and solver != "euler":
-            raise ConfigError(f"a MeanFlow checkpoint samples by average-velocity jumps, which need no ODE "
-                              f"solver: solver must be 'euler', got {solver!r}")
-        sid = self.speaker_id(speaker)
-        limit = self.config.text.max_chars
-        chunk_chars = min(CHUNK_CHARS, limit)
-        chunks: list[list[str]] = []
-        for item in items:
-            if not item.strip():
-                raise TextError("text is empty; give at least one word to speak")
-            if len(item) > limit:
-                raise TextError(f"text is {len(item)} characters long, over the limit of {limit} "
-                                "(text.max_chars); shorten it or synthesise it in parts")
-            chunks.append(split_sentences(item, chunk_chars))
-        # each chunk normalised once (the length limits apply per chunk, as they always did)
-        read = self.front_end.read_batch([c for cs in chunks for c in cs])
-        token_lists = [ids for ids, _ in read]
-        readings, row = [], 0
-        for cs in chunks:
-            readings.append(TextReading.join([r for _, r in read[row:row + len(cs)]]))
-            row += len(cs)
-        base_seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
+        plan = self._plan(text, dict(steps=steps, solver=solver, schedule=schedule, sway=sway,
+                                     duration_scale=duration_scale, cfg=cfg, temperature=temperature),
+                          seed, speaker, chunking)
+        items, chunks, readings, opts = plan.items, plan.chunks, plan.readings, plan.opts
+        token_lists, sid, base_seed = plan.token_lists, plan.sid, plan.base_seed
 
         acoustic_start = time.perf_counter()
         run = self._acoustic(token_lists, [len(cs) for cs in chunks], base_seed, sid, opts, bool(return_trajectory))
@@ -321,15 +352,73 @@ class Synthesizer:
         end = time.perf_counter()
         timings = {"acoustic": vocoder_start - acoustic_start, "vocoder": end - vocoder_start,
                    "total": end - total_start}
-        return self._assemble(items, chunks, readings, run, wav, timings, base_seed, sid, opts.values,
-                              isinstance(text, str))
+        return self._assemble(items, chunks, readings, run, wav, timings, base_seed, sid,
+                              {**opts.values, "chunking": chunking}, isinstance(text, str))
+
+    def stream(self, text: str, **options) -> Iterator[np.ndarray]:
+        """Float32 audio pieces of ``text`` as they are ready (sentence by sentence, each
+        vocoded in overlapping windows); their concatenation is ``synthesize(text,
+        chunking=..., same options).audio`` to float round-off.  Options: those of
+        :meth:`synthesize` (no list, no trajectory) plus ``window_frames`` and
+        ``context_frames``; see :func:`core.sampling.streaming.stream_synthesis`."""
+        from .streaming import stream_synthesis
+
+        return stream_synthesis(self, text, **options)
+
+    def _plan(self, text: Union[str, Sequence[str]], options: dict[str, Any], seed: Optional[int],
+              speaker: Union[str, int, None], chunking: str) -> "_Plan":
+        """Checked options (None: the checkpoint's default), speaker id, seed, and the text
+        cut into chunks, normalised and tokenised; every error before any network call."""
+        d = self.config.sampling
+        values = {k: getattr(d, k) if v is None else v for k, v in options.items()}
+        items = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
+        if items is None or not items or not all(isinstance(t, str) for t in items):
+            raise TextError(f"text must be a string or a non-empty list of strings, got {type(text).__name__}")
+        opts = check_options(**values, seed=seed)
+        if self.objective_name == "meanflow" and values["solver"] != "euler":
+            raise ConfigError(f"a MeanFlow checkpoint samples by average-velocity jumps, which need no ODE "
+                              f"solver: solver must be 'euler', got {values['solver']!r}")
+        if chunking not in CHUNKINGS:
+            raise choice_error("chunking", chunking, CHUNKINGS)
+        sid = self.speaker_id(speaker)
+        limit = self.config.text.max_chars
+        chunk_chars = min(CHUNK_CHARS, limit)
+        chunks: list[list[str]] = []
+        for item in items:
+            if not item.strip():
+                raise TextError("text is empty; give at least one word to speak")
+            if len(item) > limit:
+                raise TextError(f"text is {len(item)} characters long, over the limit of {limit} "
+                                "(text.max_chars); shorten it or synthesise it in parts")
+            chunks.append(split_sentences(item, chunk_chars, pack=chunking == "pack"))
+        # each chunk normalised once (the length limits apply per chunk, as they always did)
+        read = self.front_end.read_batch([c for cs in chunks for c in cs])
+        token_lists = [ids for ids, _ in read]
+        readings, row = [], 0
+        for cs in chunks:
+            readings.append(TextReading.join([r for _, r in read[row:row + len(cs)]]))
+            row += len(cs)
+        base_seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
+        return _Plan(items=items, chunks=chunks, token_lists=token_lists, readings=readings, opts=opts, sid=sid,
+                     base_seed=base_seed)
 
     @torch.inference_mode()
     def _acoustic(self, token_lists: list[list[int]], n_chunks: list[int], base_seed: int, sid: int,
                   opts: _Options, return_trajectory: bool) -> "_AcousticRun":
         """Tokens of every chunk -> denormalised mel batch (+ trajectory); see synthesize."""
+        cond = self._condition(token_lists, sid, opts.values["duration_scale"])
+        frames = cond.mel_mask.sum(1).tolist()  # one host sync, before the loop
+        x0 = self._initial_noise(frames, n_chunks, base_seed, opts.values["temperature"], cond.mel_mask.shape[1])
+        states, nfe, grid = self._sample(cond, x0, opts, return_trajectory)
+        mel = self.model.denormalize_mel(states[-1].float())
+        traj_mel = self.model.denormalize_mel(states.float()).cpu().numpy() if return_trajectory else None
+        return _AcousticRun(mel=mel.cpu().numpy(), frames=frames, nfe=nfe, mel_device=mel,
+                            trajectory=traj_mel, times=grid.float().cpu().numpy())
+
+    @torch.inference_mode()
+    def _condition(self, token_lists: list[list[int]], sid: int, duration_scale: float):
+        """The sampling :class:`~core.models.tts.Conditioning` of a padded batch of token lists."""
         dev, model = self.device, self.model
-        solver, cfg = opts.values["solver"], opts.values["cfg"]
         lengths = [len(ids) for ids in token_lists]
         tokens = torch.zeros(len(token_lists), max(lengths), dtype=torch.long)
         for row, ids in enumerate(token_lists):
@@ -338,11 +427,14 @@ class Synthesizer:
         tokens, token_mask = tokens.to(dev), token_mask.to(dev)
         speakers = torch.full((len(token_lists),), sid, dtype=torch.long, device=dev)
         with self.autocast():
-            cond = model.inference_conditioning(tokens, token_mask, speakers,
-                                                duration_scale=opts.values["duration_scale"])
-        frames = cond.mel_mask.sum(1).tolist()  # one host sync, before the loop
-        x0 = self._initial_noise(frames, n_chunks, base_seed, opts.values["temperature"], cond.mel_mask.shape[1])
-        grid = opts.grid.to(dev)
+            return model.inference_conditioning(tokens, token_mask, speakers, duration_scale=duration_scale)
+
+    @torch.inference_mode()
+    def _sample(self, cond, x0: Tensor, opts: _Options, return_trajectory: bool) -> tuple[Tensor, int, Tensor]:
+        """Noise x0 (B, n_mels, T) at t = 0 -> (states (K, B, n_mels, T) in network space,
+        the last at t = 1 (K = 1 unless ``return_trajectory``), nfe, the grid)."""
+        model, solver, cfg = self.model, opts.values["solver"], opts.values["cfg"]
+        grid = opts.grid.to(self.device)
         with self.autocast():
             net = model_net(model, cond, cfg)
             if self.objective_name == "meanflow":
@@ -355,10 +447,7 @@ class Synthesizer:
                 out = integrate(self.objective.velocity(net), x0, grid, solver, return_trajectory=return_trajectory)
                 states = out.states if return_trajectory else out[None]
                 nfe = (grid.numel() - 1) * nfe_per_step(solver)
-        mel = model.denormalize_mel(states[-1].float())
-        traj_mel = model.denormalize_mel(states.float()).cpu().numpy() if return_trajectory else None
-        return _AcousticRun(mel=mel.cpu().numpy(), frames=frames, nfe=nfe, mel_device=mel,
-                            trajectory=traj_mel, times=grid.float().cpu().numpy())
+        return states, nfe, grid
 
     def _vocode(self, mel: Tensor, frames: list[int]) -> list[np.ndarray]:
         """Waveform (frames[r] * hop,) of each row of ``mel`` (rows, n_mels, width).
@@ -405,7 +494,8 @@ class Synthesizer:
             settings = {"text": item, **options, "seed": base_seed + k, "speaker": self.speaker_name(sid),
                         "vocoder": self.vocoder.name, "checkpoint": self.checkpoint_path,
                         "checkpoint_sha256": self.checkpoint_sha256, "code_version": __version__,
-                        "objective": self.objective_name, "precision": self.precision, "chunks": len(chunks[k]),
+                        "objective": self.objective_name, "precision": self.precision, "backend": self.backend,
+                        "chunks": len(chunks[k]),
                         "normalized_text": readings[k].normalized, "unknown_symbols": list(readings[k].unknown)}
             warning = readings[k].warning()
             out.append(Synthesis(audio=peak_safe(crossfade_join(pieces, overlap)), sample_rate=self.sample_rate,
@@ -414,6 +504,20 @@ class Synthesizer:
                                  times=None if traj is None else run.times,
                                  warnings=[warning] if warning else []))
         return out[0] if single else out
+
+
+@dataclass
+class _Plan:
+    """A checked synthesis request: the items, their chunks (texts), the chunks' token
+    lists (all items, in order), each item's reading, options, speaker id, base seed."""
+
+    items: list[str]
+    chunks: list[list[str]]
+    token_lists: list[list[int]]
+    readings: list
+    opts: _Options
+    sid: int
+    base_seed: int
 
 
 @dataclass
