@@ -17,18 +17,19 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..config import LeWMConfig, ModelConfig
 from .audio_encoder import AudioEncoder, Posterior
 from .decoder import MelDecoder
 from .predictor import JEPAPredictor, KVCache, PredictorOutput
+from ..models.mel_scale import MelScaled
 from .text_encoder import LeWMTextEncoder
 
 __all__ = ["LeWMModel"]
 
 
-class LeWMModel(nn.Module):
+class LeWMModel(MelScaled):
     """See the module docstring.  ``model`` supplies ``vocab_size`` and ``n_speakers``."""
 
     family = "lewm"
@@ -41,24 +42,10 @@ class LeWMModel(nn.Module):
         self.config = lewm
         self.n_mels = n_mels
         self.factor = lewm.downsample_factor
-        self.register_buffer("mel_mean", torch.tensor(0.0))
-        self.register_buffer("mel_std", torch.tensor(1.0))
         self.text_encoder = LeWMTextEncoder(lewm, model.vocab_size, model.n_speakers)
         self.audio_encoder = AudioEncoder(lewm, n_mels)
         self.predictor = JEPAPredictor(lewm)
         self.decoder = MelDecoder(lewm, n_mels)
-
-    # ------------------------------------------------------------------ mel normalisation
-    def normalize_mel(self, mel: Tensor) -> Tensor:
-        """Log-mel (B, n_mels, T) -> network space ``(mel - mel_mean) / mel_std``."""
-        return (mel - self.mel_mean) / self.mel_std
-
-    def denormalize_mel(self, x: Tensor) -> Tensor:
-        """Network space (B, n_mels, T) -> log-mel ``x * mel_std + mel_mean``."""
-        return x * self.mel_std + self.mel_mean
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     # ------------------------------------------------------------------ pieces
     def encode_text(self, tokens: Tensor, token_mask: Tensor, speakers: Optional[Tensor] = None) -> Tensor:

@@ -43,8 +43,8 @@ import torch
 
 from ..config import ConfigError
 from ..sampling.options import check_seed
-from ..sampling.synthesizer import CHUNK_CHARS, Synthesis, Synthesizer, _AcousticRun
-from ..text import TextError, TextReading, split_sentences
+from ..sampling.synthesizer import Synthesis, Synthesizer, _AcousticRun
+from ..text import TextError
 from .generate import encode_prompt, generate
 from .prompt import VoicePrompt, read_prompt
 
@@ -97,34 +97,14 @@ class LeWMSynthesizer(Synthesizer):
         if items is None or not items or not all(isinstance(t, str) for t in items):
             raise TextError(f"text must be a string or a non-empty list of strings, got {type(text).__name__}")
         sid = self.speaker_id(speaker)
-        limit = self.config.text.max_chars
-        chunks: list[list[str]] = []
-        for item in items:
-            if not item.strip():
-                raise TextError("text is empty; give at least one word to speak")
-            if len(item) > limit:
-                raise TextError(f"text is {len(item)} characters long, over the limit of {limit} "
-                                "(text.max_chars); shorten it or synthesise it in parts")
-            chunks.append(split_sentences(item, min(CHUNK_CHARS, limit)))
+        chunks, token_lists, readings = self.read_texts(items)
         flat = [c for cs in chunks for c in cs]
-        read = self.front_end.read_batch(flat)
-        readings, row = [], 0
-        for cs in chunks:
-            readings.append(TextReading.join([r for _, r in read[row:row + len(cs)]]))
-            row += len(cs)
-        token_lists, prefix_tokens = [ids for ids, _ in read], None
+        prefix_tokens = None
         if prompt is not None:
             token_lists, prefix_tokens = self._with_transcript(prompt.transcript, flat)
         base_seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
-        acoustic_start = time.perf_counter()
-        run = self._generate(token_lists, [len(cs) for cs in chunks], base_seed, sid, options, prompt, prefix_tokens)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        vocoder_start = time.perf_counter()
-        wav = self._vocode(run.mel_device, run.frames)
-        end = time.perf_counter()
-        timings = {"acoustic": vocoder_start - acoustic_start, "vocoder": end - vocoder_start,
-                   "total": end - total_start}
+        run, wav, timings = self._timed(lambda: self._generate(
+            token_lists, [len(cs) for cs in chunks], base_seed, sid, options, prompt, prefix_tokens), total_start)
         out = self._assemble(items, chunks, readings, run, wav, timings, base_seed, sid, options,
                              isinstance(text, str))
         for clip in [out] if isinstance(out, Synthesis) else out:

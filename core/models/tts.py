@@ -35,6 +35,7 @@ from .alignment import monotonic_alignment_search
 from .dit import VelocityDiT
 from .duration import DurationPredictor, duration_loss, durations_from_log
 from .layers import check_attention
+from .mel_scale import MelScaled
 from .text_encoder import TextEncoder
 
 __all__ = ["TTSModel", "Encoded", "Alignment", "Conditioning", "aligned_conditioning", "gaussian_log_likelihood"]
@@ -122,7 +123,7 @@ def aligned_conditioning(hidden: Tensor, log_durations: Tensor, speaker_emb: Ten
                         speaker_emb=speaker_emb, attn=attn, durations=durations)
 
 
-class TTSModel(nn.Module):
+class TTSModel(MelScaled):
     """Flow-matching TTS model; see the module docstring for the pieces and conventions."""
 
     def __init__(self, model: ModelConfig, n_mels: int = 100, meanflow: bool = False) -> None:
@@ -131,26 +132,11 @@ class TTSModel(nn.Module):
         self.config = model
         self.n_mels = n_mels
         self.meanflow = meanflow
-        self.register_buffer("mel_mean", torch.tensor(0.0))
-        self.register_buffer("mel_std", torch.tensor(1.0))
         self.speaker_embedding = nn.Embedding(model.n_speakers, model.speaker_dim) if model.n_speakers > 1 else None
         self.text_encoder = TextEncoder(model)
         self.prior = nn.Linear(model.text_dim, n_mels)
         self.duration_predictor = DurationPredictor(model)
         self.velocity_net = VelocityDiT(model, n_mels, meanflow)
-
-    # ------------------------------------------------------------------ mel normalisation
-    def normalize_mel(self, mel: Tensor) -> Tensor:
-        """Log-mel (B, n_mels, T) -> network space ``(mel - mel_mean) / mel_std``."""
-        return (mel - self.mel_mean) / self.mel_std
-
-    def denormalize_mel(self, x: Tensor) -> Tensor:
-        """Network space (B, n_mels, T) -> log-mel ``x * mel_std + mel_mean``."""
-        return x * self.mel_std + self.mel_mean
-
-    def num_parameters(self) -> int:
-        """Number of trainable parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     # ------------------------------------------------------------------ text side
     def _speaker(self, speakers: Tensor | None, batch: int, device: torch.device) -> Tensor:

@@ -35,7 +35,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -343,15 +343,8 @@ class Synthesizer:
         items, chunks, readings, opts = plan.items, plan.chunks, plan.readings, plan.opts
         token_lists, sid, base_seed = plan.token_lists, plan.sid, plan.base_seed
 
-        acoustic_start = time.perf_counter()
-        run = self._acoustic(token_lists, [len(cs) for cs in chunks], base_seed, sid, opts, bool(return_trajectory))
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        vocoder_start = time.perf_counter()
-        wav = self._vocode(run.mel_device, run.frames)
-        end = time.perf_counter()
-        timings = {"acoustic": vocoder_start - acoustic_start, "vocoder": end - vocoder_start,
-                   "total": end - total_start}
+        run, wav, timings = self._timed(lambda: self._acoustic(
+            token_lists, [len(cs) for cs in chunks], base_seed, sid, opts, bool(return_trajectory)), total_start)
         return self._assemble(items, chunks, readings, run, wav, timings, base_seed, sid,
                               {**opts.values, "chunking": chunking}, isinstance(text, str))
 
@@ -364,6 +357,41 @@ class Synthesizer:
         from .streaming import stream_synthesis
 
         return stream_synthesis(self, text, **options)
+
+    def _timed(self, acoustic: Callable[[], "_AcousticRun"], total_start: float):
+        """Run ``acoustic()`` (text -> mel batch) then the vocoder; returns (run, waveforms,
+        timings in seconds: acoustic, vocoder, total since ``total_start``)."""
+        acoustic_start = time.perf_counter()
+        run = acoustic()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        vocoder_start = time.perf_counter()
+        wav = self._vocode(run.mel_device, run.frames)
+        end = time.perf_counter()
+        return run, wav, {"acoustic": vocoder_start - acoustic_start, "vocoder": end - vocoder_start,
+                          "total": end - total_start}
+
+    def read_texts(self, items: Sequence[str], pack: bool = True
+                   ) -> tuple[list[list[str]], list[list[int]], list[TextReading]]:
+        """Each text cut into chunks (sentences packed up to CHUNK_CHARS when ``pack``),
+        every chunk normalised and tokenised once (the length limits apply per chunk).
+        Returns (chunks per text, token ids per chunk, one joined reading per text);
+        an empty or over-long text is a TextError.  Both model families read text here."""
+        limit = self.config.text.max_chars
+        chunks: list[list[str]] = []
+        for item in items:
+            if not item.strip():
+                raise TextError("text is empty; give at least one word to speak")
+            if len(item) > limit:
+                raise TextError(f"text is {len(item)} characters long, over the limit of {limit} "
+                                "(text.max_chars); shorten it or synthesise it in parts")
+            chunks.append(split_sentences(item, min(CHUNK_CHARS, limit), pack=pack))
+        read = self.front_end.read_batch([c for cs in chunks for c in cs])
+        readings, row = [], 0
+        for cs in chunks:
+            readings.append(TextReading.join([r for _, r in read[row:row + len(cs)]]))
+            row += len(cs)
+        return chunks, [ids for ids, _ in read], readings
 
     def _plan(self, text: Union[str, Sequence[str]], options: dict[str, Any], seed: Optional[int],
               speaker: Union[str, int, None], chunking: str) -> "_Plan":
@@ -381,23 +409,7 @@ class Synthesizer:
         if chunking not in CHUNKINGS:
             raise choice_error("chunking", chunking, CHUNKINGS)
         sid = self.speaker_id(speaker)
-        limit = self.config.text.max_chars
-        chunk_chars = min(CHUNK_CHARS, limit)
-        chunks: list[list[str]] = []
-        for item in items:
-            if not item.strip():
-                raise TextError("text is empty; give at least one word to speak")
-            if len(item) > limit:
-                raise TextError(f"text is {len(item)} characters long, over the limit of {limit} "
-                                "(text.max_chars); shorten it or synthesise it in parts")
-            chunks.append(split_sentences(item, chunk_chars, pack=chunking == "pack"))
-        # each chunk normalised once (the length limits apply per chunk, as they always did)
-        read = self.front_end.read_batch([c for cs in chunks for c in cs])
-        token_lists = [ids for ids, _ in read]
-        readings, row = [], 0
-        for cs in chunks:
-            readings.append(TextReading.join([r for _, r in read[row:row + len(cs)]]))
-            row += len(cs)
+        chunks, token_lists, readings = self.read_texts(items, pack=chunking == "pack")
         base_seed = secrets.randbelow(2 ** 31) if seed is None else int(seed)
         return _Plan(items=items, chunks=chunks, token_lists=token_lists, readings=readings, opts=opts, sid=sid,
                      base_seed=base_seed)
