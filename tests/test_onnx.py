@@ -163,8 +163,7 @@ def test_int8_graphs_run_and_stay_close(cfm_checkpoint, tmp_path):
     error is ~16%, so they are not the reference here.)"""
     from core.sampling.synthesizer import DEMO_CHECKPOINT
 
-    if not DEMO_CHECKPOINT.is_file():
-        pytest.skip("the bundled demo voice is not in this checkout")
+    assert DEMO_CHECKPOINT.is_file(), "the bundled demo voice (assets/demo.pt) is tracked in git; it must be here"
     folder = tmp_path / "export"
     assert main(["export-onnx", "--out", str(folder), "--int8"]) == 0
     fp32 = Synthesizer.from_onnx(folder, vocoder="griffin-lim")
