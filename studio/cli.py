@@ -5,7 +5,9 @@
   checkpoint conditions through :class:`studio.stimulus_renderer.StimulusRenderer`);
   running it again on the same file with a ``test_id`` renders only what is missing.
   Prints the test id and the rater link's query ``?test=<id>``.
-* ``test list --results DIR``: one line per test (``--all`` adds archived ones).
+* ``test list --results DIR``: one line per test (``--all`` adds archived ones); its
+  ``raters`` column counts the raters who started, ``started/needed`` when the design
+  sets ``raters_per_item``.
 * ``test export --test ID --results DIR --out x.csv``: the per-rating CSV with
   ``x.columns.json``, and the statistics ``x.stats.json`` / ``x.stats.csv``
   (:mod:`studio.stats_report`; ``--no-stats`` leaves them out).
@@ -99,14 +101,22 @@ def _create(args) -> int:
 
 
 def _list(args) -> int:
+    from studio.listening import ListeningError, TestDesign
+
     store = _store(args.results, must_exist=True)
     sys.stdout.write("test_id\ttype\tconditions\tstimuli\traters\tratings\tarchived\tname\n")
     for t in store.tests(include_archived=args.all):
         ratings = store.ratings(t.test_id)
         labels = ",".join(c.label for c in store.conditions(t.test_id))
+        raters = str(len(store.sessions(t.test_id)))
+        try:
+            needed = TestDesign.from_dict(t.design).raters_needed
+        except (ListeningError, TypeError, KeyError):  # a design this version cannot read: list it anyway
+            needed = None
+        if needed is not None:
+            raters += f"/{needed}"  # started / needed for raters_per_item
         sys.stdout.write(f"{t.test_id}\t{t.test_type}\t{labels}\t{len(store.stimuli(t.test_id))}\t"
-                         f"{len({r.rater_id for r in ratings})}\t{len(ratings)}\t{'yes' if t.archived else 'no'}\t"
-                         f"{t.name}\n")
+                         f"{raters}\t{len(ratings)}\t{'yes' if t.archived else 'no'}\t{t.name}\n")
     return 0
 
 

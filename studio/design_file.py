@@ -25,8 +25,15 @@ Any type may start every rater with a practice trial (``practice: true``; not co
 
 Relative paths are relative to the file's folder.  Sentences given as bare text get ids
 ``s01``, ``s02``, ... by position (wider from 100 sentences on).  Every unknown key is an
-error naming the valid ones.  ``raters_per_item`` and ``subset_per_rater`` (balanced
-subsets per rater) are recognised but refused for now: every rater rates every item.
+error naming the valid ones.
+
+Balanced subsets (:mod:`studio.assignment`): each rater gets ``subset_per_rater`` items
+(every item when absent), rotated over raters so that every item is rated about equally
+often; ``raters_per_item`` states how many raters each item should get, from which
+``python -m studio test list`` shows the raters the test still needs::
+
+    subset_per_rater: 12
+    raters_per_item: 8
 """
 
 from __future__ import annotations
@@ -38,12 +45,11 @@ from core.config import choice_error
 from studio.listening import ListeningError, TestDesign
 from studio.results import TEST_TYPES
 
-__all__ = ["read_design", "design_from_yaml_text", "design_to_yaml", "FILE_KEYS", "CONDITION_KEYS", "NOT_YET"]
+__all__ = ["read_design", "design_from_yaml_text", "design_to_yaml", "FILE_KEYS", "CONDITION_KEYS"]
 
 FILE_KEYS = ("type", "name", "test_id", "conditions", "sentences", "gold", "reference", "anchor_7khz", "practice",
              "raters_per_item", "subset_per_rater")
 CONDITION_KEYS = ("label", "checkpoint", "folder", "settings", "seed")
-NOT_YET = ("raters_per_item", "subset_per_rater")
 
 
 def _path(value, base: Path, what: str) -> str:
@@ -69,9 +75,6 @@ def design_from_yaml_text(text: str, base: Union[str, Path] = ".", *, test_id: s
     for key in data:
         if key not in FILE_KEYS:
             raise choice_error("test file key", key, FILE_KEYS)
-    for key in NOT_YET:
-        if data.get(key) is not None:
-            raise ListeningError(f"{key} is not supported yet: every rater rates every item; remove it")
     if "type" not in data:
         raise ListeningError(f"the test file needs 'type' (one of {', '.join(TEST_TYPES)})")
     base = Path(base)
@@ -108,7 +111,7 @@ def design_from_yaml_text(text: str, base: Union[str, Path] = ".", *, test_id: s
               "gold": data.get("gold") or []}
     if data.get("reference") is not None:
         design["reference"] = str(data["reference"])
-    for key in ("anchor_7khz", "practice"):
+    for key in ("anchor_7khz", "practice", "raters_per_item", "subset_per_rater"):
         if data.get(key) is not None:
             design[key] = data[key]
     try:
@@ -154,6 +157,9 @@ def design_to_yaml(design: TestDesign, *, with_test_id: bool = False) -> str:
         data["anchor_7khz"] = True
     if design.practice:
         data["practice"] = True
+    for key in ("subset_per_rater", "raters_per_item"):
+        if getattr(design, key):
+            data[key] = getattr(design, key)
     if design.gold:
         data["gold"] = [{"kind": g.kind, "reference": g.reference, "sentence_id": g.sentence_id} for g in design.gold]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -189,6 +189,9 @@ class ExperimenterView(pn.viewable.Viewer):
                                doc="MUSHRA, SMOS, DCR: the reference condition")
     anchor_7khz = param.Boolean(default=False, doc="MUSHRA: add the 7 kHz low-pass anchor")
     practice = param.Boolean(default=False, doc="start every rater with a practice trial (not counted)")
+    subset_per_rater = param.Integer(default=0, bounds=(0, None),
+                                     doc="items each rater gets (0: every item); balanced over raters")
+    raters_per_item = param.Integer(default=0, bounds=(0, None), doc="raters each item should get (0: not set)")
     test_name = param.String(default="", doc="for experimenters only; raters never see it")
     sentences = param.String(default="", doc="one per line; 'id|text' names the id")
     conditions = param.List(default=[], item_type=Condition)
@@ -278,7 +281,8 @@ class ExperimenterView(pn.viewable.Viewer):
         reference = (self.reference or "") if self.test_type in REFERENCE_TYPES else ""
         return TestDesign(test_id, self.test_type, tuple(self.conditions), sentences, tuple(gold),
                           self.test_name.strip() or f"{self.test_type} test {test_id}", reference,
-                          self.anchor_7khz and self.test_type == "mushra", self.practice)
+                          self.anchor_7khz and self.test_type == "mushra", self.practice,
+                          self.raters_per_item, self.subset_per_rater)
 
     def design_yaml(self) -> str:
         """The designed test as a YAML test file for ``python -m studio test create``
@@ -454,6 +458,9 @@ class ExperimenterView(pn.viewable.Viewer):
             pn.Row(w.RadioButtonGroup.from_param(self.param.test_type),
                    w.TextInput.from_param(self.param.test_name, label="Name (experimenters only)", width=320),
                    w.Checkbox.from_param(self.param.practice, label="Start with a practice trial")),
+            pn.Row(w.IntInput.from_param(self.param.subset_per_rater, label="Items per rater (0: all)", width=180),
+                   w.IntInput.from_param(self.param.raters_per_item, label="Raters per item (0: not set)",
+                                         width=180)),
             pn.Row(w.Select.from_param(self.param.reference, label="Reference condition", width=220),
                    w.Checkbox.from_param(self.param.anchor_7khz, label="Add the 7 kHz anchor",
                                          visible=self.param.test_type.rx() == "mushra"),

@@ -73,6 +73,7 @@ from scipy import signal
 import core
 from core import audio as core_audio
 from core.config import choice_error
+from studio.assignment import rater_cells, raters_needed
 from studio.results import TEST_TYPES, clip_names, completion_code, DuplicateRatingError, RatingError, RatingRecord, ResultsStore, StimulusRecord, Trial
 
 __all__ = ["Condition", "Sentence", "GoldTrial", "TestDesign", "RenderedClip", "render_stimuli", "degrade_for_anchor",
@@ -236,6 +237,8 @@ class TestDesign:
     reference: str = ""
     anchor_7khz: bool = False
     practice: bool = False
+    raters_per_item: int = 0
+    subset_per_rater: int = 0
 
     def __post_init__(self):
         if not isinstance(self.test_id, str) or not ID_PATTERN.match(self.test_id):
@@ -285,6 +288,39 @@ class TestDesign:
                 raise choice_error("gold sentence id", g.sentence_id, ids)
         if len(set(self.gold)) != len(self.gold):
             raise ListeningError("gold trials must not repeat")
+        for name in ("raters_per_item", "subset_per_rater"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ListeningError(f"{name} must be a whole number >= 1 (0 or absent: not set), got {value!r}")
+        if self.subset_per_rater > self.n_items:
+            raise ListeningError(f"subset_per_rater is {self.subset_per_rater} but the test has only {self.n_items} "
+                                 f"items ({self.units} per sentence x {len(self.sentences)} sentences)")
+
+    @property
+    def units(self) -> int:
+        """What one sentence is judged under (:mod:`studio.assignment`): conditions (MOS),
+        pairs of conditions (A/B, ABX), non-reference conditions (SMOS, DCR), or 1
+        (MUSHRA's page; intelligibility, whose condition rotates per rater)."""
+        c = len(self.conditions)
+        return {"mos": c, "ab": c * (c - 1) // 2, "abx": c * (c - 1) // 2, "smos": c - 1, "dcr": c - 1}.get(
+            self.test_type, 1)
+
+    @property
+    def n_items(self) -> int:
+        """Items of the test (gold and practice trials not counted): units x sentences."""
+        return self.units * len(self.sentences)
+
+    @property
+    def items_per_rater(self) -> int:
+        """Items each rater gets: ``subset_per_rater``, or every item."""
+        return self.subset_per_rater or self.n_items
+
+    @property
+    def raters_needed(self) -> Optional[int]:
+        """Raters needed for ``raters_per_item`` ratings of every item (None when unset)."""
+        if not self.raters_per_item:
+            return None
+        return raters_needed(self.n_items, self.raters_per_item, self.subset_per_rater)
 
     def to_dict(self) -> dict:
         d = {"test_id": self.test_id, "test_type": self.test_type, "name": self.name,
@@ -297,12 +333,15 @@ class TestDesign:
             d["anchor_7khz"] = True
         if self.practice:
             d["practice"] = True
+        for name in ("raters_per_item", "subset_per_rater"):
+            if getattr(self, name):
+                d[name] = getattr(self, name)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TestDesign":
         _keys("test design key", d, ("test_id", "test_type", "name", "conditions", "sentences", "gold", "reference",
-                                     "anchor_7khz", "practice"))
+                                     "anchor_7khz", "practice", "raters_per_item", "subset_per_rater"))
         for c in d.get("conditions", []):
             _keys("condition key", c, ("label", "checkpoint", "folder", "settings", "seed"))
         for s in d.get("sentences", []):
@@ -312,7 +351,8 @@ class TestDesign:
         return cls(d.get("test_id"), d.get("test_type"), tuple(Condition(**c) for c in d.get("conditions", [])),
                    tuple(Sentence(**s) for s in d.get("sentences", [])),
                    tuple(GoldTrial(**g) for g in d.get("gold", [])), d.get("name", ""), d.get("reference") or "",
-                   d.get("anchor_7khz", False), d.get("practice", False))
+                   d.get("anchor_7khz", False), d.get("practice", False), d.get("raters_per_item") or 0,
+                   d.get("subset_per_rater") or 0)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -538,12 +578,17 @@ def render_stimuli(design: TestDesign, store: ResultsStore, folder: PathLike, re
 # --------------------------------------------------------------------------- trial orders
 
 
-def build_trials(design: TestDesign, stimuli: Sequence[StimulusRecord], seed: int) -> list[Trial]:
-    """A rater's randomised trial order (``random.Random(seed)``: the same seed gives the
-    same order).  MOS: every condition x sentence stimulus once, plus gold anchors.  A/B:
-    every pair of conditions (design order) for every sentence, sides swapped with
-    probability 1/2, plus gold pairs.  The other types: see the module doc.  Trials hold
-    stimulus ids only, never labels."""
+def build_trials(design: TestDesign, stimuli: Sequence[StimulusRecord], seed: int,
+                 rater_index: Optional[int] = None) -> list[Trial]:
+    """A rater's randomised trial order (``random.Random(seed)``: the same seed and
+    ``rater_index`` give the same order).  MOS: every condition x sentence stimulus once,
+    plus gold anchors.  A/B: every pair of conditions (design order) for every sentence,
+    sides swapped with probability 1/2, plus gold pairs.  The other types: see the module
+    doc.  With ``subset_per_rater`` the rater gets only the items of
+    :func:`studio.assignment.rater_cells` for ``rater_index`` (the number of raters who
+    started before; 0 when None), gold trials always.  Intelligibility rotates the
+    conditions over sentences by ``rater_index`` (a Latin square's row; drawn from the
+    seed when None).  Trials hold stimulus ids only, never labels."""
     rng = random.Random(seed)
     table = {(s.condition, s.sentence_id, s.variant): s for s in stimuli}
 
@@ -554,39 +599,38 @@ def build_trials(design: TestDesign, stimuli: Sequence[StimulusRecord], seed: in
         return table[(label, sentence_id, variant)].stimulus_id
 
     text = {s.id: s.text for s in design.sentences}
-    trials = []
+    items: list = []  # (unit index, sentence index, trial): the cells of studio.assignment
+    gold: list = []
     kind = design.test_type
     others = [c.label for c in design.conditions if c.label != design.reference]
+    labels = [c.label for c in design.conditions]
+    pairs = [(labels[i], labels[j]) for i in range(len(labels)) for j in range(i + 1, len(labels))]
     if kind in ("smos", "dcr"):
-        trials = [Trial(kind, s.id, s.text, (get(design.reference, s.id), get(label, s.id)))
-                  for label in others for s in design.sentences]
+        items = [(u, k, Trial(kind, s.id, s.text, (get(design.reference, s.id), get(label, s.id))))
+                 for u, label in enumerate(others) for k, s in enumerate(design.sentences)]
     elif kind == "intelligibility":
-        labels = [c.label for c in design.conditions]
-        shift = rng.randrange(len(labels))  # the rater's row of the Latin square
-        trials = [Trial(kind, s.id, s.text, (get(labels[(k + shift) % len(labels)], s.id),))
-                  for k, s in enumerate(design.sentences)]
+        shift = rng.randrange(len(labels)) if rater_index is None else rater_index % len(labels)
+        items = [(0, k, Trial(kind, s.id, s.text, (get(labels[(k + shift) % len(labels)], s.id),)))
+                 for k, s in enumerate(design.sentences)]
     elif kind == "mushra":
         anchors = [mushra_anchor_label(f) for f in MUSHRA_ANCHORS_HZ[:2 if design.anchor_7khz else 1]]
-        for s in design.sentences:
+        for k, s in enumerate(design.sentences):
             rated = [get(design.reference, s.id, "copy")] + [get(label, s.id) for label in others + anchors]
             rng.shuffle(rated)
-            trials.append(Trial(kind, s.id, s.text, (get(design.reference, s.id), *rated)))
+            items.append((0, k, Trial(kind, s.id, s.text, (get(design.reference, s.id), *rated))))
     elif kind == "abx":
-        labels = [c.label for c in design.conditions]
-        for s in design.sentences:
-            for i in range(len(labels)):
-                for j in range(i + 1, len(labels)):
-                    first, second = labels[i], labels[j]
-                    swapped = rng.random() < 0.5
-                    a, b = (second, first) if swapped else (first, second)
-                    key = "A" if rng.random() < 0.5 else "B"
-                    x = get(a if key == "A" else b, s.id, "copy")
-                    trials.append(Trial(kind, s.id, s.text, (get(a, s.id), get(b, s.id), x), swapped, key=key))
+        for k, s in enumerate(design.sentences):
+            for u, (first, second) in enumerate(pairs):
+                swapped = rng.random() < 0.5
+                a, b = (second, first) if swapped else (first, second)
+                key = "A" if rng.random() < 0.5 else "B"
+                x = get(a if key == "A" else b, s.id, "copy")
+                items.append((u, k, Trial(kind, s.id, s.text, (get(a, s.id), get(b, s.id), x), swapped, key=key)))
     elif kind == "mos":
-        for c in design.conditions:
-            trials += [Trial("mos", s.id, s.text, (get(c.label, s.id),)) for s in design.sentences]
-        trials += [Trial("mos", g.sentence_id, text[g.sentence_id], (get(ANCHOR_PREFIX + g.reference, g.sentence_id),),
-                         gold="score<=2") for g in design.gold]
+        for u, c in enumerate(design.conditions):
+            items += [(u, k, Trial("mos", s.id, s.text, (get(c.label, s.id),))) for k, s in enumerate(design.sentences)]
+        gold = [Trial("mos", g.sentence_id, text[g.sentence_id], (get(ANCHOR_PREFIX + g.reference, g.sentence_id),),
+                      gold="score<=2") for g in design.gold]
     else:
         def pair(sid: str, first: str, second: str, gold: Optional[str] = None) -> Trial:
             swapped = rng.random() < 0.5
@@ -595,17 +639,19 @@ def build_trials(design: TestDesign, stimuli: Sequence[StimulusRecord], seed: in
                 gold = "choice=B" if swapped else "choice=A"
             return Trial("ab", sid, text[sid], ids, swapped, gold)
 
-        labels = [c.label for c in design.conditions]
-        for s in design.sentences:
-            for i in range(len(labels)):
-                for j in range(i + 1, len(labels)):
-                    trials.append(pair(s.id, get(labels[i], s.id), get(labels[j], s.id)))
+        for k, s in enumerate(design.sentences):
+            for u, (first, second) in enumerate(pairs):
+                items.append((u, k, pair(s.id, get(first, s.id), get(second, s.id))))
         for g in design.gold:
             ref = get(g.reference, g.sentence_id)
             if g.kind == "identical":
-                trials.append(pair(g.sentence_id, ref, get(g.reference, g.sentence_id, "copy"), "choice=none"))
+                gold.append(pair(g.sentence_id, ref, get(g.reference, g.sentence_id, "copy"), "choice=none"))
             else:
-                trials.append(pair(g.sentence_id, ref, get(ANCHOR_PREFIX + g.reference, g.sentence_id), "reference"))
+                gold.append(pair(g.sentence_id, ref, get(ANCHOR_PREFIX + g.reference, g.sentence_id), "reference"))
+    if design.subset_per_rater:
+        chosen = set(rater_cells(design.units, len(design.sentences), design.subset_per_rater, rater_index or 0))
+        items = [item for item in items if item[:2] in chosen]
+    trials = [t for _, _, t in items] + gold
     rng.shuffle(trials)
     if design.practice and trials:
         first = rng.choice([t for t in trials if t.gold is None] or trials)
@@ -675,7 +721,7 @@ class RaterSession(param.Parameterized):
             raise TestNotReadyError(f"test {test_id!r} has no stimuli yet; render them first")
         rater = rater_id.strip() if isinstance(rater_id, str) else rater_id
         record = store.start_or_resume_session(test_id, rater, seed=seed,
-                                               make_order=lambda s: build_trials(design, stimuli, s))
+                                               make_order=lambda s, i: build_trials(design, stimuli, s, i))
         super().__init__(rater_id=rater, test_id=test_id, test_type=design.test_type,
                          session_id=record.session_id, total=len(record.order))
         self._store, self._order, self._clock = store, record.order, clock

@@ -597,11 +597,13 @@ class ResultsStore:
     # ---- sessions
 
     def start_or_resume_session(self, test_id: str, rater_id: str, *,
-                                make_order: Optional[Callable[[int], Sequence[Trial]]] = None,
+                                make_order: Optional[Callable[[int, int], Sequence[Trial]]] = None,
                                 seed: Optional[int] = None) -> SessionRecord:
         """The rater's session of a test: the existing one (same order, position), or a
-        new one whose order is ``make_order(seed)`` with a recorded seed (random unless
-        given).  Every trial must name stimuli of this test."""
+        new one whose order is ``make_order(seed, rater_index)`` with a recorded seed (random
+        unless given) and the number of raters who started the test before (0, 1, ...;
+        counted inside the write transaction, so two raters starting at once get different
+        numbers; :mod:`studio.assignment`).  Every trial must name stimuli of this test."""
         if not isinstance(rater_id, str) or not rater_id.strip() or len(rater_id) > 200:
             raise RaterIdError(f"rater id must be a non-empty string of at most 200 characters, got {rater_id!r}")
         test_type = self.test(test_id).test_type
@@ -613,7 +615,8 @@ class ResultsStore:
                     raise ResultsError(f"rater {rater_id!r} has no session in test {test_id!r}; "
                                        "starting one needs make_order")
                 seed = secrets.randbits(31) if seed is None else int(seed)
-                order = list(make_order(seed))
+                (index,), = c.execute("SELECT COUNT(*) FROM sessions WHERE test_id = ?", (test_id,)).fetchall()
+                order = list(make_order(seed, index))
                 known = {r[0] for r in c.execute("SELECT stimulus_id FROM stimuli WHERE test_id = ?", (test_id,))}
                 for t in order:
                     if t.kind != test_type or len(t.stimulus_ids) != len(clip_names(t.kind, len(t.stimulus_ids))) \

@@ -409,5 +409,10 @@ def test_experimenter_saves_the_design_as_a_test_file(lab, mos_test, ab_test, tm
         design = read_design(path, test_id="from-file")
         page = view.design("from-file")
         assert design == page  # same conditions, sentences, gold and name as the page's design
+    view = mos_test["view"]
+    view.param.update(subset_per_rater=2, raters_per_item=3)  # balanced subsets travel with the file
+    path.write_text(view.design_yaml())
+    design = read_design(path, test_id="from-file")
+    assert (design.subset_per_rater, design.raters_per_item) == (2, 3) and design == view.design("from-file")
     empty = experimenter(lab)
     assert empty.design_yaml() == "" and "Cannot save the design" in empty.message

@@ -38,7 +38,7 @@ def make_test(folder, test_type="mos", n_stimuli=10, labels=("alpha", "beta")):
 
 def mos_order(stims, n):
     ids = [s for ss in stims.values() for s in ss]
-    return lambda seed: [Trial("mos", f"s{i}", f"text {i}", (ids[i % len(ids)],)) for i in range(n)]
+    return lambda seed, index=0: [Trial("mos", f"s{i}", f"text {i}", (ids[i % len(ids)],)) for i in range(n)]
 
 
 def rate(store, session_id, i, score=3):
@@ -82,7 +82,7 @@ def test_record_rating_validation(tmp_path):
 
 def test_ab_validation(tmp_path):
     store, tid, stims = make_test(tmp_path, "ab")
-    order = lambda seed: [Trial("ab", "s0", "text 0", (stims["alpha"][0], stims["beta"][0]))]
+    order = lambda seed, index: [Trial("ab", "s0", "text 0", (stims["alpha"][0], stims["beta"][0]))]
     sid = store.start_or_resume_session(tid, "r1", make_order=order).session_id
     ok = dict(play_counts=[1, 2], listened_to_end=[True, True], response_time_s=2.0)
     with pytest.raises(RatingError, match="unknown choice 'C'; valid: A, B, none"):
@@ -120,9 +120,9 @@ def test_session_resume_keeps_order_and_position(tmp_path):
     store, tid, stims = make_test(tmp_path)
     calls = []
 
-    def order(seed):
+    def order(seed, index):
         calls.append(seed)
-        return mos_order(stims, 6)(seed)
+        return mos_order(stims, 6)(seed, index)
 
     s1 = store.start_or_resume_session(tid, "r1", make_order=order)
     rate(store, s1.session_id, 0)
@@ -134,7 +134,7 @@ def test_session_resume_keeps_order_and_position(tmp_path):
     with pytest.raises(ResultsError, match="needs make_order"):
         store.start_or_resume_session(tid, "r3")
     with pytest.raises(ResultsError, match="does not have"):
-        store.start_or_resume_session(tid, "r4", make_order=lambda s: [Trial("mos", "x", "x", ("nope",))])
+        store.start_or_resume_session(tid, "r4", make_order=lambda s, i: [Trial("mos", "x", "x", ("nope",))])
 
 
 def test_create_test_and_conditions_are_idempotent_but_guarded(tmp_path):
@@ -209,7 +209,7 @@ def test_csv_header_and_values(tmp_path):
 
     store, tid, stims = make_test(tmp_path)
     store._now = lambda: datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
-    sid = store.start_or_resume_session(tid, "r1", make_order=lambda s: [
+    sid = store.start_or_resume_session(tid, "r1", make_order=lambda s, i: [
         Trial("mos", "s1", "text 1", (stims["beta"][1],))], seed=5).session_id
     store.record_rating(sid, 0, score=4, play_counts=[2], listened_to_end=[True], response_time_s=3.25)
     out = tmp_path / "out.csv"

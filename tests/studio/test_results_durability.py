@@ -42,7 +42,7 @@ def _store_with_sessions(folder, n_raters: int, n_trials: int):
                               vocoder="griffinlim", app_version="0")
     stims = [store.add_stimulus(tid, cid, f"s{j}", f"text {j}", Path(folder) / f"{j}.wav", loudness_lufs=-23.0)
              for j in range(10)]
-    order = lambda seed: [Trial("mos", f"s{i % 10}", f"text {i % 10}", (stims[i % 10],))  # noqa: E731
+    order = lambda seed, index: [Trial("mos", f"s{i % 10}", f"text {i % 10}", (stims[i % 10],))  # noqa: E731
                           for i in range(n_trials)]
     sessions = [store.start_or_resume_session(tid, f"rater{k}", make_order=order).session_id
                 for k in range(n_raters)]
@@ -101,7 +101,7 @@ def test_two_stores_on_one_folder_see_each_other(tmp_path):
         _rate(a, sid, 1)
     assert [r.trial_index for r in a.ratings(tid)] == [r.trial_index for r in b.ratings(tid)] == [0, 1]
     assert a.session(sid).position == b.session(sid).position == 2
-    assert b.start_or_resume_session(tid, "rater0", make_order=lambda seed: []).session_id == sid
+    assert b.start_or_resume_session(tid, "rater0", make_order=lambda seed, index: []).session_id == sid
 
 
 def test_unassigned_trial_and_unknown_session_refused(tmp_path):

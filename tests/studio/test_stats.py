@@ -72,7 +72,7 @@ def test_mos_table_and_gold(tmp_path):
              Trial("mos", "s1", "hello", (ids["anchor:x"],), gold="score<=2")]
     scores = {"r1": (2, 5, 1), "r2": (3, 4, 4)}
     for rater, answers in scores.items():
-        sid = store.start_or_resume_session(tid, rater, make_order=lambda s: order).session_id
+        sid = store.start_or_resume_session(tid, rater, make_order=lambda s, i: order).session_id
         for i, score in enumerate(answers):
             _answer(store, sid, i, 1, score=score)
     table = mos_table(store, tid)
@@ -89,7 +89,7 @@ def test_ab_table_orients_swapped_pairs(tmp_path):
     plain = Trial("ab", "s1", "hello", (ids["x"], ids["y"]), swapped=False)
     swapped = Trial("ab", "s1", "hello", (ids["y"], ids["x"]), swapped=True)
     gold = Trial("ab", "s1", "hello", (ids["x"], ids["anchor:x"]), gold="choice=A")
-    sid = store.start_or_resume_session(tid, "r1", make_order=lambda s: [plain, swapped, plain, gold]).session_id
+    sid = store.start_or_resume_session(tid, "r1", make_order=lambda s, i: [plain, swapped, plain, gold]).session_id
     _answer(store, sid, 0, 2, choice="B", cmos=2)  # prefers y (side B), y better by 2
     _answer(store, sid, 1, 2, choice="A", cmos=-1)  # prefers y (side A), y better by 1
     _answer(store, sid, 2, 2, choice="none")

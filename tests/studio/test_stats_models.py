@@ -298,7 +298,7 @@ def store_with_ratings(folder, test_type, answers):
             else:
                 a, b, sid = key
                 order.append(Trial("ab", sid, "text", (ids[a, sid], ids[b, sid]), swapped=a == "y"))
-        session = store.start_or_resume_session(tid, rater, make_order=lambda s, order=order: order)
+        session = store.start_or_resume_session(tid, rater, make_order=lambda s, i, order=order: order)
         n = 1 if test_type == "mos" else 2
         for i, (_, answer) in enumerate(items):
             store.record_rating(session.session_id, i, play_counts=[1] * n, listened_to_end=[True] * n,

@@ -31,7 +31,7 @@ def test_results_page_computes_shows_and_downloads_statistics(tmp_path):
     assert json.loads(panel.json_download.callback().read())["test_id"] == tid
     assert panel.csv_download.callback().read().decode().startswith("subset,statistic,")
     # a new rating marks the numbers stale; another test clears them
-    session = store.start_or_resume_session(tid, "r4", make_order=lambda s: store.sessions(tid)[0].order[:1])
+    session = store.start_or_resume_session(tid, "r4", make_order=lambda s, i: store.sessions(tid)[0].order[:1])
     store.record_rating(session.session_id, 0, score=3, play_counts=[1], listened_to_end=[True], response_time_s=1.0)
     view.poll()
     assert "compute them again" in panel.note

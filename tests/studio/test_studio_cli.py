@@ -125,7 +125,10 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys):
          "unknown condition key (condition 'a') 'steps'; valid: label, checkpoint, folder, settings, seed"),
         ("type: mos\nconditions: [{label: a, checkpoint: nope.pt}]\nsentences: [a]\n",
          "checkpoint of condition 'a' not found"),
-        ("type: mos\nsubset_per_rater: 5\n", "subset_per_rater is not supported yet"),
+        ("type: mos\nconditions: [{label: a, folder: w}]\nsentences: [a]\nsubset_per_rater: 5\n",
+         "subset_per_rater is 5 but the test has only 1 items"),
+        ("type: mos\nconditions: [{label: a, folder: w}]\nsentences: [a]\nraters_per_item: -1\n",
+         "raters_per_item must be a whole number >= 1"),
         ("type: [mos\n", "not valid YAML at line"),
         ("type: mos\nconditions: [{label: a, folder: .}]\nsentences: [a]\n", "lacks s01.wav"),
     ]
