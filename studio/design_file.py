@@ -34,6 +34,14 @@ often; ``raters_per_item`` states how many raters each item should get, from whi
 
     subset_per_rater: 12
     raters_per_item: 8
+
+Before the first trial every rater reads the instructions (the type's default unless
+``instructions`` gives markdown), agrees to ``consent`` when the file has one, and takes
+the headphone check with ``headphone_check: true`` (:mod:`studio.headphone_check`)::
+
+    instructions: Rate how natural each sentence sounds.
+    consent: I agree that my anonymous ratings are stored and published.
+    headphone_check: true
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ from studio.results import TEST_TYPES
 __all__ = ["read_design", "design_from_yaml_text", "design_to_yaml", "FILE_KEYS", "CONDITION_KEYS"]
 
 FILE_KEYS = ("type", "name", "test_id", "conditions", "sentences", "gold", "reference", "anchor_7khz", "practice",
-             "raters_per_item", "subset_per_rater")
+             "raters_per_item", "subset_per_rater", "instructions", "consent", "headphone_check")
 CONDITION_KEYS = ("label", "checkpoint", "folder", "settings", "seed")
 
 
@@ -111,7 +119,8 @@ def design_from_yaml_text(text: str, base: Union[str, Path] = ".", *, test_id: s
               "gold": data.get("gold") or []}
     if data.get("reference") is not None:
         design["reference"] = str(data["reference"])
-    for key in ("anchor_7khz", "practice", "raters_per_item", "subset_per_rater"):
+    for key in ("anchor_7khz", "practice", "raters_per_item", "subset_per_rater", "instructions", "consent",
+                "headphone_check"):
         if data.get(key) is not None:
             design[key] = data[key]
     try:
@@ -157,7 +166,7 @@ def design_to_yaml(design: TestDesign, *, with_test_id: bool = False) -> str:
         data["anchor_7khz"] = True
     if design.practice:
         data["practice"] = True
-    for key in ("subset_per_rater", "raters_per_item"):
+    for key in ("subset_per_rater", "raters_per_item", "instructions", "consent", "headphone_check"):
         if getattr(design, key):
             data[key] = getattr(design, key)
     if design.gold:

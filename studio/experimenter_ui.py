@@ -192,6 +192,9 @@ class ExperimenterView(pn.viewable.Viewer):
     subset_per_rater = param.Integer(default=0, bounds=(0, None),
                                      doc="items each rater gets (0: every item); balanced over raters")
     raters_per_item = param.Integer(default=0, bounds=(0, None), doc="raters each item should get (0: not set)")
+    instructions = param.String(default="", doc="shown before the first trial (empty: the type's default)")
+    consent = param.String(default="", doc="raters must agree to this text first (empty: none asked)")
+    headphone_check = param.Boolean(default=False, doc="raters take the antiphase headphone check first")
     test_name = param.String(default="", doc="for experimenters only; raters never see it")
     sentences = param.String(default="", doc="one per line; 'id|text' names the id")
     conditions = param.List(default=[], item_type=Condition)
@@ -282,7 +285,8 @@ class ExperimenterView(pn.viewable.Viewer):
         return TestDesign(test_id, self.test_type, tuple(self.conditions), sentences, tuple(gold),
                           self.test_name.strip() or f"{self.test_type} test {test_id}", reference,
                           self.anchor_7khz and self.test_type == "mushra", self.practice,
-                          self.raters_per_item, self.subset_per_rater)
+                          self.raters_per_item, self.subset_per_rater, self.instructions.strip(),
+                          self.consent.strip(), self.headphone_check)
 
     def design_yaml(self) -> str:
         """The designed test as a YAML test file for ``python -m studio test create``
@@ -460,7 +464,12 @@ class ExperimenterView(pn.viewable.Viewer):
                    w.Checkbox.from_param(self.param.practice, label="Start with a practice trial")),
             pn.Row(w.IntInput.from_param(self.param.subset_per_rater, label="Items per rater (0: all)", width=180),
                    w.IntInput.from_param(self.param.raters_per_item, label="Raters per item (0: not set)",
-                                         width=180)),
+                                         width=180),
+                   w.Checkbox.from_param(self.param.headphone_check, label="Headphone check first")),
+            pn.Row(w.TextAreaInput.from_param(self.param.instructions, label="Instructions (empty: the default)",
+                                              width=400, height=80),
+                   w.TextAreaInput.from_param(self.param.consent, label="Consent text (empty: none asked)",
+                                              width=400, height=80)),
             pn.Row(w.Select.from_param(self.param.reference, label="Reference condition", width=220),
                    w.Checkbox.from_param(self.param.anchor_7khz, label="Add the 7 kHz anchor",
                                          visible=self.param.test_type.rx() == "mushra"),

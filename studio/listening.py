@@ -74,6 +74,7 @@ import core
 from core import audio as core_audio
 from core.config import choice_error
 from studio.assignment import rater_cells, raters_needed
+from studio.headphone_check import HeadphoneResult, HeadphoneTrial, headphone_trials, score_answers
 from studio.results import TEST_TYPES, clip_names, completion_code, DuplicateRatingError, RatingError, RatingRecord, ResultsStore, StimulusRecord, Trial
 
 __all__ = ["Condition", "Sentence", "GoldTrial", "TestDesign", "RenderedClip", "render_stimuli", "degrade_for_anchor",
@@ -88,6 +89,26 @@ SETTING_NAMES = ("steps", "solver", "schedule", "sway", "cfg", "duration_scale",
 GOLD_KINDS = {"mos": ("anchor",), "ab": ("identical", "obvious"), "mushra": (), "abx": (), "smos": (), "dcr": (),
               "intelligibility": ()}
 REFERENCE_TYPES = ("mushra", "smos", "dcr")  # test types that need a reference condition
+MAX_PAGE_TEXT = 20000  # characters of a design's instructions or consent text
+_COMMON = ("Use headphones in a quiet place and set a comfortable volume before the first trial; do not change it "
+           "during the test. Play every clip to the end before answering. Your answers are saved as you give them: "
+           "if you close the page, come back with the same rater id to continue.")
+DEFAULT_INSTRUCTIONS = {  # what a rater reads before the first trial when the design gives no instructions
+    "mos": "You will hear short spoken sentences, one at a time. Rate the overall quality of each: how natural and "
+           "clear it sounds, from 1 (bad) to 5 (excellent). " + _COMMON,
+    "ab": "You will hear pairs of clips, A and B, of the same sentence. Say which sounds better, or that you have no "
+          "preference. " + _COMMON,
+    "mushra": "Each page has a reference clip and several numbered clips of the same sentence. Rate each numbered "
+              "clip against the reference from 0 (bad) to 100 (excellent). One numbered clip is the reference "
+              "itself: find it and rate it 100. " + _COMMON,
+    "abx": "You will hear three clips, A, B and X. X is the same as A or as B: say which. " + _COMMON,
+    "smos": "You will hear a reference clip and then another clip. Rate how similar the two voices are, from 1 (not "
+            "at all similar) to 5 (extremely similar); ignore the words and the sound quality. " + _COMMON,
+    "dcr": "You will hear a reference clip and then a processed clip. Rate how annoying the degradation in the second "
+           "clip is, from 1 (very annoying) to 5 (inaudible). " + _COMMON,
+    "intelligibility": "You will hear sentences, each once. Type the words you heard; you may play a clip again "
+                       "before you submit. " + _COMMON,
+}
 MUSHRA_ANCHORS_HZ = (3500.0, 7000.0)  # ITU-R BS.1534-3 low (LPA) and mid (MPA) anchors
 LOWPASS_ORDER = 8
 SMOS_LABELS = {1: "Not at all similar", 2: "Slightly similar", 3: "Moderately similar", 4: "Very similar",
@@ -239,6 +260,9 @@ class TestDesign:
     practice: bool = False
     raters_per_item: int = 0
     subset_per_rater: int = 0
+    instructions: str = ""
+    consent: str = ""
+    headphone_check: bool = False
 
     def __post_init__(self):
         if not isinstance(self.test_id, str) or not ID_PATTERN.match(self.test_id):
@@ -292,6 +316,13 @@ class TestDesign:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ListeningError(f"{name} must be a whole number >= 1 (0 or absent: not set), got {value!r}")
+        for name in ("instructions", "consent"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or len(value) > MAX_PAGE_TEXT:
+                raise ListeningError(f"{name} must be a text of at most {MAX_PAGE_TEXT} characters, got "
+                                     f"{type(value).__name__} of length {len(value) if isinstance(value, str) else '-'}")
+        if not isinstance(self.headphone_check, bool):
+            raise ListeningError(f"headphone_check must be true or false, got {self.headphone_check!r}")
         if self.subset_per_rater > self.n_items:
             raise ListeningError(f"subset_per_rater is {self.subset_per_rater} but the test has only {self.n_items} "
                                  f"items ({self.units} per sentence x {len(self.sentences)} sentences)")
@@ -333,7 +364,7 @@ class TestDesign:
             d["anchor_7khz"] = True
         if self.practice:
             d["practice"] = True
-        for name in ("raters_per_item", "subset_per_rater"):
+        for name in ("raters_per_item", "subset_per_rater", "instructions", "consent", "headphone_check"):
             if getattr(self, name):
                 d[name] = getattr(self, name)
         return d
@@ -341,7 +372,8 @@ class TestDesign:
     @classmethod
     def from_dict(cls, d: dict) -> "TestDesign":
         _keys("test design key", d, ("test_id", "test_type", "name", "conditions", "sentences", "gold", "reference",
-                                     "anchor_7khz", "practice", "raters_per_item", "subset_per_rater"))
+                                     "anchor_7khz", "practice", "raters_per_item", "subset_per_rater",
+                                     "instructions", "consent", "headphone_check"))
         for c in d.get("conditions", []):
             _keys("condition key", c, ("label", "checkpoint", "folder", "settings", "seed"))
         for s in d.get("sentences", []):
@@ -352,7 +384,8 @@ class TestDesign:
                    tuple(Sentence(**s) for s in d.get("sentences", [])),
                    tuple(GoldTrial(**g) for g in d.get("gold", [])), d.get("name", ""), d.get("reference") or "",
                    d.get("anchor_7khz", False), d.get("practice", False), d.get("raters_per_item") or 0,
-                   d.get("subset_per_rater") or 0)
+                   d.get("subset_per_rater") or 0, d.get("instructions") or "", d.get("consent") or "",
+                   d.get("headphone_check", False))
 
 
 # --------------------------------------------------------------------------- rendering
@@ -724,7 +757,10 @@ class RaterSession(param.Parameterized):
                                                make_order=lambda s, i: build_trials(design, stimuli, s, i))
         super().__init__(rater_id=rater, test_id=test_id, test_type=design.test_type,
                          session_id=record.session_id, total=len(record.order))
-        self._store, self._order, self._clock = store, record.order, clock
+        self._store, self._order, self._clock, self._design = store, record.order, clock, design
+        self._seed = record.seed
+        self._hp_trials = headphone_trials(record.seed) if design.headphone_check else []
+        self._hp_heard = False
         self._paths = {s.stimulus_id: s.path for s in stimuli}
         self._prefix = url_prefix.rstrip("/")
         self._sync()
@@ -759,6 +795,86 @@ class RaterSession(param.Parameterized):
         before = sum(t.practice for t in self._order[:self.position])
         return TrialView(self.position + 1 - before, self.total - self.n_practice, trial.kind, text, tuple(clips),
                          trial.practice)
+
+    @property
+    def design(self) -> TestDesign:
+        """The test's design."""
+        return self._design
+
+    # ---- before the trials: instructions, consent, headphone check
+
+    @property
+    def instructions(self) -> str:
+        """The test's instructions (markdown), or the type's default."""
+        return self._design.instructions or DEFAULT_INSTRUCTIONS[self.test_type]
+
+    @property
+    def consent_text(self) -> str:
+        """The consent text the rater must agree to ("" when the test asks none)."""
+        return self._design.consent
+
+    @property
+    def consent_needed(self) -> bool:
+        """The test asks for consent and this rater has not given it yet."""
+        return bool(self._design.consent) and ("consent", 0) not in self._store.checks(self.session_id)
+
+    def give_consent(self) -> None:
+        """The rater agrees to the consent text (committed at once, with the text's sha256)."""
+        if not self._design.consent:
+            raise ListeningError("this test asks for no consent")
+        digest = hashlib.sha256(self._design.consent.encode("utf-8")).hexdigest()
+        self._store.record_check(self.session_id, "consent", 0, {"sha256": digest})
+
+    def _hp_answers(self) -> dict:
+        return {item: value for (kind, item), (value, _) in self._store.checks(self.session_id).items()
+                if kind == "headphones"}
+
+    @property
+    def headphone_position(self) -> Optional[int]:
+        """0-based index of the headphone-check trial to answer next; None when the
+        test has no check or it is finished."""
+        if not self._hp_trials:
+            return None
+        answers = self._hp_answers()
+        return next((i for i in range(len(self._hp_trials)) if i not in answers), None)
+
+    @property
+    def headphone_trial(self) -> Optional[HeadphoneTrial]:
+        i = self.headphone_position
+        return None if i is None else self._hp_trials[i]
+
+    @property
+    def headphone_result(self) -> Optional[HeadphoneResult]:
+        """Correct answers so far and, once finished, pass or fail (None without a check)."""
+        if not self._hp_trials:
+            return None
+        return score_answers(self._hp_trials, self._hp_answers())
+
+    def mark_headphone_played(self, to_end: bool) -> None:
+        """A playback of the current headphone-check clip ended (``to_end``: reached its end)."""
+        if self.headphone_position is None:
+            raise ListeningError("there is no headphone check to play")
+        self._hp_heard = self._hp_heard or bool(to_end)
+
+    def answer_headphone(self, choice: int) -> bool:
+        """Which tone (1, 2 or 3) was the softest; committed at once; True when right."""
+        i = self.headphone_position
+        if i is None:
+            raise RatingError("there is no headphone check to answer")
+        if self.consent_needed:
+            raise RatingError("please agree to the consent text first")
+        if not self._hp_heard:
+            raise RatingError("please play the three tones to the end before answering")
+        if isinstance(choice, bool) or choice not in (1, 2, 3):
+            raise RatingError(f"say which tone was the softest: 1, 2 or 3, got {choice!r}")
+        self._store.record_check(self.session_id, "headphones", i, int(choice))
+        self._hp_heard = False
+        return self._hp_trials[i].answer == choice
+
+    @property
+    def before_trials(self) -> bool:
+        """Consent or the headphone check is still to do; trials cannot be rated yet."""
+        return self.consent_needed or self.headphone_position is not None
 
     @property
     def n_practice(self) -> int:
@@ -798,6 +914,10 @@ class RaterSession(param.Parameterized):
         view = self.current
         if view is None:
             raise RatingError("the test is finished: every trial has been answered")
+        if self.consent_needed:
+            raise RatingError("please agree to the consent text before the first trial")
+        if self.headphone_position is not None:
+            raise RatingError("please finish the headphone check before the first trial")
         missing = [c.name for c in view.clips if not self._plays[c.stimulus_id][1]]
         if missing:
             which = " and ".join(missing)

@@ -44,6 +44,7 @@ import panel as pn
 import param
 from panel.custom import JSComponent
 
+from studio.intro_ui import IntroPanel, intro_needed
 from studio.listening import (CMOS_LABELS, DCR_LABELS, MOS_LABELS, SMOS_LABELS, ListeningError, RaterSession,
                               rater_message)
 from studio.results import DuplicateRatingError, ResultsError, ResultsStore
@@ -261,12 +262,14 @@ class RaterView(pn.viewable.Viewer):
         self.ab_box = pn.Column(pn.pane.Markdown("Which clip sounds better?"), pn.Row(*self.ab_buttons.values()),
                                 self.cmos_toggle, pn.Row(self.cmos_slider, self.cmos_label), visible=False)
         self.message_pane = pn.pane.Alert("", alert_type="warning", visible=False)
+        self.intro_area = pn.Column(visible=False)  # studio.intro_ui before the first trial, when the test has one
+        self.intro: Optional[IntroPanel] = None
         self.keys = KeyShortcuts(on_key=self.shortcut, width=0, height=0, margin=0)
         self.param.watch(self._show_message, "message")
         self._layout = pn.Column(
             pn.pane.Markdown("## Listening test\nListen to each clip to the end, then answer. "
                              "Use headphones in a quiet place."),
-            pn.Row(self.rater_input, self.test_select, self.start_button),
+            pn.Row(self.rater_input, self.test_select, self.start_button), self.intro_area,
             pn.pane.Markdown(self.param.status), self.progress, self.text_pane,
             self.players_row, self.mos_box, self.ab_box, self.abx_box, self.mushra_box, self.intelligibility_box,
             self.message_pane, self.keys,
@@ -331,7 +334,18 @@ class RaterView(pn.viewable.Viewer):
         self.rater_input.value = rater
         self.rater_input.disabled = self.test_select.disabled = self.start_button.disabled = True
         self.message = ""
+        if intro_needed(self.session):
+            self.intro = IntroPanel(self.session, on_begin=self.begin_trials)
+            self.intro_area.objects = [self.intro]
+            self.intro_area.visible = True
+            return
         self._show_trial()
+
+    def begin_trials(self) -> None:
+        """Leave the intro page (instructions, consent, headphone check) for the trials."""
+        with pn.io.hold():
+            self.intro_area.visible = False
+            self._show_trial()
 
     # ------------------------------------------------------------------ trials
 
@@ -468,7 +482,7 @@ class RaterView(pn.viewable.Viewer):
     def shortcut(self, key: str) -> bool:
         """A shortcut key (module doc); True when it did something."""
         view = self.session.current if self.session is not None else None
-        if view is None:
+        if view is None or self.intro_area.visible:
             return False
         if key in "12345" and len(key) == 1:
             if view.kind in SCORE_LABELS and not self.mos_buttons[int(key)].disabled:

@@ -65,7 +65,7 @@ from typing import Callable, Optional, Sequence, TextIO, Union
 __all__ = ["ResultsStore", "ResultsError", "RatingError", "DuplicateRatingError", "Trial", "TestRecord",
            "ConditionRecord", "StimulusRecord", "SessionRecord", "RatingRecord", "CSV_COLUMNS", "TEST_TYPES",
            "CONDITION_KINDS", "AB_CHOICES", "ABX_CHOICES", "SCORE_TYPES", "SCHEMA_VERSION", "MIGRATIONS",
-           "clip_names", "clip_role", "rated_scores", "completion_code"]
+           "clip_names", "clip_role", "rated_scores", "completion_code", "CHECK_KINDS"]
 
 DB_NAME = "results.sqlite"
 TEST_TYPES = ("mos", "ab", "mushra", "abx", "smos", "dcr", "intelligibility")
@@ -106,6 +106,9 @@ CSV_COLUMN_DOCS: dict[str, str] = {
     "transcript": "intelligibility: what the rater typed",
     "completion_code": "the code the rater was shown after the last trial (the same on every row of a session; "
                        "compare it with the code a rater reports)",
+    "consent_utc": "when the rater agreed to the test's consent text (ISO 8601, UTC; empty when the test asks none)",
+    "headphone_check": "the rater's headphone check (studio.headphone_check): passed, failed or incomplete; empty "
+                       "when the test asks none",
     "wer": "intelligibility: word error rate of the transcript against the sentence (core.eval.wer)",
     "condition_a": "A/B: the condition heard as A", "condition_b": "A/B: the condition heard as B",
     "presented_order": "A/B: AB when side A holds the pair's first condition in the test design, BA when swapped",
@@ -138,7 +141,7 @@ CSV_COLUMNS = ("test_id", "test_type", "trial_type", "gold_expected", "rater_id"
                "vocoder", "vocoder_a", "vocoder_b", "settings_json", "settings_json_a", "settings_json_b",
                "app_version", "app_version_a", "app_version_b", "reference_condition", "stimulus_id_ref",
                "play_count_ref", "clip_role", "clip_position", "condition_x", "stimulus_id_x", "play_count_x", "x_is",
-               "correct", "transcript", "wer", "completion_code")
+               "correct", "transcript", "wer", "completion_code", "consent_utc", "headphone_check")
 assert set(CSV_COLUMNS) == set(CSV_COLUMN_DOCS), "every CSV column is documented"
 
 
@@ -191,7 +194,15 @@ CREATE TABLE IF NOT EXISTS ratings (
     listened_json TEXT NOT NULL, response_time_s REAL NOT NULL, timestamp_utc TEXT NOT NULL,
     superseded INTEGER NOT NULL DEFAULT 0, scores_json TEXT, transcript TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS ratings_current ON ratings (session_id, trial_index) WHERE superseded = 0;
+CREATE TABLE IF NOT EXISTS rater_checks (
+    session_id TEXT NOT NULL REFERENCES sessions(session_id), kind TEXT NOT NULL, item INTEGER NOT NULL,
+    value_json TEXT NOT NULL, timestamp_utc TEXT NOT NULL, PRIMARY KEY (session_id, kind, item));
 """
+# rater_checks (added without a schema version: older code ignores the table): what a
+# rater did before the trials, one row per answer, committed when given -- "consent"
+# (item 0, the consent text's sha256) and "headphones" (item = check trial, value = the
+# position chosen; studio.headphone_check).
+CHECK_KINDS = ("consent", "headphones")
 
 
 class ResultsError(ValueError):
@@ -656,6 +667,32 @@ class ResultsStore:
         return {r[0] for r in self._read("SELECT trial_index FROM ratings WHERE session_id = ? AND superseded = 0",
                                          (session_id,))}
 
+    # ---- what a rater did before the trials (consent, headphone check)
+
+    def record_check(self, session_id: str, kind: str, item: int, value) -> bool:
+        """Commit a rater's answer to a pre-test step (:data:`CHECK_KINDS`); the first
+        answer to an item is kept (returns False, storing nothing, for a repeat)."""
+        if kind not in CHECK_KINDS:
+            raise ResultsError(f"unknown rater check {kind!r}; valid: {', '.join(CHECK_KINDS)}")
+        self.session(session_id)
+        with self._write() as c:
+            cur = c.execute("INSERT OR IGNORE INTO rater_checks VALUES (?, ?, ?, ?, ?)",
+                            (session_id, kind, int(item), _dumps(value), _stamp(self._now())))
+            return cur.rowcount == 1
+
+    def checks(self, session_id: str) -> dict:
+        """``{(kind, item): (value, timestamp_utc)}`` of a session's pre-test answers."""
+        rows = self._read("SELECT kind, item, value_json, timestamp_utc FROM rater_checks WHERE session_id = ?",
+                          (session_id,))
+        return {(r[0], r[1]): (json.loads(r[2]), r[3]) for r in rows}
+
+    def headphone_label(self, session_id: str) -> str:
+        """``passed``, ``failed`` or ``incomplete``: the session's headphone check."""
+        from studio.headphone_check import headphone_trials, score_answers
+
+        answers = {item: value for (kind, item), (value, _) in self.checks(session_id).items() if kind == "headphones"}
+        return score_answers(headphone_trials(self.session(session_id).seed), answers).label
+
     # ---- ratings
 
     def record_rating(self, session_id: str, trial_index: int, *, score: Optional[int] = None,
@@ -754,11 +791,17 @@ class ResultsStore:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
         rows = self.ratings(test_id, include_practice=True)
-        reference = str(self.test(test_id).design.get("reference") or "")
+        design = self.test(test_id).design
+        reference = str(design.get("reference") or "")
+        before: dict = {}  # session -> (consent_utc, headphone_check)
         n_rows = 0
         for r in rows:
+            if r.session_id not in before:
+                consent = self.checks(r.session_id).get(("consent", 0))
+                before[r.session_id] = ((consent[1] if consent else "") if design.get("consent") else "",
+                                        self.headphone_label(r.session_id) if design.get("headphone_check") else "")
             clips = [_clip_facts(conds[label], stimuli[sid]) for label, sid in zip(r.conditions, r.stimulus_ids)]
-            for row in _csv_rows(r, clips, reference):
+            for row in _csv_rows(r, clips, reference, before[r.session_id]):
                 writer.writerow(row)
                 n_rows += 1
         if isinstance(dest, (str, Path)):
@@ -881,10 +924,12 @@ def rated_scores(r: RatingRecord) -> list:
     return []
 
 
-def _csv_rows(r: RatingRecord, clips: list, reference: str) -> list:
+def _csv_rows(r: RatingRecord, clips: list, reference: str, before: tuple = ("", "")) -> list:
     """The CSV rows (:data:`CSV_COLUMNS`) of a rating and the facts of its clips: one,
-    or one per slider of a MUSHRA trial."""
+    or one per slider of a MUSHRA trial.  ``before``: the session's consent time and
+    headphone check label."""
     row = dict.fromkeys(CSV_COLUMNS, "")
+    row["consent_utc"], row["headphone_check"] = before
     trial_type = "practice" if r.practice else "gold" if r.gold else r.test_type
     row.update(test_id=r.test_id, test_type=r.test_type, trial_type=trial_type,
                gold_expected=r.gold or "", rater_id=r.rater_id, session_id=r.session_id, trial_index=r.trial_index,

@@ -30,6 +30,9 @@ TESTS = {  # test id -> (type, conditions, options)
     "e2esmos01": ("smos", LABELS[:2], {"reference": LABELS[0]}),
     "e2edcr001": ("dcr", LABELS[:2], {"reference": LABELS[0]}),
     "e2eintel1": ("intelligibility", LABELS[1:], {}),
+    "e2eintro1": ("mos", LABELS[1:], {"instructions": "Rate how *natural* each sentence sounds.",
+                                      "consent": "I agree that my anonymous ratings are stored.",
+                                      "headphone_check": True, "subset_per_rater": 2}),
 }
 
 pytestmark = [pytest.mark.browser,
@@ -162,3 +165,49 @@ def test_intelligibility_in_chromium(served):
     got = sorted(rows(lab, "e2eintel1"), key=lambda r: r["sentence_id"])
     assert [r["transcript"] for r in got] == ["the cat sat on a mat"] * 2
     assert float(got[0]["wer"]) == pytest.approx(1 / 6, abs=1e-4)  # "the" for "a": one substitution in 6 words
+
+
+@pytest.mark.timeout(240)
+def test_instructions_consent_headphone_check_and_a_balanced_subset_in_chromium(served):
+    """The intro page before the first trial: instructions, consent, the six-trial
+    headphone check answered right (the clips played at 4x), then a 2-item subset."""
+    from studio.headphone_check import headphone_trials
+
+    base, lab = served
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+        page.set_default_timeout(20000)
+        page.goto(f"{base}?test=e2eintro1")
+        page.get_by_label("Your rater id").fill("intro-rater")
+        page.get_by_role("button", name="Start / continue").click()
+        page.get_by_text("Rate how natural each sentence sounds.").wait_for()
+        expect(page.get_by_role("button", name="Begin the test")).to_be_disabled()
+        page.screenshot(path=str(SHOTS / "intro.png"), full_page=True)
+        page.locator("input[type=checkbox]:visible").first.check()  # the one checkbox on the page: "I agree"
+        store = ResultsStore(lab["results"])
+        (session,) = store.sessions("e2eintro1")
+        for k, trial in enumerate(headphone_trials(session.seed)):
+            page.get_by_text(f"Check {k + 1} of 6").wait_for()
+            page.locator("audio.rater-clip[src]").first.evaluate("""el => new Promise((ok, fail) => {
+                el.addEventListener("ended", ok, {once: true});
+                setTimeout(() => fail(new Error("the check clip did not end in 10 s")), 10000);
+                el.currentTime = 0; el.playbackRate = 4;
+                el.play().catch(fail);
+            })""")
+            click(page, f"Tone {trial.answer}")
+        page.get_by_text("Headphone check done").wait_for()
+        click(page, "Begin the test")
+        for k in range(2):
+            page.get_by_text(f"Trial {k + 1} of 2").wait_for()
+            play_all(page)
+            click(page, "4 Good")
+        page.get_by_text("All 2 trials are rated").wait_for()
+        browser.close()
+    assert not errors, errors
+    got = rows(lab, "e2eintro1")
+    assert len(got) == 2 and {r["headphone_check"] for r in got} == {"passed"} and all(r["consent_utc"] for r in got)
+    assert store.checks(session.session_id)[("consent", 0)]
