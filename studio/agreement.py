@@ -30,14 +30,16 @@ Screening (:func:`screen_raters`), per rater, with :class:`ScreeningRules`:
 * SMOS and DCR scores (1..5, the rated clip) are screened like MOS;
 * A/B ``agreement``: the share of the rater's answers that match the other raters'
   majority answer on the same pair and sentence (pairs without a strict majority left
-  out); ``z`` as above; flagged when ``z < -max_abs_z``.
+  out); ``z`` as above; flagged when ``z < -max_abs_z``;
+* the headphone check (:mod:`studio.headphone_check`), when the test has one: flagged
+  when the rater failed it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -81,6 +83,7 @@ class RaterCheck:
     agreement: float = math.nan
     hidden_ref_low: float = math.nan  # MUSHRA: share of trials with the hidden reference below the minimum
     reasons: tuple = field(default=())
+    headphone_check: str = ""  # passed, failed, incomplete; "" when the test has none
 
     @property
     def flagged(self) -> bool:
@@ -183,8 +186,12 @@ def _loo_z(values: dict) -> dict:
     return out
 
 
-def screen_raters(ratings: Sequence[RatingRecord], rules: ScreeningRules = ScreeningRules()) -> list[RaterCheck]:
-    """One :class:`RaterCheck` per rater (sorted by id); see the module doc."""
+def screen_raters(ratings: Sequence[RatingRecord], rules: ScreeningRules = ScreeningRules(),
+                  headphones: Optional[dict] = None) -> list[RaterCheck]:
+    """One :class:`RaterCheck` per rater (sorted by id); see the module doc.
+    ``headphones``: rater id -> headphone check label (:mod:`studio.headphone_check`);
+    a rater who failed it is flagged."""
+    headphones = headphones or {}
     ratings = list(ratings)
     raters = sorted({r.rater_id for r in ratings})
     gold = {rid: [0, 0] for rid in raters}
@@ -247,7 +254,9 @@ def screen_raters(ratings: Sequence[RatingRecord], rules: ScreeningRules = Scree
         if n_mushra and low_share > rules.mushra_max_low_share:
             reasons.append(f"scored the hidden reference below {rules.mushra_hidden_ref_min:g} in {n_low} of "
                            f"{n_mushra} MUSHRA trials")
+        if headphones.get(rid) == "failed":
+            reasons.append("failed the headphone check")
         n = sum(1 for r in ratings if r.rater_id == rid)
         out.append(RaterCheck(rid, n, n_gold, failed, bias.get(rid, math.nan), zr, corr.get(rid, math.nan),
-                              agree.get(rid, math.nan), low_share, tuple(reasons)))
+                              agree.get(rid, math.nan), low_share, tuple(reasons), headphones.get(rid, "")))
     return out

@@ -138,7 +138,9 @@ def test_statistics(store: ResultsStore, test_id: str, *, n_boot: int = N_BOOT, 
     test = store.test(test_id)
     ratings = store.ratings(test_id)
     conditions = [c.label for c in store.conditions(test_id)]
-    checks = screen_raters(ratings, rules)
+    headphones = ({s.rater_id: store.headphone_label(s.session_id) for s in store.sessions(test_id)}
+                  if test.design.get("headphone_check") else None)
+    checks = screen_raters(ratings, rules, headphones)
     extra = {}
     if test.test_type == "intelligibility":
         extra = {"asr": cached_asr_transcripts(store, test_id), "stimuli": store.stimuli(test_id)}

@@ -182,3 +182,22 @@ def test_rater_page_shows_the_intro_first(lab):
     assert not view.intro_area.visible and view.mos_box.visible and view.status == "### Trial 1 of 4"
     back = RaterView(store, test_id="t1")  # nothing left to do, but no trial answered yet: the intro again
     assert back.start("cy") and back.intro_area.visible and not back.intro.begin_button.disabled
+
+
+def test_a_failed_headphone_check_flags_the_rater_in_the_statistics(lab):
+    from studio.stats_report import test_statistics
+
+    store, _ = lab
+    for rater, wrong in (("good", 0), ("bad", 3)):
+        s = RaterSession(store, "t1", rater, seed=11)
+        s.give_consent()
+        for i, trial in enumerate(hc.headphone_trials(11)):
+            s.mark_headphone_played(True)
+            s.answer_headphone(trial.answer % 3 + 1 if i < wrong else trial.answer)
+        while not s.done:
+            for clip in s.current.clips:
+                s.mark_played(clip, to_end=True)
+            s.submit(score=4)
+    raters = {r["rater_id"]: r for r in test_statistics(store, "t1", n_boot=10)["raters"]}
+    assert raters["bad"]["headphone_check"] == "failed" and "failed the headphone check" in raters["bad"]["reasons"]
+    assert raters["good"]["headphone_check"] == "passed" and not raters["good"]["reasons"]
