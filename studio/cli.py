@@ -10,7 +10,8 @@
   sets ``raters_per_item``.
 * ``test export --test ID --results DIR --out x.csv``: the per-rating CSV with
   ``x.columns.json``, and the statistics ``x.stats.json`` / ``x.stats.csv``
-  (:mod:`studio.stats_report`; ``--no-stats`` leaves them out).
+  (:mod:`studio.stats_report`) and the one-page report ``x.report.html``
+  (:mod:`studio.report`; ``--no-stats`` leaves these three out).
 
 Bad input is one line ``error: ...`` on stderr and exit status 2, as in ``python -m core``.
 """
@@ -49,11 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     lst = actions.add_parser("list", help="list the tests of a results folder")
     lst.add_argument("--results", required=True, help="results folder")
     lst.add_argument("--all", action="store_true", help="include archived tests")
-    export = actions.add_parser("export", help="export a test's ratings (CSV) and statistics (JSON, CSV)")
+    export = actions.add_parser("export", help="export a test's ratings (CSV), statistics (JSON, CSV) and report "
+                                               "(HTML)")
     export.add_argument("--test", required=True, help="the test id (see 'test list')")
     export.add_argument("--results", required=True, help="results folder")
     export.add_argument("--out", required=True, help="the CSV file to write (statistics go beside it)")
-    export.add_argument("--no-stats", action="store_true", help="write the per-rating CSV only")
+    export.add_argument("--no-stats", action="store_true", help="write the per-rating CSV only (no statistics, no "
+                                                                "report)")
     export.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the ranking (1000)")
     export.add_argument("--seed", type=int, default=0, help="bootstrap seed, recorded in the statistics (0)")
     return parser
@@ -139,9 +142,12 @@ def _export(args) -> int:
     n = store.export_csv(args.test, out)
     written = [out, out.with_name(f"{out.stem}.columns.json")]
     if not args.no_stats:
-        from studio.stats_report import export_statistics
+        from studio.report import write_report
+        from studio.stats_report import export_statistics, test_statistics
 
-        written += export_statistics(store, args.test, out, n_boot=args.bootstrap, seed=args.seed)
+        stats = test_statistics(store, args.test, n_boot=args.bootstrap, seed=args.seed)
+        written += export_statistics(store, args.test, out, stats=stats)
+        written.append(write_report(store, args.test, out.with_name(f"{out.stem}.report.html"), stats))
     sys.stdout.write(f"{n} ratings; wrote {', '.join(str(p) for p in written)}\n")
     return 0
 

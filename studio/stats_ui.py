@@ -25,6 +25,7 @@ import panel as pn
 import param
 
 from studio.jobs import JobOutcome, JobRunner
+from studio.report import report_html, training_svg
 from studio.results import ResultsStore
 from studio.stats_report import statistics_csv, statistics_json, test_statistics
 
@@ -55,7 +56,7 @@ def estimate_frame(stats: dict) -> pd.DataFrame:
 
 def raters_frame(stats: dict) -> pd.DataFrame:
     cols = ["rater_id", "n_ratings", "n_gold", "n_gold_failed", "bias", "z", "correlation", "agreement",
-            "hidden_ref_low", "flagged", "reasons"]
+            "hidden_ref_low", "headphone_check", "flagged", "reasons"]
     return pd.DataFrame([dict(r, reasons="; ".join(r["reasons"])) for r in stats.get("raters", [])], columns=cols)
 
 
@@ -94,6 +95,7 @@ class StatisticsPanel(pn.viewable.Viewer):
         self.agreement_pane = pn.pane.Markdown("", visible=False)
         self.raters_pane = pn.pane.DataFrame(index=False, float_format="{:.2f}".format, visible=False)
         self.training_pane = pn.pane.DataFrame(index=False, float_format=fmt, visible=False)
+        self.training_plot = pn.pane.HTML("", visible=False)  # scores against step beside the run's loss
         self.button = pn.widgets.Button(label="Compute statistics", disabled=self.runner.param.busy)
         self.button.on_click(lambda _: self.compute())
         self.json_download = pn.widgets.FileDownload(callback=lambda: io.BytesIO(statistics_json(self.stats).encode()),
@@ -102,6 +104,9 @@ class StatisticsPanel(pn.viewable.Viewer):
         self.csv_download = pn.widgets.FileDownload(callback=lambda: io.BytesIO(statistics_csv(self.stats).encode()),
                                                     filename="statistics.csv", label="Statistics (CSV)",
                                                     disabled=True)
+        self.report_download = pn.widgets.FileDownload(
+            callback=lambda: io.BytesIO(report_html(self.store, self.stats["test_id"], self.stats).encode()),
+            filename="report.html", label="Report (HTML)", disabled=True)
 
     def show_test(self, test_id: Optional[str]) -> None:
         """Follow the Results page: another test clears the numbers; new ratings mark them stale."""
@@ -138,15 +143,17 @@ class StatisticsPanel(pn.viewable.Viewer):
 
     def _show(self) -> None:
         s = self.stats
-        for d in (self.json_download, self.csv_download):
+        for d in (self.json_download, self.csv_download, self.report_download):
             d.disabled = s is None
         if s is None:
-            for pane in (self.estimates_pane, self.agreement_pane, self.raters_pane, self.training_pane):
+            for pane in (self.estimates_pane, self.agreement_pane, self.raters_pane, self.training_pane,
+                         self.training_plot):
                 pane.visible = False
             self.note = ""
             return
         self.json_download.filename = f"{s['test_id']}.stats.json"
         self.csv_download.filename = f"{s['test_id']}.stats.csv"
+        self.report_download.filename = f"{s['test_id']}.report.html"
         estimates, raters, training = estimate_frame(s), raters_frame(s), training_frame(s)
         self.estimates_pane.param.update(object=estimates, visible=not estimates.empty)
         text = _agreement_text(s)
@@ -156,16 +163,19 @@ class StatisticsPanel(pn.viewable.Viewer):
         self.agreement_pane.param.update(object=text, visible=bool(text))
         self.raters_pane.param.update(object=raters, visible=not raters.empty)
         self.training_pane.param.update(object=training, visible=not training.empty)
+        self.training_plot.param.update(object=training_svg(s), visible=not training.empty)
 
     def __panel__(self):
         if getattr(self, "_layout", None) is None:
             self._layout = pn.Column(
                 "#### Statistics (gold trials left out; mixed model: crossed rater and sentence intercepts; "
                 "Bradley-Terry: ties count half, bootstrap 95 % intervals)",
-                pn.Row(self.button, self.json_download, self.csv_download), pn.pane.Markdown(self.param.note),
+                pn.Row(self.button, self.json_download, self.csv_download, self.report_download),
+                pn.pane.Markdown(self.param.note),
                 self.estimates_pane, self.agreement_pane,
                 pn.Column("##### Rater screening", self.raters_pane, visible=self.raters_pane.param.visible),
-                pn.Column("##### Along training (conditions are checkpoints of one run)", self.training_pane,
+                pn.Column("##### Along training (conditions are checkpoints of one run; grey: the run's "
+                          "training loss)", pn.Row(self.training_plot, self.training_pane),
                           visible=self.training_pane.param.visible),
                 sizing_mode="stretch_width")
         return self._layout
