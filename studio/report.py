@@ -200,6 +200,15 @@ def training_loss(run_folder: Union[str, Path]) -> Optional[tuple]:
 # --------------------------------------------------------------------------- the page
 
 
+def _bandwidth(rate: int) -> str:
+    """P.800-style bandwidth class of a sample rate (by its Nyquist frequency: narrowband
+    3.4 kHz, wideband 7 kHz, super-wideband 14 kHz, fullband 20 kHz)."""
+    nyquist = rate / 2
+    name = ("fullband" if nyquist >= 20000 else "super-wideband" if nyquist >= 14000 else "wideband"
+            if nyquist >= 7000 else "narrowband")
+    return f"{name} (up to {nyquist / 1000:g} kHz)"
+
+
 def _stimulus_facts(store: ResultsStore, test_id: str) -> dict:
     rates, durations, lufs = set(), [], []
     for s in store.stimuli(test_id):
@@ -288,11 +297,10 @@ def report_html(store: ResultsStore, test_id: str, stats: Optional[dict] = None,
            "<h2>Stimuli and listening set-up</h2>",
            _table(["item", "value"], [
                ("sample rate", ", ".join(f"{r} Hz" for r in facts["rates"]) or "-"),
-               ("bandwidth", ", ".join("wideband" if r <= 16000 else "super-wideband" if r <= 32000 else "fullband"
-                                       for r in facts["rates"]) or "-"),
+               ("audio bandwidth", ", ".join(_bandwidth(r) for r in facts["rates"]) or "-"),
                ("clip durations", f"{min(facts['durations']):.2f} .. {max(facts['durations']):.2f} s"
                 if facts["durations"] else "-"),
-               ("loudness", f"normalised to {TARGET_LUFS:g} LUFS (ITU-R BS.1770); measured before normalisation "
+               ("loudness", f"normalised to {TARGET_LUFS:g} LUFS (ITU-R BS.1770); measured on the clips "
                             f"{min(facts['lufs']):.1f} .. {max(facts['lufs']):.1f} LUFS" if facts["lufs"]
                 else f"normalised to {TARGET_LUFS:g} LUFS (ITU-R BS.1770)"),
                ("presentation", "web page, one trial at a time, blind (opaque clip ids), randomised order per rater "

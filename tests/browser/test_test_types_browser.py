@@ -206,6 +206,12 @@ def test_instructions_consent_headphone_check_and_a_balanced_subset_in_chromium(
             play_all(page)
             click(page, "4 Good")
         page.get_by_text("All 2 trials are rated").wait_for()
+        from studio.report import write_report  # the test's P.800.2 report, as a screenshot for the README
+
+        report = write_report(ResultsStore(lab["results"]), "e2eintro1", lab["results"] / "report.html", n_boot=10)
+        page.goto(report.as_uri())
+        page.get_by_text("Listening test report").wait_for()
+        page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
         browser.close()
     assert not errors, errors
     got = rows(lab, "e2eintro1")

@@ -58,7 +58,7 @@ def test_report_states_the_p800_2_facts_and_the_numbers(rated):
     stats = test_statistics(store, "rep1", n_boot=10)
     page = report_html(store, "rep1", stats)
     for fact in ("MOS-LQS", "Absolute Category Rating, ITU-T P.800 Annex B", "1 Bad, 2 Poor, 3 Fair, 4 Good, "
-                 "5 Excellent", "16000 Hz", "wideband", "-23 LUFS", "Rate naturalness.", "raters who started",
+                 "5 Excellent", "16000 Hz", "wideband (up to 8 kHz)", "-23 LUFS", "Rate naturalness.", "raters who started",
                  "compare conditions within the test", "headphones asked for (not checked)"):
         assert fact in page, fact
     assert "<script" not in page.lower() and page.count("<svg") == 2  # estimates + along training
@@ -112,3 +112,11 @@ def test_statistics_panel_plots_scores_along_training_beside_the_loss_and_offers
     assert "training loss" in panel.training_plot.object
     assert not panel.report_download.disabled and panel.report_download.filename == "rep1.report.html"
     assert b"MOS-LQS" in panel.report_download.callback().getvalue()
+
+
+def test_bandwidth_classes():
+    from studio.report import _bandwidth
+
+    assert [_bandwidth(r) for r in (8000, 16000, 24000, 32000, 44100, 48000)] == [
+        "narrowband (up to 4 kHz)", "wideband (up to 8 kHz)", "wideband (up to 12 kHz)",
+        "super-wideband (up to 16 kHz)", "fullband (up to 22.05 kHz)", "fullband (up to 24 kHz)"]
