@@ -1,6 +1,6 @@
 """The page a rater sees before the first trial: instructions, consent, headphone check.
 
-:class:`IntroPanel` is bound to a :class:`studio.listening.RaterSession`.  It shows the
+:class:`IntroPanel` is bound to a :class:`studio.rater_session.RaterSession`.  It shows the
 test's instructions (the type's default unless the design gives its own), the consent
 text with an "I agree" box when the design has one, and the antiphase headphone check
 (:mod:`studio.headphone_check`) when the design asks for it: one clip of three tones per
@@ -19,7 +19,8 @@ import panel as pn
 import param
 
 from studio.headphone_check import TRIALS, trial_wav_bytes
-from studio.listening import ListeningError, RaterSession
+from studio.listening import ListeningError
+from studio.rater_session import RaterSession
 from studio.results import ResultsError
 
 __all__ = ["IntroPanel", "intro_needed"]

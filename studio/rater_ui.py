@@ -1,4 +1,4 @@
-"""The rater's page: one blind trial at a time, bound to a :class:`studio.listening.RaterSession`.
+"""The rater's page: one blind trial at a time, bound to a :class:`studio.rater_session.RaterSession`.
 
 What the page shows and sends never names a condition: the test is picked by its
 opaque id (never its name, which may name systems), clips are embedded as ``data:``
@@ -45,8 +45,8 @@ import param
 from panel.custom import JSComponent
 
 from studio.intro_ui import IntroPanel, intro_needed
-from studio.listening import (CMOS_LABELS, DCR_LABELS, MOS_LABELS, SMOS_LABELS, ListeningError, RaterSession,
-                              rater_message)
+from studio.listening import CMOS_LABELS, DCR_LABELS, MOS_LABELS, SMOS_LABELS, ListeningError, rater_message
+from studio.rater_session import RaterSession
 from studio.results import DuplicateRatingError, ResultsError, ResultsStore
 
 __all__ = ["ClipPlayer", "PlayEvent", "RaterView", "MIN_HEARD_FRACTION", "clip_data_url", "rater_tests"]

@@ -24,7 +24,9 @@ import soundfile as sf
 pytest.importorskip("playwright")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from studio.listening import Condition, RaterSession, Sentence, TestDesign, render_stimuli
+from studio.listening import Condition, Sentence, TestDesign, render_stimuli
+
+from studio.rater_session import RaterSession
 from studio.results import CSV_COLUMNS, ResultsStore
 
 CHROMIUM = "/usr/bin/chromium"

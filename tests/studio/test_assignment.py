@@ -14,7 +14,8 @@ import soundfile as sf
 from studio.assignment import latin_cell, rater_cells, raters_needed
 from studio.cli import main
 from studio.design_file import design_from_yaml_text, design_to_yaml
-from studio.listening import Condition, ListeningError, RaterSession, Sentence, TestDesign, build_trials, render_stimuli
+from studio.listening import Condition, ListeningError, Sentence, TestDesign, build_trials, render_stimuli
+from studio.rater_session import RaterSession
 from studio.results import ResultsStore
 
 SR = 16000

@@ -13,7 +13,8 @@ import soundfile as sf
 
 from studio import headphone_check as hc
 from studio.design_file import design_from_yaml_text, design_to_yaml
-from studio.listening import Condition, ListeningError, RaterSession, Sentence, TestDesign, render_stimuli
+from studio.listening import Condition, ListeningError, Sentence, TestDesign, render_stimuli
+from studio.rater_session import RaterSession
 from studio.rater_ui import PlayEvent, RaterView
 from studio.results import RatingError, ResultsStore
 

@@ -18,8 +18,9 @@ import soundfile as sf
 
 import core
 from core.config import ConfigError
-from studio.listening import (Condition, GoldTrial, ListeningError, RaterSession, Sentence, TestDesign,
-                              build_trials, degrade_for_anchor, render_stimuli)
+from studio.listening import (Condition, GoldTrial, ListeningError, Sentence, TestDesign, build_trials,
+                              degrade_for_anchor, render_stimuli)
+from studio.rater_session import RaterSession
 from studio.results import (CSV_COLUMNS, DuplicateRatingError, RatingError, ResultsError, ResultsStore,
                             completion_code)
 from studio.stats import ab_table, gold_table, mos_table

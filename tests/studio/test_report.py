@@ -10,7 +10,9 @@ import re
 import numpy as np
 import pytest
 
-from studio.listening import Condition, RaterSession, RenderedClip, Sentence, TestDesign, render_stimuli
+from studio.listening import Condition, RenderedClip, Sentence, TestDesign, render_stimuli
+
+from studio.rater_session import RaterSession
 from studio.report import errorbar_svg, report_html, steps_svg, training_loss
 from studio.results import ResultsStore
 from studio.stats import mos_summary

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from studio.cli import main
 from studio.design_file import design_from_yaml_text, design_to_yaml, read_design
-from studio.listening import RaterSession
+from studio.rater_session import RaterSession
 from studio.results import CSV_COLUMNS, ResultsStore
 
 from conftest import tiny_config

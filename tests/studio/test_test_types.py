@@ -16,8 +16,9 @@ import soundfile as sf
 
 from core.config import ConfigError
 from studio import results
-from studio.listening import (Condition, ListeningError, RaterSession, Sentence, TestDesign, build_trials, lowpass,
+from studio.listening import (Condition, ListeningError, Sentence, TestDesign, build_trials, lowpass,
                               lowpass_response, render_stimuli)
+from studio.rater_session import RaterSession
 from studio.results import CSV_COLUMN_DOCS, CSV_COLUMNS, RatingError, ResultsStore
 
 SR = 16000
