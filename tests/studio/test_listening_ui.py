@@ -410,9 +410,11 @@ def test_experimenter_saves_the_design_as_a_test_file(lab, mos_test, ab_test, tm
         page = view.design("from-file")
         assert design == page  # same conditions, sentences, gold and name as the page's design
     view = mos_test["view"]
-    view.param.update(subset_per_rater=2, raters_per_item=3)  # balanced subsets travel with the file
+    view.param.update(subset_per_rater=2, raters_per_item=3, instructions=" Rate it. ", consent="I agree to X.",
+                      headphone_check=True)  # balanced subsets and the intro travel with the file
     path.write_text(view.design_yaml())
     design = read_design(path, test_id="from-file")
     assert (design.subset_per_rater, design.raters_per_item) == (2, 3) and design == view.design("from-file")
+    assert (design.instructions, design.consent, design.headphone_check) == ("Rate it.", "I agree to X.", True)
     empty = experimenter(lab)
     assert empty.design_yaml() == "" and "Cannot save the design" in empty.message
