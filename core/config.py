@@ -308,8 +308,21 @@ class TrainingConfig:
     max_bad_steps: int = 5
     spike_factor: float = 10.0
     cache_dir: str = ""
+    # where the token durations come from: "mas" (monotonic alignment search, learnt),
+    # "manifest" (a ``durations`` column: frames per token) or "textgrid" (Praat
+    # TextGrids, e.g. from the Montreal Forced Aligner: ``textgrid_dir/<id>.TextGrid``,
+    # one interval of ``textgrid_tier`` per token); see core.durations
+    durations: Literal["mas", "manifest", "textgrid"] = "mas"
+    textgrid_dir: str = ""
+    textgrid_tier: str = "phones"
 
     def validate(self) -> None:
+        if self.durations == "textgrid" and not self.textgrid_dir:
+            raise ConfigError("training.durations 'textgrid' needs training.textgrid_dir (the folder of "
+                              "<utterance id>.TextGrid files)")
+        if self.durations != "textgrid" and self.textgrid_dir:
+            raise ConfigError(f"training.textgrid_dir is set but training.durations is {self.durations!r}; "
+                              "set durations to 'textgrid' or remove textgrid_dir")
         for name in ("batch_frames", "max_batch_size", "steps", "log_every"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"training.{name} must be positive, got {getattr(self, name)}")
@@ -504,6 +517,9 @@ class Config:
                 raise ConfigError(f"lewm.{changed[0]} applies to model.family 'lewm' only; this config's "
                                   "family is 'flow' (set model.family to 'lewm', or remove the lewm section)")
             return
+        if self.training.durations != "mas":
+            raise ConfigError(f"training.durations {self.training.durations!r} applies to model.family 'flow' only: "
+                              "a 'lewm' model has no token durations")
         for section, default, keep in (("model", ModelConfig(), LEWM_MODEL_KEYS), ("objective", ObjectiveConfig(), ()),
                                        ("sampling", SamplingConfig(), ())):
             for key, value in to_dict(getattr(self, section)).items():

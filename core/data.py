@@ -48,6 +48,7 @@ class Utterance:
     audio_path: Path
     text: str
     speaker: str = ""
+    durations: Optional[tuple] = None  # frames per token, from a manifest column (core.durations)
 
 
 class SkippedRow(NamedTuple):
@@ -114,13 +115,23 @@ def _manifest_row(where: str, record: dict, base: Path) -> Utterance:
     raw = str(record["audio_path"] or "").strip()
     path = Path(raw)
     uid = str(record.get("id") or "").strip() or (str(path.with_suffix("")) if raw else where)
+    durations = None
+    value = record.get("durations")
+    if value not in (None, "") and not (isinstance(value, list) and not value):
+        from .durations import DurationError, parse_durations
+
+        try:
+            durations = parse_durations(" ".join(map(str, value)) if isinstance(value, list) else value)
+        except DurationError as exc:
+            raise DataError(f"{where}: {exc}") from None
     return Utterance(uid, path if path.is_absolute() else base / path, str(record["text"] or "").strip(),
-                     str(record.get("speaker") or "").strip())
+                     str(record.get("speaker") or "").strip(), durations)
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:
-    """Read a manifest: CSV with header ``audio_path,text[,speaker][,id]`` or JSONL objects
-    with those keys (other columns are ignored).  Relative audio paths resolve against the
+    """Read a manifest: CSV with header ``audio_path,text[,speaker][,id][,durations]`` or
+    JSONL objects with those keys (other columns are ignored; ``durations``: frames per
+    token, :mod:`core.durations`).  Relative audio paths resolve against the
     manifest's folder; a missing id becomes the audio path without its suffix."""
     path = Path(path)
     if not path.is_file():
@@ -254,6 +265,7 @@ class Item:
     mel: torch.Tensor
     speaker: int
     text: str
+    durations: Optional[torch.Tensor] = None  # long (L,), frames per token, summing to T
 
 
 def audio_info(utt: "Utterance", report: "LoadReport"):
@@ -293,8 +305,10 @@ class TTSDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, utterances: list[Utterance], audio: AudioConfig, encode: Callable[[str], list[int]],
-                 speakers: list[str], max_seconds: float, cache: Optional[MelCache] = None):
+                 speakers: list[str], max_seconds: float, cache: Optional[MelCache] = None,
+                 durations: Optional[Callable[[Utterance], Optional[tuple]]] = None):
         from .audio import mel_frames
+        from .durations import DurationError, fit_to_frames
 
         self.audio, self.cache = audio, cache
         self.speakers = list(speakers)
@@ -303,6 +317,7 @@ class TTSDataset(torch.utils.data.Dataset):
         self.utterances: list[Utterance] = []
         self.tokens: list[list[int]] = []
         self.lengths: list[int] = []
+        self.durations: list[Optional[tuple]] = []
         for utt in utterances:
             row = f"{utt.id} ({utt.audio_path})"
             info = audio_info(utt, self.report)
@@ -334,9 +349,22 @@ class TTSDataset(torch.utils.data.Dataset):
             if utt.speaker not in speaker_ids:
                 self.report.skip(row, "unknown speaker", repr(utt.speaker))
                 continue
+            n_frames = int(mel_frames(n_samples, audio))
+            given = None
+            if durations is not None:
+                try:
+                    given = durations(utt)
+                    if given is None:
+                        self.report.skip(row, "no durations")
+                        continue
+                    given = fit_to_frames(given, len(ids), n_frames)
+                except DurationError as exc:
+                    self.report.skip(row, "durations do not fit", str(exc))
+                    continue
             self.utterances.append(utt)
             self.tokens.append(ids)
-            self.lengths.append(int(mel_frames(n_samples, audio)))
+            self.lengths.append(n_frames)
+            self.durations.append(given)
         self.report.kept = len(self.utterances)
         (log.warning if self.report.skipped else log.info)("dataset: %s", self.report.summary())
         self._speaker_ids = speaker_ids
@@ -351,8 +379,14 @@ class TTSDataset(torch.utils.data.Dataset):
         except Exception as exc:  # never crash mid-epoch: the batch goes on without this item
             log.warning("dropping %s (%s): %s", utt.id, utt.audio_path, exc)
             return None
+        d = self.durations[index]
+        if d is not None and sum(d) != mel.shape[1]:  # the cached mel disagrees with the header's frame count
+            log.warning("dropping %s (%s): %d mel frames, durations sum to %d", utt.id, utt.audio_path,
+                        mel.shape[1], sum(d))
+            return None
         return Item(utt.id, torch.tensor(self.tokens[index], dtype=torch.long), mel,
-                    self._speaker_ids[utt.speaker], utt.text.strip())
+                    self._speaker_ids[utt.speaker], utt.text.strip(),
+                    None if d is None else torch.tensor(d, dtype=torch.long))
 
 
 # --------------------------------------------------------------------------- batches
@@ -365,8 +399,9 @@ class Batch:
     ``tokens`` long ``(B, L)`` padded with id 0, ``token_mask`` bool ``(B, L)`` (True on
     real tokens), ``token_lengths`` long ``(B,)``; ``mel`` float ``(B, n_mels, T)`` padded
     with 0.0 (not silence, which is log(1e-7)), ``mel_mask`` bool ``(B, T)``,
-    ``mel_lengths`` long ``(B,)``; ``speakers`` long ``(B,)``.  Padded positions carry no
-    meaning: losses and attention must use the masks.
+    ``mel_lengths`` long ``(B,)``; ``speakers`` long ``(B,)``; ``durations`` long ``(B, L)``
+    (frames per token, 0 on padding) when every item has external durations, else None.
+    Padded positions carry no meaning: losses and attention must use the masks.
     """
 
     ids: list[str]
@@ -378,14 +413,16 @@ class Batch:
     mel_mask: torch.Tensor
     mel_lengths: torch.Tensor
     speakers: torch.Tensor
+    durations: Optional[torch.Tensor] = None
 
-    _TENSORS = ("tokens", "token_mask", "token_lengths", "mel", "mel_mask", "mel_lengths", "speakers")
+    _TENSORS = ("tokens", "token_mask", "token_lengths", "mel", "mel_mask", "mel_lengths", "speakers", "durations")
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "Batch":
-        return Batch(list(self.ids), list(self.texts), **{k: fn(getattr(self, k)) for k in self._TENSORS})
+        return Batch(list(self.ids), list(self.texts),
+                     **{k: None if getattr(self, k) is None else fn(getattr(self, k)) for k in self._TENSORS})
 
     def to(self, device: str | torch.device, non_blocking: bool = False) -> "Batch":
         """A copy with every tensor on ``device``."""
@@ -407,14 +444,19 @@ def collate(items: list[Optional[Item]]) -> Optional[Batch]:
     mel_lengths = torch.tensor([it.mel.shape[1] for it in items], dtype=torch.long)
     tokens = torch.zeros(n, int(token_lengths.max()), dtype=torch.long)
     mel = torch.zeros(n, n_mels, int(mel_lengths.max()), dtype=torch.float32)
+    durations = None
+    if all(it.durations is not None for it in items):
+        durations = torch.zeros(n, tokens.shape[1], dtype=torch.long)
     for i, it in enumerate(items):
         tokens[i, : len(it.tokens)] = it.tokens
         mel[i, :, : it.mel.shape[1]] = it.mel
+        if durations is not None:
+            durations[i, : len(it.durations)] = it.durations
     return Batch(
         ids=[it.id for it in items], texts=[it.text for it in items], tokens=tokens,
         token_mask=torch.arange(tokens.shape[1]) < token_lengths[:, None], token_lengths=token_lengths,
         mel=mel, mel_mask=torch.arange(mel.shape[2]) < mel_lengths[:, None], mel_lengths=mel_lengths,
-        speakers=torch.tensor([it.speaker for it in items], dtype=torch.long))
+        speakers=torch.tensor([it.speaker for it in items], dtype=torch.long), durations=durations)
 
 
 # --------------------------------------------------------------------------- split

@@ -266,7 +266,8 @@ def test_collate_pads_and_masks():
     assert b.mel.sum().item() == pytest.approx(1.5 * 20 - 2.0 * 8)
     moved = b.to("meta")
     assert isinstance(moved, Batch) and moved.ids == b.ids
-    assert all(getattr(moved, k).device.type == "meta" for k in Batch._TENSORS)
+    assert all(getattr(moved, k).device.type == "meta" for k in Batch._TENSORS if getattr(b, k) is not None)
+    assert b.durations is None and moved.durations is None  # no external durations: none moved
     assert moved.token_mask.dtype == torch.bool and b.tokens.device.type == "cpu"
 
 

@@ -203,19 +203,33 @@ class TTSModel(MelScaled):
 
     # ------------------------------------------------------------------ conditioning
     def conditioning(self, tokens: Tensor, token_mask: Tensor, speakers: Tensor | None, x1: Tensor,
-                     mel_mask: Tensor, generator: torch.Generator | None = None) -> Conditioning:
+                     mel_mask: Tensor, generator: torch.Generator | None = None,
+                     durations: Tensor | None = None) -> Conditioning:
         """Training conditioning from tokens and the normalised target mel x1 (B, n_mels, T).
 
         Returns cond (B, T, text_dim), losses {"duration", "prior"}, and ``drop`` sampled
         with ``cond_drop_prob`` when the module is in training mode (all False in eval
-        mode); pass ``generator`` for a reproducible draw.
+        mode); pass ``generator`` for a reproducible draw.  ``durations`` (B, L) long,
+        frames per token summing to each row's frame count, replace the alignment search
+        (external durations, :mod:`core.durations`).
         """
         if x1.dim() != 3 or x1.shape[1] != self.n_mels or mel_mask.shape != (x1.shape[0], x1.shape[2]):
             raise ValueError(f"x1 must be (batch, {self.n_mels}, frames) and mel_mask (batch, frames), got "
                              f"{tuple(x1.shape)} and {tuple(mel_mask.shape)}")
         mel_mask = mel_mask.bool()
         enc = self.encode(tokens, token_mask, speakers)
-        ali = self.align(enc, x1, mel_mask)
+        if durations is None:
+            ali = self.align(enc, x1, mel_mask)
+        else:
+            if durations.shape != token_mask.shape:
+                raise ValueError(f"durations must have the tokens' shape {tuple(token_mask.shape)}, got "
+                                 f"{tuple(durations.shape)}")
+            durations = durations.long() * token_mask.long()
+            if not torch.equal(durations.sum(1), mel_mask.sum(1)):
+                raise ValueError(f"durations sum to {durations.sum(1).tolist()} frames, the mels have "
+                                 f"{mel_mask.sum(1).tolist()}")
+            attn, _ = self.attn_from_durations(durations, max_frames=x1.shape[2])
+            ali = Alignment(attn=attn, durations=durations)
         frame_mask = mel_mask[:, None, :].float()
         mu_frames = self.expand(enc.mu, ali.attn).transpose(1, 2).float()         # (B, C, T)
         prior = 0.5 * (((x1.float() - mu_frames) ** 2) * frame_mask).sum() / (frame_mask.sum() * self.n_mels)

@@ -54,10 +54,12 @@ class LossModule(nn.Module):
         self.duration_weight = duration_weight
         self.attention = attention
 
-    def forward(self, tokens, token_mask, speakers, mel, mel_mask, generator: Optional[torch.Generator] = None):
+    def forward(self, tokens, token_mask, speakers, mel, mel_mask, generator: Optional[torch.Generator] = None,
+                durations=None):
         model = self.model
         x1 = model.normalize_mel(mel) * mel_mask.unsqueeze(1)
-        cond = model.conditioning(tokens, token_mask, speakers, x1, mel_mask, generator=generator)
+        cond = model.conditioning(tokens, token_mask, speakers, x1, mel_mask, generator=generator,
+                                  durations=durations)
         def net(x, t, r=None):
             return model.predict(x, t, cond, r=r, attention=self.attention)
 
@@ -241,8 +243,9 @@ class Trainer:
     def _forward(self, batch, module=None, generator: Optional[torch.Generator] = None) -> LossTerms:
         module = module or self.ddp_module or self.loss_module
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            extra = {} if batch.durations is None else {"durations": batch.durations}  # external durations
             out = module(batch.tokens, batch.token_mask, batch.speakers, batch.mel, batch.mel_mask,
-                         generator or self.generator)
+                         generator or self.generator, **extra)
         return LossTerms.from_module_output(out, self.terms)
 
     def accumulate(self, batch, scale: float = 1.0) -> LossTerms:

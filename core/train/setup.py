@@ -12,6 +12,7 @@ from typing import Optional
 
 
 from ..config import Config, ConfigError
+from ..durations import DurationError, duration_source
 from .distributed import World
 
 log = logging.getLogger("core.train")
@@ -123,7 +124,11 @@ def build_run_data(config: Config, out: Path, world: World, tokenizer_state: Opt
     config.validate()
     encode = TextFrontEnd(config.text, tokenizer)
     cache = MelCache(Path(t.cache_dir) if t.cache_dir else out / "mel_cache", config.audio)
-    train_full = TTSDataset(train_rows, config.audio, encode, speakers, t.max_audio_seconds, cache)
+    try:
+        given = duration_source(t.durations, config.audio, t.textgrid_dir, t.textgrid_tier)
+    except DurationError as exc:
+        raise ConfigError(str(exc)) from None
+    train_full = TTSDataset(train_rows, config.audio, encode, speakers, t.max_audio_seconds, cache, given)
     keep = _alignable(train_full)
     if not keep:
         raise ConfigError(f"no usable training rows in {t.data}: {train_full.report.summary()}")
@@ -133,7 +138,7 @@ def build_run_data(config: Config, out: Path, world: World, tokenizer_state: Opt
                                  num_replicas=world.size, rank=world.rank)
     val_set, val_batches = None, []
     if val_rows:
-        val_full = TTSDataset(val_rows, config.audio, encode, speakers, t.max_audio_seconds, cache)
+        val_full = TTSDataset(val_rows, config.audio, encode, speakers, t.max_audio_seconds, cache, given)
         vkeep = _alignable(val_full)
         if vkeep:
             val_set = _Subset(val_full, vkeep)
