@@ -150,8 +150,16 @@ class ModelConfig:
     duration_layers: int = 2
     duration_channels: int = 192
     attention: Literal["sdpa", "math"] = "sdpa"
+    # velocity network layout (core.models.dit): "dit" runs every block at the mel frame
+    # rate; "udit" runs the first and last ``udit_outer`` blocks there and the middle ones
+    # at half the frame rate (a U shape with a residual skip; same parameters as "dit")
+    velocity: Literal["dit", "udit"] = "dit"
+    udit_outer: int = 1
 
     def validate(self) -> None:
+        if self.velocity == "udit" and not (self.udit_outer >= 1 and 2 * self.udit_outer < self.depth):
+            raise ConfigError(f"model.udit_outer must be >= 1 and leave at least one middle block: 2 x "
+                              f"{self.udit_outer} outer blocks with model.depth {self.depth}")
         for name in ("vocab_size", "text_dim", "dim", "depth", "heads", "n_speakers"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")

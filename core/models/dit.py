@@ -28,6 +28,16 @@ attention (relative, any length).
 Classifier-free guidance: rows with ``drop[b] = True`` replace every frame of ``cond``
 by a learned null vector (the speaker is kept, so the unconditional model is
 "this speaker, no text").
+
+Layout (``model.velocity``): ``dit`` runs every block at the mel frame rate.  ``udit``
+runs the first and last ``udit_outer`` blocks there and the middle blocks at half the
+frame rate: the hidden state ``s`` (B, T, D) after the first blocks is pooled over frame
+pairs (a mask-weighted mean; an odd last frame pairs with padding), the middle blocks
+map the pooled ``p`` to ``m``, and the full-rate state continues as
+``s + repeat2(m - p)`` (each half-rate frame's change added to both of its frames).
+Middle blocks start as the identity (adaLN-Zero), so ``m - p = 0`` and a new ``udit``
+network computes what a ``dit`` network of the same weights does.  Same parameters;
+attention in the middle blocks costs a quarter, the rest half.
 """
 
 from __future__ import annotations
@@ -120,12 +130,36 @@ class VelocityDiT(nn.Module):
         self.null_cond = nn.Parameter(torch.randn(model.text_dim) * 0.02)
         self.blocks = nn.ModuleList(DiTBlock(dim, model.heads, model.ff_mult, model.dropout)
                                     for _ in range(model.depth))
+        self.outer = model.udit_outer if model.velocity == "udit" else None  # None: every block at full rate
         self.final_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Linear(dim, 2 * dim)
         self.out_proj = nn.Linear(dim, n_mels)
         for layer in (self.final_modulation, self.out_proj):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+    def _u_blocks(self, h: Tensor, c_act: Tensor, mask: Tensor, attention: str, rope: tuple) -> Tensor:
+        """The ``udit`` layout (module doc): h (B, T, D) -> (B, T, D)."""
+        k = self.outer
+        for block in self.blocks[:k]:
+            h = block(h, c_act, mask, attention, rope)
+        b, n, d = h.shape
+        pad = n % 2
+        hp = F.pad(h, (0, 0, 0, pad))                                    # (B, T', D), T' even
+        w = F.pad(mask, (0, pad)).to(h.dtype)                            # (B, T')
+        pairs_w = w.reshape(b, -1, 2)                                    # (B, T'/2, 2)
+        count = pairs_w.sum(-1)                                          # (B, T'/2)
+        pooled = (hp.reshape(b, -1, 2, d) * pairs_w[..., None]).sum(2) / count.clamp(min=1)[..., None]
+        half_mask = count > 0
+        half_rope = rotary_tables(pooled.shape[1], self.head_dim, h.device, h.dtype)
+        m = pooled
+        for block in self.blocks[k:len(self.blocks) - k]:
+            m = block(m, c_act, half_mask, attention, half_rope)
+        delta = (m - pooled).repeat_interleave(2, dim=1)[:, :n]          # (B, T, D)
+        h = h + zero_padding(delta, mask)
+        for block in self.blocks[len(self.blocks) - k:]:
+            h = block(h, c_act, mask, attention, rope)
+        return h
 
     def conditioning_vector(self, t: Tensor, r: Tensor | None, speaker: Tensor | None) -> Tensor:
         """c (B, dim) from the times (B,) and the speaker vector (B, S)."""
@@ -166,8 +200,11 @@ class VelocityDiT(nn.Module):
         h = self.in_proj(torch.cat([x.transpose(1, 2), cond], dim=-1))
         h = h + self.conv_pos(h, mask)
         rope = rotary_tables(n, self.head_dim, x.device, x.dtype)
-        for block in self.blocks:
-            h = block(h, c_act, mask, attention, rope)
+        if self.outer is None:
+            for block in self.blocks:
+                h = block(h, c_act, mask, attention, rope)
+        else:
+            h = self._u_blocks(h, c_act, mask, attention, rope)
         shift, scale = self.final_modulation(c_act).chunk(2, dim=-1)
         out = self.out_proj(_modulate(self.final_norm(h), shift, scale))
         return zero_padding(out, mask).transpose(1, 2).to(x.dtype)
