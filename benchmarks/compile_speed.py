@@ -3,8 +3,9 @@
 One network evaluation of a checkpoint's velocity network (the demo voice by default)
 at a few audio lengths, batch 1, fp32 on the CPU, three ways side by side:
 
-* ``eager``: the module as it runs in ``Synthesizer`` (math attention, as exported);
-* ``compiled``: ``torch.compile(module)`` (inductor; one compilation per shape, its
+* ``eager``: the network as ``Synthesizer`` runs it (the checkpoint's attention, SDPA
+  by default);
+* ``compiled``: ``torch.compile`` of the same (inductor; one compilation per shape, its
   time reported separately: ``dynamic=False``, so every new length recompiles);
 * ``onnx``: the exported velocity graph (``python -m core export-onnx``) in onnxruntime
   with the same thread count.
@@ -46,6 +47,18 @@ def inputs(model, cfg, frames: int, seed: int = 0) -> dict:
     return d
 
 
+class Velocity(torch.nn.Module):
+    """``velocity_net`` with explicit tensors and the attention the synthesizer uses."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, t, cond, mel_mask, drop, speaker=None):
+        return self.model.velocity_net(x, t, cond, mel_mask, speaker, drop=drop,
+                                       attention=self.model.config.attention)
+
+
 def timed(fn, repeats: int) -> float:
     fn()  # warm-up (and, for the compiled module, compilation of this shape)
     times = []
@@ -69,15 +82,15 @@ def main(argv=None) -> int:
     import onnxruntime as ort
 
     from core.checkpoint import load_checkpoint
-    from core.onnx_export import VelocitySide, export_onnx, velocity_inputs
+    from core.onnx_export import export_onnx, velocity_inputs
     from core.families import build_model
 
     ck = load_checkpoint(args.checkpoint)
     model = build_model(ck.config)
     model.load_state_dict(ck.weights)
     model.eval()
-    eager = VelocitySide(model).eval()
-    compiled = torch.compile(VelocitySide(model).eval(), dynamic=False)
+    eager = Velocity(model).eval()
+    compiled = torch.compile(Velocity(model).eval(), dynamic=False)
     names = velocity_inputs(model)
     with tempfile.TemporaryDirectory() as tmp:
         export_onnx(args.checkpoint, tmp)
