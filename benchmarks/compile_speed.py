@@ -33,6 +33,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from timing import median_call_seconds  # noqa: E402
 
 FRAMES_PER_SECOND = 24000 / 256
 
@@ -57,16 +60,6 @@ class Velocity(torch.nn.Module):
     def forward(self, x, t, cond, mel_mask, drop, speaker=None):
         return self.model.velocity_net(x, t, cond, mel_mask, speaker, drop=drop,
                                        attention=self.model.config.attention)
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up (and, for the compiled module, compilation of this shape)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None) -> int:
@@ -116,9 +109,9 @@ def main(argv=None) -> int:
         per = {"eager": [], "compiled": [], "onnx": []}
         for _ in range(args.rounds):
             with torch.inference_mode():
-                per["eager"].append(timed(lambda: eager(*args_t), args.repeats))
-                per["compiled"].append(timed(lambda: compiled(*args_t), args.repeats))
-            per["onnx"].append(timed(lambda: session.run(None, feed_np), args.repeats))
+                per["eager"].append(median_call_seconds(lambda: eager(*args_t), args.repeats))
+                per["compiled"].append(median_call_seconds(lambda: compiled(*args_t), args.repeats))
+            per["onnx"].append(median_call_seconds(lambda: session.run(None, feed_np), args.repeats))
         ms = {k: 1000 * statistics.median(v) for k, v in per.items()}
         rows.append({"seconds": seconds, "frames": frames, "compile_s": compile_s, "ms_per_nfe": ms,
                      "speedup_compiled": ms["eager"] / ms["compiled"], "speedup_onnx": ms["eager"] / ms["onnx"],

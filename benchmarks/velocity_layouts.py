@@ -20,13 +20,15 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from timing import median_call_seconds  # noqa: E402
 
 FRAMES_PER_SECOND = 24000 / 256
 LAYOUTS = ("dit", "udit")
@@ -41,16 +43,6 @@ def build(config, layout: str, outer: int):
     for p in net.parameters():  # random, non-zero: adaLN-Zero's zeros would skip nothing but look idle
         torch.nn.init.normal_(p, std=0.02)
     return net
-
-
-def time_call(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None) -> int:
@@ -85,7 +77,7 @@ def main(argv=None) -> int:
             with torch.inference_mode():
                 for _ in range(args.rounds):
                     for layout, net in nets.items():
-                        per[layout].append(time_call(lambda: net(x, t, cond, mask, speaker), args.repeats))
+                        per[layout].append(median_call_seconds(lambda: net(x, t, cond, mask, speaker), args.repeats))
             ms = {k: 1000 * statistics.median(v) for k, v in per.items()}
             row = {"batch": batch, "seconds": seconds, "frames": frames, "ms_per_nfe": ms,
                    "ms_per_nfe_per_audio_s": {k: v / seconds for k, v in ms.items()},

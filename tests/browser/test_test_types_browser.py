@@ -7,6 +7,7 @@ all.  Screenshots of each type's first trial go to ``docs/screenshots/``."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from pathlib import Path
@@ -62,9 +63,10 @@ def served(tmp_path_factory):
     stop_server(proc)
 
 
-def run_rater(base: str, tid: str, total: int, answer, rater: str = "rater-1") -> None:
-    """Open the test's link, start as ``rater`` and answer ``total`` trials with
-    ``answer(page, k)`` after playing every clip; fails on any browser error."""
+@contextlib.contextmanager
+def rater_page(base: str, tid: str, rater: str):
+    """Chromium on the test's link, started as ``rater``: yields the page; fails on any
+    browser error (console or page) when the block ends."""
     errors: list[str] = []
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -76,6 +78,15 @@ def run_rater(base: str, tid: str, total: int, answer, rater: str = "rater-1") -
         page.goto(f"{base}?test={tid}")
         page.get_by_label("Your rater id").fill(rater)
         page.get_by_role("button", name="Start / continue").click()
+        yield page
+        browser.close()
+    assert not errors, errors
+
+
+def run_rater(base: str, tid: str, total: int, answer, rater: str = "rater-1") -> None:
+    """Open the test's link, start as ``rater`` and answer ``total`` trials with
+    ``answer(page, k)`` after playing every clip; fails on any browser error."""
+    with rater_page(base, tid, rater) as page:
         for k in range(total):
             page.get_by_text(f"Trial {k + 1} of {total}").wait_for()
             play_all(page)
@@ -83,8 +94,6 @@ def run_rater(base: str, tid: str, total: int, answer, rater: str = "rater-1") -
                 page.screenshot(path=str(SHOTS / f"{TESTS[tid][0]}.png"), full_page=True)
             answer(page, k)
         page.get_by_text(f"All {total} trials are rated").wait_for()
-        browser.close()
-    assert not errors, errors
 
 
 def click(page, name: str) -> None:
@@ -174,16 +183,7 @@ def test_instructions_consent_headphone_check_and_a_balanced_subset_in_chromium(
     from studio.headphone_check import headphone_trials
 
     base, lab = served
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-        page.set_default_timeout(20000)
-        page.goto(f"{base}?test=e2eintro1")
-        page.get_by_label("Your rater id").fill("intro-rater")
-        page.get_by_role("button", name="Start / continue").click()
+    with rater_page(base, "e2eintro1", "intro-rater") as page:
         page.get_by_text("Rate how natural each sentence sounds.").wait_for()
         expect(page.get_by_role("button", name="Begin the test")).to_be_disabled()
         page.screenshot(path=str(SHOTS / "intro.png"), full_page=True)
@@ -212,8 +212,6 @@ def test_instructions_consent_headphone_check_and_a_balanced_subset_in_chromium(
         page.goto(report.as_uri())
         page.get_by_text("Listening test report").wait_for()
         page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
-        browser.close()
-    assert not errors, errors
     got = rows(lab, "e2eintro1")
     assert len(got) == 2 and {r["headphone_check"] for r in got} == {"passed"} and all(r["consent_utc"] for r in got)
     assert store.checks(session.session_id)[("consent", 0)]
