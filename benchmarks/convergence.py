@@ -282,18 +282,19 @@ def report(out: Path) -> str:
             reach_final = [steps_to(c, final_level) for c in curves[name]]
             mean_reach = statistics.fmean(reach)
             speed = base_steps / mean_reach if math.isfinite(mean_reach) and mean_reach > 0 else math.nan
+            per_seed = [base_steps / r if math.isfinite(r) and r > 0 else math.nan for r in reach]  # the spread
             spread = (max(finals) - min(finals)) / 2 if len(finals) > 1 else 0.0
             folders = sorted((out / name).glob("seed*"))
             wers = [json.loads((f / "wer.json").read_text())["wer"] for f in folders if (f / "wer.json").is_file()]
             stab = [stability(f) for f in folders if (f / "metrics.jsonl").is_file()]
             summary[name] = {"final_mel_l1": finals, "final_mcd": mcds, "steps_to_level": reach, "level": level,
-                             "speedup": speed, "final_level": final_level,
+                             "speedup": speed, "speedup_per_seed": per_seed, "final_level": final_level,
                              "steps_to_final_level": reach_final, "wer": wers, "stability": stab}
             wer_text = " / ".join(f"{w:.3f}" for w in wers) or "—"
             stab_text = " ; ".join(f"{s['bad_steps']} / {s['max_grad_norm']:.2f} / {s['max_rise']:.2f}" for s in stab)
             lines.append(f"| {name} | {VARIANTS[name][0]} | {len(finals)} | {statistics.fmean(finals):.4f} ± "
                          f"{spread:.4f} | {statistics.fmean(mcds):.3f} | {' / '.join(f'{r:.0f}' for r in reach)} "
-                         f"(level {level:.4f}) | {'not reached' if math.isnan(speed) else f'{speed:.2f}x'} | "
+                         f"(level {level:.4f}) | {_speed_text(speed, per_seed)} | "
                          f"{' / '.join(f'{r:.0f}' for r in reach_final)} (level {final_level:.4f}) | "
                          f"{wer_text} | {stab_text} |")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -301,6 +302,17 @@ def report(out: Path) -> str:
     (out / "table.md").write_text(table + "\n")
     _plot(curves, out / "convergence.svg")
     return table
+
+
+def _speed_text(speed: float, per_seed: list) -> str:
+    """``1.85x (1.70-2.01)``: the speed-up of the mean steps, then the range over seeds
+    (a seed that never reached the level counts as "not reached")."""
+    if math.isnan(speed):
+        return "not reached"
+    if len(per_seed) < 2:
+        return f"{speed:.2f}x"
+    shown = ["n.r." if math.isnan(v) else f"{v:.2f}" for v in sorted(per_seed, key=lambda v: (math.isnan(v), v))]
+    return f"{speed:.2f}x ({'-'.join(shown[::max(1, len(shown) - 1)])})"
 
 
 def _plot(curves: dict, path: Path) -> None:
