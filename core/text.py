@@ -16,9 +16,8 @@ intersperses.  Token ids feed the text encoder; they carry no time axis.
 
 from __future__ import annotations
 
+import logging
 import re
-import shutil
-import subprocess
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from typing import Any, Iterable, Sequence
 
 from .config import TextConfig
 from .normalize import normalize_text, number_to_words, ordinal_to_words, split_sentences, year_to_words
+
+log = logging.getLogger(__name__)
 
 __all__ = ["TextError", "normalize_text", "number_to_words", "ordinal_to_words", "year_to_words",
            "Tokenizer", "ByteTokenizer", "CharTokenizer", "PhonemeTokenizer", "DEFAULT_CHARS",
@@ -221,9 +222,10 @@ class PhonemeTokenizer(CharTokenizer):
 
     Punctuation (every Unicode punctuation mark but an apostrophe or hyphen inside a
     word) is kept as its own token, a run of four or more of one punctuation or symbol
-    character is cut to three; the words between are phonemised by the ``espeak-ng``
-    executable in pieces of at most :data:`RUN_CHARS` characters, one process per batch
-    of up to ``chunk`` pieces.
+    character is cut to three; the words between are phonemised by espeak-ng
+    (:mod:`core.espeak`: the library from PyPI, or the program; ``espeak`` picks) in
+    pieces of at most :data:`RUN_CHARS` characters, one call per batch of up to
+    ``chunk`` pieces.  ``to_dict`` records which espeak-ng and its version.
     The work is bounded: a batch whose output lines do not pair up with its pieces is
     halved until they do, so a stray clause break costs a few extra processes, never
     one process per piece.
@@ -232,27 +234,15 @@ class PhonemeTokenizer(CharTokenizer):
     kind = "phonemes"
     chunk = 500
 
-    def __init__(self, language: str = "en-us", symbols: Sequence[str] | None = None):
+    def __init__(self, language: str = "en-us", symbols: Sequence[str] | None = None, espeak: str = "auto"):
+        from .espeak import EspeakError, find_espeak
+
         super().__init__(DEFAULT_IPA_SYMBOLS if symbols is None else symbols)
-        exe = shutil.which("espeak-ng")
-        if exe is None:
-            raise TextError("the phonemes tokenizer needs the espeak-ng program, which is not installed; "
-                            "install it with: apt-get install espeak-ng (or use text.tokenizer 'bytes' or 'chars')")
-        self.executable, self.language = exe, language
-        probe = self._run(["a"], check=False)
-        if probe.returncode != 0:
-            voices = subprocess.run([exe, "--voices"], capture_output=True, text=True).stdout.split("\n")[1:]
-            valid = sorted({line.split()[1] for line in voices if len(line.split()) > 1})
-            raise TextError(f"unknown espeak-ng language {language!r}; valid: {', '.join(valid)}")
-
-    def _run(self, lines: Sequence[str], check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([self.executable, "-q", "-b", "1", "--ipa", "-v", self.language],
-                              input="\n".join(lines) + "\n", capture_output=True, text=True,
-                              encoding="utf-8", errors="replace", timeout=60 + len(lines))
-        if check and proc.returncode != 0:
-            raise TextError(f"espeak-ng failed (exit {proc.returncode}): {proc.stderr.strip()[:200]}")
-        return proc
-
+        try:
+            self.espeak = find_espeak(language, espeak)
+        except EspeakError as exc:
+            raise TextError(str(exc)) from None
+        self.language = language
     @staticmethod
     def _clean(line: str) -> str:
         return " ".join(_LANG_SWITCH.sub("", line).split())
@@ -262,7 +252,12 @@ class PhonemeTokenizer(CharTokenizer):
         espeak-ng reads stdin line by line and prints one line per clause; when the line
         count differs, the batch is halved and each half tried again, and a single run
         that still splits has its lines joined."""
-        lines = self._run(runs).stdout.splitlines()
+        from .espeak import EspeakError
+
+        try:
+            lines = self.espeak.phonemize_lines(runs)
+        except EspeakError as exc:
+            raise TextError(str(exc)) from None
         if len(lines) == len(runs):
             return [self._clean(line) for line in lines]
         if len(runs) == 1:
@@ -307,7 +302,8 @@ class PhonemeTokenizer(CharTokenizer):
         return []  # espeak-ng reads any text; its rare unlisted IPA symbols are not the user's doing
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "language": self.language}
+        return {**super().to_dict(), "language": self.language, "espeak": self.espeak.name,
+                "espeak_version": self.espeak.version}
 
 
 _KINDS = {"bytes": ByteTokenizer, "chars": CharTokenizer, "phonemes": PhonemeTokenizer}
@@ -319,7 +315,7 @@ def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
         kind = d.get("type") if isinstance(d, dict) else d
         raise TextError(f"unknown tokenizer type {kind!r}; valid: {', '.join(_KINDS)}")
     allowed = {"bytes": {"type", "vocab_size"}, "chars": {"type", "vocab_size", "symbols"},
-               "phonemes": {"type", "vocab_size", "symbols", "language"}}[d["type"]]
+               "phonemes": {"type", "vocab_size", "symbols", "language", "espeak", "espeak_version"}}[d["type"]]
     unknown = sorted(set(d) - allowed)
     if unknown:
         raise TextError(f"unknown key {unknown[0]!r} in {d['type']} tokenizer; valid: {', '.join(sorted(allowed))}")
@@ -331,6 +327,11 @@ def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
         tok = CharTokenizer(d["symbols"])
     else:
         tok = PhonemeTokenizer(d.get("language", "en-us"), d.get("symbols"))
+        made = (d.get("espeak"), d.get("espeak_version"))
+        if made[1] and made != (tok.espeak.name, tok.espeak.version):
+            log.warning("this checkpoint's phonemes were made by espeak-ng %s (%s); this machine has %s (%s): a "
+                        "few words may be phonemised differently (pip install phonemizer espeakng-loader gives "
+                        "the pinned library)", made[1], made[0], tok.espeak.version, tok.espeak.name)
     if "vocab_size" in d and d["vocab_size"] != tok.vocab_size:
         raise TextError(f"{d['type']} tokenizer says vocab_size {d['vocab_size']} but its symbols give "
                         f"{tok.vocab_size}; the saved tokenizer is inconsistent")

@@ -1,9 +1,11 @@
 """Tests for core.text: normaliser, tokenizers, front end and sentence splitting."""
 
+import importlib.util
 import json
 import random
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -270,17 +272,50 @@ def test_split_sentences_properties():
 # --------------------------------------------------------------------------- phonemes
 
 
-def test_phonemes_missing_executable(monkeypatch, tmp_path):
-    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no espeak-ng on the PATH
-    with pytest.raises(TextError, match="install it with: apt-get install espeak-ng"):
+def test_phonemes_missing_espeak_names_the_packages(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no espeak-ng program on the PATH ...
+    monkeypatch.setitem(sys.modules, "espeakng_loader", None)  # ... and no espeakng-loader package
+    with pytest.raises(TextError, match=r"pip install phonemizer espeakng-loader .*missing: espeakng_loader"):
         PhonemeTokenizer()
-    with pytest.raises(TextError, match="espeak-ng"):
+    with pytest.raises(TextError, match="apt-get install espeak-ng"):
         build_tokenizer(TextConfig(tokenizer="phonemes"))
+    with pytest.raises(TextError, match="needs espeak-ng"):
+        PhonemeTokenizer(espeak="program")
+    with pytest.raises(TextError, match="unknown espeak-ng source 'system'; valid: auto, library, program"):
+        PhonemeTokenizer(espeak="system")
+
+
+needs_library = pytest.mark.skipif(importlib.util.find_spec("espeakng_loader") is None
+                                   or importlib.util.find_spec("phonemizer") is None,
+                                   reason="phonemizer / espeakng-loader not installed")
+
+
+@needs_library
+def test_phonemes_from_the_pip_library_pinned():
+    tok = PhonemeTokenizer("en-us", espeak="library")
+    assert tok.espeak.name == "library"
+    if tok.espeak.version == "1.52.0":  # the espeak-ng inside espeakng-loader 0.2.4 (constraints.txt)
+        assert tok.phonemize("Hello, world!") == "həlˈoʊ, wˈɜːld!"
+        assert tok.phonemize("It cost forty two dollars.") == "ɪt kˈɔst fˈɔːɹɾi tˈuː dˈɑːlɚz."
+    assert PhonemeTokenizer().espeak.name == "library"  # auto prefers the pinned library
+    with pytest.raises(TextError, match="unknown espeak-ng language 'xx-nope'; valid: .*en-us"):
+        PhonemeTokenizer("xx-nope", espeak="library")
+    d = tok.to_dict()
+    assert (d["espeak"], d["espeak_version"]) == ("library", tok.espeak.version)
+    assert tokenizer_from_dict(json.loads(json.dumps(d))) == tok
+
+
+@needs_library
+def test_a_checkpoint_made_with_another_espeak_warns(caplog):
+    d = dict(PhonemeTokenizer().to_dict(), espeak="program", espeak_version="1.49.0")
+    with caplog.at_level("WARNING", logger="core.text"):
+        tokenizer_from_dict(d)
+    assert "made by espeak-ng 1.49.0 (program)" in caplog.text
 
 
 @needs_espeak
 def test_phonemes_ipa_pinned():
-    tok = PhonemeTokenizer("en-us")
+    tok = PhonemeTokenizer("en-us", espeak="program")
     version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout
     ipa = tok.phonemize("Hello, world!")
     if "1.51" in version:  # printed by espeak-ng 1.51 (Debian) on the machine these tests were written on
@@ -290,9 +325,10 @@ def test_phonemes_ipa_pinned():
     assert tok.decode(ids) == ipa and UNK_ID not in ids
 
 
-@needs_espeak
-def test_phonemes_batch_matches_single_and_keeps_punctuation():
-    tok = PhonemeTokenizer()
+@pytest.mark.parametrize("source", [pytest.param("program", marks=needs_espeak),
+                                    pytest.param("library", marks=needs_library)])
+def test_phonemes_batch_matches_single_and_keeps_punctuation(source):
+    tok = PhonemeTokenizer(espeak=source)
     texts = ["The quick brown fox; jumps over the lazy dog.", "hello—world", "\"Quoted\" (paren)?",
              "she sells sea shells", "", "hello", "x \u2013 y", "hello...world"]
     # espeak-ng prints two lines for the last two (a clause break inside one run): the batch
