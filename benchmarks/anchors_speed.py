@@ -23,7 +23,7 @@ one warm-up call per case; the median over rounds is reported as ms per NFE and 
 NFE per second of audio (ms per NFE / batch / seconds), with ratios to the project
 network (> 1: the anchor is slower) and the load average before and after.
 
-    python benchmarks/anchors_speed.py --out anchors_out --threads 1 --rounds 3
+    OMP_NUM_THREADS=1 python benchmarks/anchors_speed.py --out anchors_out --threads 1 --rounds 3
 
 Needs the ``bench`` extra (``pip install -e ".[bench]"``, see pyproject.toml).
 """
@@ -38,6 +38,7 @@ import statistics
 import sys
 import time
 import types
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -173,9 +174,11 @@ def project_network(spec: str = "small") -> Network:
 
 def matcha_decoder(channels: int) -> nn.Module:
     """Matcha-TTS's decoder at width ``channels`` (both levels), single speaker, 80 mels."""
-    from matcha.models.components.decoder import Decoder
+    with warnings.catch_warnings():  # diffusers: LoRACompatibleLinear is deprecated (FutureWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        from matcha.models.components.decoder import Decoder
 
-    return Decoder(2 * MATCHA_MELS, MATCHA_MELS, channels=(channels, channels), **MATCHA_LAYOUT)
+        return Decoder(2 * MATCHA_MELS, MATCHA_MELS, channels=(channels, channels), **MATCHA_LAYOUT)
 
 
 def matcha_network(target_params: int) -> Network:
@@ -369,8 +372,11 @@ def main(argv=None) -> int:
     names = parse_list(args.networks, str)
     if "project" not in names:
         names = ("project",) + names
-    result = run_benchmark(parse_list(args.seconds, float), parse_list(args.batches, int), args.rounds, names,
-                           args.project, args.threads)
+    try:
+        result = run_benchmark(parse_list(args.seconds, float), parse_list(args.batches, int), args.rounds, names,
+                               args.project, args.threads)
+    except ValueError as e:  # unknown network / project, sizes that cannot be matched
+        ap.error(str(e))
     result["command"] = "python benchmarks/anchors_speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
