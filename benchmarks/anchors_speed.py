@@ -5,6 +5,8 @@ random weights (speed does not depend on them):
 
 * ``project``: this project's ``VelocityDiT`` (``core/models/dit.py``), built by
   ``core.families.build_model`` from a preset (``small`` by default) or a checkpoint;
+* ``project-udit``: the same network in the ``udit`` layout (``model.velocity``: the
+  middle blocks at half the frame rate; the same parameters);
 * ``matcha``: Matcha-TTS's decoder ``matcha.models.components.decoder.Decoder`` (1-D
   U-Net with transformer blocks; PyPI ``matcha-tts``), its default layout (2 levels,
   1 transformer block per level, 2 mid blocks, 2 heads of 64, snakebeta), channel width
@@ -49,7 +51,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-NETWORKS = ("project", "matcha", "f5")
+NETWORKS = ("project", "project-udit", "matcha", "f5")
 PROJECT_PRESETS = ("tiny", "small", "base")
 TOLERANCE = 0.10  # largest relative parameter-count difference accepted for an anchor
 
@@ -129,7 +131,7 @@ def check_size(name: str, params: int, target: int, tolerance: float = TOLERANCE
 
 # ----------------------------------------------------------------------- this project
 
-def project_network(spec: str = "small") -> Network:
+def project_network(spec: str = "small", velocity: str = "dit") -> Network:
     """This project's ``VelocityDiT`` from a preset name or a checkpoint path (random weights for a preset).
 
     Call: x (B, n_mels, T), t (B,), cond (B, T, text_dim), mask (B, T) -> (B, n_mels, T).
@@ -149,6 +151,9 @@ def project_network(spec: str = "small") -> Network:
         raise ValueError(f"unknown project network {spec!r}; valid: {', '.join(PROJECT_PRESETS)} or a .pt checkpoint path")
     if config.model.family != "flow":
         raise ValueError(f"the project network must be a flow model, got family {config.model.family!r}")
+    import dataclasses
+
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, velocity=velocity))
     model = build_model(config)
     if weights is not None:
         model.load_state_dict(weights)
@@ -164,10 +169,10 @@ def project_network(spec: str = "small") -> Network:
         return lambda: net(x, t, cond, mask, speaker=spk)
 
     m = config.model
-    return Network("project", net, config.audio.sample_rate / config.audio.hop_length, net.n_mels,
+    return Network("project" if velocity == "dit" else f"project-{velocity}", net, config.audio.sample_rate / config.audio.hop_length, net.n_mels,
                    count_params(net), make_call,
                    shape={"dim": m.dim, "depth": m.depth, "heads": m.heads, "ff_mult": m.ff_mult,
-                          "text_dim": m.text_dim, "source": spec})
+                          "text_dim": m.text_dim, "velocity": m.velocity, "source": spec})
 
 
 # ----------------------------------------------------------------------- Matcha-TTS
@@ -273,6 +278,8 @@ def build_networks(names: tuple[str, ...] = NETWORKS, project: str = "small") ->
         raise ValueError(f"unknown network {unknown[0]!r}; valid: {', '.join(NETWORKS)}")
     base = project_network(project)
     nets = [base]
+    if "project-udit" in names:
+        nets.append(project_network(project, "udit"))
     if "matcha" in names:
         nets.append(matcha_network(base.params))
     if "f5" in names:

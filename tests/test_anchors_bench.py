@@ -58,11 +58,12 @@ def test_parameter_counts_match(bench, result):
     target = result["networks"]["project"]["params"]
     for name in ("matcha", "f5"):
         assert abs(result["networks"][name]["params"] - target) <= bench.TOLERANCE * target, name
+    assert result["networks"]["project-udit"]["params"] == target  # the layout adds no parameters
     assert result["networks"]["f5"]["extra_params"] > 0  # the text embedding, counted apart
 
 
 def test_unknown_options_list_the_valid_ones(bench):
-    with pytest.raises(ValueError, match="valid: project, matcha, f5"):
+    with pytest.raises(ValueError, match="valid: project, project-udit, matcha, f5"):
         bench.build_networks(("project", "grad-tts"))
     with pytest.raises(ValueError, match="valid: tiny, small, base"):
         bench.project_network("huge")
