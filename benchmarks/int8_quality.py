@@ -68,7 +68,7 @@ def main(argv=None) -> int:
 
             def render(sentence, synth=synth, name=name):
                 result = synth.synthesize(sentence.text, seed=args.seed, speaker=args.speaker)
-                mels[name][sentence.id] = result.mel.detach().cpu().numpy()
+                mels[name][sentence.id] = np.asarray(result.mel)
                 return result
 
             report = evaluate(render, sentences, refs, progress=False, settings={"backend": name})
