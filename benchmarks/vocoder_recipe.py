@@ -37,7 +37,8 @@ def _batch(batch: int, frames: int, seed: int = 0):
 
 
 VARIANTS = [
-    # name, generator (dim, intermediate, layers), segment frames, batch, discriminator (periods, fft_sizes, channels) or None
+    # name, generator (dim, intermediate, layers), segment frames, batch,
+    # discriminator (periods, fft_sizes, MRD channels[, MPD channels]) or None
     ("recon g128x6 seg32 b8", (128, 384, 6), 32, 8, None),
     ("recon g256x8 seg32 b8", (256, 768, 8), 32, 8, None),
     ("recon g256x8 seg32 b16", (256, 768, 8), 32, 16, None),
@@ -51,6 +52,11 @@ VARIANTS = [
     ("adv MRD(1024)x16 only", (256, 768, 8), 32, 8, ([], [1024], 16)),
     ("adv MRD(2048,1024,512)x16 only", (256, 768, 8), 32, 8, ([], [2048, 1024, 512], 16)),
     ("adv g128x6 MRD(2048,1024,512)x16 only", (128, 384, 6), 32, 8, ([], [2048, 1024, 512], 16)),
+    # thin periodic discriminators (mpd_channels c: c-4c-16c-32c-32c instead of 32-128-512-1024-1024)
+    ("thin g128x6 MPD(2,3,5,7,11)x4", (128, 384, 6), 32, 8, ([2, 3, 5, 7, 11], [], 16, 4)),
+    ("thin g128x6 MPD(2,3,5,7,11)x8", (128, 384, 6), 32, 8, ([2, 3, 5, 7, 11], [], 16, 8)),
+    ("thin g128x6 MPD(2,3,5,7,11)x4+MRD(2048,1024,512)x16", (128, 384, 6), 32, 8,
+     ([2, 3, 5, 7, 11], [2048, 1024, 512], 16, 4)),
 ]
 
 
@@ -61,7 +67,8 @@ def measure(name, gen, frames, batch, disc, steps):
     torch.manual_seed(0)
     d = disc or ([], [], 32)
     cfg = VocoderConfig(generator=GeneratorConfig(*gen),
-                        discriminator=DiscriminatorConfig(periods=d[0], fft_sizes=d[1], mrd_channels=d[2]),
+                        discriminator=DiscriminatorConfig(periods=d[0], fft_sizes=d[1], mrd_channels=d[2],
+                                                          mpd_channels=d[3] if len(d) > 3 else 32),
                         training=VocoderTrainingConfig(segment_frames=frames, batch_size=batch, steps=10**6,
                                                        adversarial_start=0 if disc else 10**6, disc_every=1,
                                                        warmup_steps=0))

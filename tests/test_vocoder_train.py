@@ -48,6 +48,38 @@ def test_mrstft_loss_closed_form():
         assert math.isclose(float(total), abs(1 - a) + abs(math.log(a)), rel_tol=1e-4)
 
 
+def _conv_params(c_in: int, c_out: int, k: int) -> int:
+    """A weight-normed (k, 1) Conv2d: weight_v (c_out c_in k) + weight_g (c_out) + bias (c_out)."""
+    return c_out * c_in * k + 2 * c_out
+
+
+def test_thin_period_discriminator_channels():
+    """``mpd_channels`` c gives c-4c-16c-32c-32c convolutions; c = 32 is vocos' own
+    DiscriminatorP (same parameter count, same output shapes)."""
+    from vocos.discriminators import DiscriminatorP
+
+    from core.vocoder_train.config import DiscriminatorConfig
+    from core.vocoder_train.discriminators import Discriminators, thin_period_discriminator
+
+    def expected(c: int) -> int:
+        widths = [1, c, 4 * c, 16 * c, 32 * c, 32 * c]
+        return sum(_conv_params(a, b, 5) for a, b in zip(widths[:-1], widths[1:])) + _conv_params(32 * c, 1, 3)
+
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(DiscriminatorP(period=3)) == expected(32) == count(thin_period_discriminator(3, 32))
+    thin = thin_period_discriminator(3, 4)
+    assert count(thin) == expected(4)
+    x = torch.randn(2, 1000, generator=torch.Generator().manual_seed(0))
+    out, fmap = thin(x)
+    ref_out, ref_fmap = DiscriminatorP(period=3)(x)
+    assert out.shape == ref_out.shape and [f.shape[2:] for f in fmap] == [f.shape[2:] for f in ref_fmap]
+    assert [f.shape[1] for f in fmap] == [16, 64, 128, 128, 1]
+    d = Discriminators(DiscriminatorConfig(periods=[2, 5], fft_sizes=[], mpd_channels=4))
+    assert count(d) == 2 * expected(4)
+    with pytest.raises(ConfigError, match="mpd_channels"):
+        merge(preset("tiny"), {"discriminator": {"mpd_channels": 0}})
+
+
 def test_segments_align_with_the_full_mel():
     """Mel frame f + j of the utterance is centred on sample (f + j) * hop, so the mel of
     the cut audio equals the cut mel wherever the STFT window stays inside the cut."""

@@ -1,6 +1,6 @@
 """The adversarial part: ``vocos.discriminators``' MultiPeriodDiscriminator and
 MultiResolutionDiscriminator (lighter when asked: fewer periods / FFT sizes, fewer
-MRD channels), with ``vocos.loss``' hinge losses and feature matching.
+MRD or MPD channels), with ``vocos.loss``' hinge losses and feature matching.
 
 Waveforms ``y`` (real) and ``y_hat`` (generated) are ``(B, samples)``.
 """
@@ -13,11 +13,30 @@ from torch import Tensor, nn
 
 from .config import DiscriminatorConfig, LossConfig
 
-__all__ = ["Discriminators"]
+__all__ = ["Discriminators", "thin_period_discriminator"]
+
+
+def thin_period_discriminator(period: int, channels: int) -> nn.Module:
+    """vocos' ``DiscriminatorP`` (its forward, reshape to ``(B, 1, T / period, period)``,
+    five ``(5, 1)`` convolutions with strides 3, 3, 3, 3, 1, a ``(3, 1)`` output conv)
+    with ``channels, 4 channels, 16, 32, 32 x channels`` instead of the fixed
+    32-128-512-1024-1024; ``channels`` = 32 is the package's own."""
+    from torch.nn import Conv2d
+    from vocos.discriminators import DiscriminatorP, weight_norm
+
+    d = DiscriminatorP(period=period)
+    if channels == 32:
+        return d
+    widths = [1, channels, 4 * channels, 16 * channels, 32 * channels, 32 * channels]
+    strides = [3, 3, 3, 3, 1]
+    d.convs = nn.ModuleList([weight_norm(Conv2d(a, b, (5, 1), (s, 1), padding=(2, 0)))
+                             for a, b, s in zip(widths[:-1], widths[1:], strides)])
+    d.conv_post = weight_norm(Conv2d(widths[-1], 1, (3, 1), 1, padding=(1, 0)))
+    return d
 
 
 class Discriminators(nn.Module):
-    """MPD (``periods``) and MRD (``fft_sizes``, ``mrd_channels``); either may be absent."""
+    """MPD (``periods``, ``mpd_channels``) and MRD (``fft_sizes``, ``mrd_channels``); either may be absent."""
 
     def __init__(self, cfg: DiscriminatorConfig):
         super().__init__()
@@ -25,6 +44,9 @@ class Discriminators(nn.Module):
         from vocos.loss import DiscriminatorLoss, FeatureMatchingLoss, GeneratorLoss
 
         self.mpd: Optional[nn.Module] = MultiPeriodDiscriminator(periods=tuple(cfg.periods)) if cfg.periods else None
+        if self.mpd is not None and cfg.mpd_channels != 32:
+            self.mpd.discriminators = nn.ModuleList(
+                [thin_period_discriminator(p, cfg.mpd_channels) for p in cfg.periods])
         self.mrd: Optional[nn.Module] = None
         if cfg.fft_sizes:
             mrd = MultiResolutionDiscriminator(fft_sizes=tuple(cfg.fft_sizes))
