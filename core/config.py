@@ -323,6 +323,10 @@ class TrainingConfig:
     durations: Literal["mas", "manifest", "textgrid"] = "mas"
     textgrid_dir: str = ""
     textgrid_tier: str = "phones"
+    # a checkpoint whose weights a new run starts from (core.train.init_from; CLI --init):
+    # matching weights loaded, new output-side layers zeroed; "" = random initialisation.
+    # Read when a run starts, not when it resumes (--resume does not compare it)
+    init: str = ""
 
     def validate(self) -> None:
         if self.durations == "textgrid" and not self.textgrid_dir:

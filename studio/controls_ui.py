@@ -8,6 +8,16 @@ scale, cfg and temperature for flow matching; temperature (feedback noise), maxi
 length ratio and a voice prompt (an uploaded clip and its transcript) for LeWM.
 :meth:`SynthControls.family_options` gives the checked ``synthesize`` options of each
 family; a render uses those of the checkpoint it loads.
+
+Where the sampler values come from (``sampler_settings``, :data:`SETTINGS_SOURCES`):
+``checkpoint default`` (the start) sets them to the chosen checkpoint's recommended
+settings, its config's ``sampling`` section (LeWM: ``lewm.temperature`` and
+``lewm.max_length_ratio``), each time a checkpoint is read; ``project default`` sets the
+stated defaults (:func:`core.sampling.options.sampler_defaults`, :class:`LeWMConfig`);
+editing a sampler control by hand makes it ``custom``, which keeps the values when
+another checkpoint is chosen (only the LeWM controls still start from a LeWM
+checkpoint's own values when the family switches to LeWM).  Choosing a source again
+after an edit re-applies it.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import core
 from core.config import LeWMConfig
 from core.lewm.synthesizer import MAX_TEMPERATURE
 from core.sampling import time_grid
-from core.sampling.options import OPTION, check_sampler_options
+from core.sampling.options import OPTION, check_sampler_options, sampler_defaults
 
 from .jobs import JobOutcome, on_page_load
 from .synthesis import VOCODER_MODES, CheckpointInfo
@@ -30,7 +40,8 @@ from .synthesis import VOCODER_MODES, CheckpointInfo
 if TYPE_CHECKING:
     from .explorer_ui import SynthesisService
 
-__all__ = ["SynthControls", "FAMILY_CONTROLS", "DEFAULT_SPEAKER", "VOCODER_HELP"]
+__all__ = ["SynthControls", "FAMILY_CONTROLS", "DEFAULT_SPEAKER", "VOCODER_HELP", "SETTINGS_SOURCES",
+           "SAMPLER_CONTROLS"]
 
 DEFAULT_SPEAKER = "(first speaker)"
 FAMILY_CONTROLS = {
@@ -38,6 +49,16 @@ FAMILY_CONTROLS = {
     "lewm": ("lewm_temperature", "max_length_ratio", "prompt_text"),
 }
 """The :class:`SynthControls` parameters each model family uses (the rest are hidden)."""
+SAMPLER_CONTROLS = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg", "temperature",
+                    "lewm_temperature", "max_length_ratio")
+"""The number and choice controls that ``sampler_settings`` sets (both families)."""
+SETTINGS_SOURCES = ("checkpoint default", "project default", "custom")
+"""Where the sampler controls' values come from (module docstring)."""
+SETTINGS_HELP = ("checkpoint default: the chosen checkpoint's recommended sampler settings (its config's sampling "
+                 "section), applied whenever a checkpoint is chosen; project default: the stated defaults "
+                 "(10 Euler steps on the sway grid, no guidance, ...); custom: your own values (any edit), kept "
+                 "when you choose another checkpoint")
+_LEWM_KEYS = {"lewm_temperature": "temperature", "max_length_ratio": "max_length_ratio"}  # control -> lewm key
 LEWM_TEMPERATURE_HELP = ("LeWM: std of the noise added to each generated latent before it is fed back "
                          "(0 = none; the decoded latent stays the clean prediction)")
 MAX_LENGTH_HELP = ("LeWM: mel frames per text token at which generation ends if the stop head has not fired "
@@ -78,6 +99,8 @@ class SynthControls(param.Parameterized):
     prompt_text = param.String(default="", doc="the transcript of the voice prompt clip")
     prompt_name = param.String(default="", doc="file name of the voice prompt clip ('' = none)")
     prompt_error = param.String(default="", doc="why the last voice prompt upload was refused")
+    sampler_settings = param.Selector(default="checkpoint default", objects=list(SETTINGS_SOURCES),
+                                      doc=SETTINGS_HELP)
     vocoder = param.Selector(default="auto", objects=list(VOCODER_MODES), doc=VOCODER_HELP)
     vocos_folder = param.String(default="", doc="Vocos folder (config.yaml + pytorch_model.bin)")
     load_error = param.String(default="", doc="why the checkpoint's speakers could not be read")
@@ -85,11 +108,17 @@ class SynthControls(param.Parameterized):
     def __init__(self, service: SynthesisService, **params):
         if params.get("checkpoint") is None and service.catalog:
             params["checkpoint"] = next(iter(service.catalog.values()))
+        if "sampler_settings" not in params and any(name in params for name in SAMPLER_CONTROLS):
+            params["sampler_settings"] = "custom"  # a caller's own values (e.g. Compare's side B)
         super().__init__(**params)
         self.param.checkpoint.objects = dict(service.catalog)
         self.service = service
         self.speakers_for: Optional[str] = None  # checkpoint whose speakers are listed
+        self.info: Optional[tuple[str, CheckpointInfo]] = None  # (checkpoint, its info) last read
+        self._applying = False  # sampler values being set from a source, not edited
         self.prompt: Optional[tuple[Any, int]] = None  # the voice prompt clip: (samples, sample rate)
+        self.param.watch(self._edited, list(SAMPLER_CONTROLS))
+        self.param.watch(lambda _: self.apply_settings(), "sampler_settings")
         service.param.watch(lambda _: self._sync_catalog(), "catalog")
         service.runner.param.watch(lambda e: None if e.new else self.load_speakers(), "busy")
         self._sync_catalog()
@@ -123,14 +152,51 @@ class SynthControls(param.Parameterized):
         self.service.runner.submit(lambda: self.service.info(path), done, label="reading checkpoint")
 
     def set_info(self, checkpoint: str, info: CheckpointInfo) -> None:
-        """Take a checkpoint's speakers and family; switching family loads that family's
-        defaults from the checkpoint (LeWM: its temperature and maximum length ratio)."""
-        if info.family != self.family and info.family == "lewm":
-            defaults = dict(info.defaults)
-            self.param.update(lewm_temperature=float(defaults.get("temperature", LeWMConfig.temperature)),
-                              max_length_ratio=float(defaults.get("max_length_ratio", LeWMConfig.max_length_ratio)))
+        """Take a checkpoint's speakers, family and recommended settings: with
+        ``checkpoint default`` the sampler controls take those settings; otherwise
+        switching to LeWM still loads the checkpoint's LeWM temperature and maximum
+        length ratio (controls the page did not show before)."""
+        self.info = (checkpoint, info)
+        if self.sampler_settings == "checkpoint default":
+            self._set(self.checkpoint_settings(info))
+        elif self.sampler_settings == "custom" and info.family != self.family and info.family == "lewm":
+            self._set(self.checkpoint_settings(info))
         self.family = info.family
         self.set_speakers(checkpoint, list(info.speakers))
+
+    @staticmethod
+    def checkpoint_settings(info: CheckpointInfo) -> dict[str, Any]:
+        """A checkpoint's recommended values of its family's sampler controls."""
+        defaults = dict(info.defaults)
+        if info.family == "lewm":
+            return {name: float(defaults[key]) for name, key in _LEWM_KEYS.items() if key in defaults}
+        return {name: defaults[name] for name in FAMILY_CONTROLS["flow"] if name in defaults}
+
+    @staticmethod
+    def project_settings() -> dict[str, Any]:
+        """The stated defaults of every sampler control (both families)."""
+        lewm = LeWMConfig()
+        return {**sampler_defaults(), **{name: float(getattr(lewm, key)) for name, key in _LEWM_KEYS.items()}}
+
+    def apply_settings(self) -> None:
+        """Set the sampler controls from ``sampler_settings``: the chosen checkpoint's
+        recommended values (once it has been read), the project's, or nothing (custom)."""
+        if self.sampler_settings == "project default":
+            self._set(self.project_settings())
+        elif self.sampler_settings == "checkpoint default" and self.info is not None \
+                and self.info[0] == self.checkpoint:
+            self._set(self.checkpoint_settings(self.info[1]))
+
+    def _set(self, values: dict[str, Any]) -> None:
+        self._applying = True
+        try:
+            self.param.update(**values)
+        finally:
+            self._applying = False
+
+    def _edited(self, *_events) -> None:
+        if not self._applying:
+            self.sampler_settings = "custom"
 
     def set_speakers(self, checkpoint: Optional[str], names: list[str], error: str = "") -> None:
         self.speakers_for = checkpoint
@@ -243,7 +309,9 @@ class SynthControls(param.Parameterized):
         self.param.watch(show, ["family", "schedule"])
         return pn.Column(
             w.Select.from_param(self.param.checkpoint, label="checkpoint"),
-            w.Select.from_param(self.param.speaker, label="speaker"), *shown.values(),
+            w.Select.from_param(self.param.speaker, label="speaker"),
+            w.Select.from_param(self.param.sampler_settings, label="sampler settings", description=SETTINGS_HELP),
+            *shown.values(),
             w.Select.from_param(self.param.vocoder, description=VOCODER_HELP), folder, sizing_mode="stretch_width")
 
     def _on_prompt_upload(self, upload) -> None:

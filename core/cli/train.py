@@ -1,4 +1,4 @@
-"""``python -m core train --config C --out DIR [--resume]`` (also under torchrun)."""
+"""``python -m core train --config C --out DIR [--resume | --init CHECKPOINT]`` (also under torchrun)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", help="override objective.name (cfm, edm, meanflow; flow-matching family only)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start a new run (step 0, fresh optimizer) from this checkpoint's weights (its EMA "
+                        "weights; an export works too): matching weights loaded, new output layers (e.g. "
+                        "MeanFlow's interval embedding) zeroed; sets training.init")
     p.add_argument("--no-progress", action="store_true", help="no console progress bar")
 
 
@@ -29,8 +33,15 @@ def run(args: argparse.Namespace) -> int:
     from . import UsageError
     from ..train.loop import train
 
+    if args.init is not None and args.resume:
+        raise UsageError("--init starts a new run from a checkpoint's weights and --resume continues the run in "
+                         "--out; give one of them")
+    if args.init is not None and not args.init.strip():
+        raise UsageError("--init needs a checkpoint file")
     cfg = Config.load(args.config)
     overrides: dict = {}
+    if args.init is not None:
+        overrides.setdefault("training", {})["init"] = args.init
     if args.data:
         overrides.setdefault("training", {})["data"] = args.data
     if args.steps is not None:

@@ -115,6 +115,11 @@ class DiTBlock(nn.Module):
 class VelocityDiT(nn.Module):
     """The velocity (or MeanFlow average-velocity) network; see the module docstring."""
 
+    # output-side layers of additive branches: zeroed when a run starts from a checkpoint
+    # that lacks them (core.train.init_from), so the branch adds nothing at first.  The
+    # interval embedding's last linear layer: c = time_embed(r) + 0, u(z, r, t) = v(z, r).
+    ZERO_WHEN_NEW = ("interval_embed.mlp.2",)
+
     def __init__(self, model: ModelConfig, n_mels: int = 100, meanflow: bool = False) -> None:
         super().__init__()
         dim = model.dim

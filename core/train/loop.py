@@ -29,6 +29,7 @@ from .distributed import World, all_mean, all_true, average_gradients, init_from
 from .ema import EMA
 from .metrics import MetricsLog, TimeBins
 from .records import LossTerms, StepResult
+from .init_from import apply_init, check_run_fits, read_init_source
 from .setup import RunData, build_run_data, lr_factor
 
 log = logging.getLogger("core.train")
@@ -94,7 +95,8 @@ class Trainer:
     ``callbacks`` receive the hooks in :class:`Callback`; a console progress bar is added
     unless ``progress=False``.  ``resume=True`` continues from the newest readable
     checkpoint in ``out/checkpoints`` (a torn or corrupt newest file falls back to the
-    one before it).
+    one before it).  ``config.training.init`` names a checkpoint whose weights a new
+    run starts from (:mod:`core.train.init_from`; ignored when resuming).
     """
 
     def __init__(self, config: Config, out: str | Path, *, device: Optional[str] = None,
@@ -120,9 +122,17 @@ class Trainer:
             log.warning("--resume given but %s has no readable checkpoint: starting fresh", self.out / "checkpoints")
         if resume_from is not None:
             config = run_files.resumed_config(resume_from.config, config, self.out, resume_from.step)
-        self.data: RunData = build_run_data(config, self.out, self.world,
-                                            tokenizer_state=(resume_from.extra.get("tokenizer") if resume_from else None))
+            if config.training.init:
+                log.info("resuming: training.init (%s) applied when the run started", config.training.init)
+        # a new run from another checkpoint's weights (core.train.init_from)
+        init_source = read_init_source(config.training.init, config) \
+            if resume_from is None and config.training.init else None
+        tokenizer_state = resume_from.extra.get("tokenizer") if resume_from else \
+            init_source.tokenizer_state if init_source else None
+        self.data: RunData = build_run_data(config, self.out, self.world, tokenizer_state=tokenizer_state)
         self.config = self.data.config
+        if init_source is not None:
+            check_run_fits(init_source, self.config, self.data.speakers)
         cfg = self.config
         torch.manual_seed(cfg.training.seed)
         random.seed(cfg.training.seed)
@@ -135,6 +145,10 @@ class Trainer:
             mean, std = self.data.mel_stats
             self.model.mel_mean.fill_(mean)
             self.model.mel_std.fill_(std)
+        # where the weights came from (None: random or resumed); the EMA below copies them
+        self.initialized_from: Optional[dict] = None
+        if init_source is not None:
+            self.initialized_from = init_source.record(apply_init(self.model, init_source))
         if self.family == "lewm":
             from ..lewm.learner import TERMS
 
@@ -182,8 +196,11 @@ class Trainer:
         self.bins = TimeBins()
         if resume_from is not None:
             run_files.restore(self, resume_from)
+            self.initialized_from = resume_from.extra.get("initialized_from")
             if self.world.is_main:
                 self.metrics.truncate_after(self.step)
+        elif self.initialized_from is not None and self.world.is_main:
+            self.metrics.write({"step": 0, "event": "init", "init": self.initialized_from})
         if self.world.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             self.config.save(self.out / "config.json")

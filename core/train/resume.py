@@ -126,12 +126,13 @@ def resumed_config(saved: Config, given: Config, out: Path, saved_step: int) -> 
     """The config a resumed run continues with: the run's own (``saved``), with
     ``training.steps`` from ``given`` (never below the step reached).  Any other
     difference raises a ConfigError naming the first one; the vocabulary and speaker
-    count (resolved from the data when a run starts) and settings the run's objective
-    never reads are not compared."""
+    count (resolved from the data when a run starts), ``training.init`` (read only when
+    a run starts) and settings the run's objective never reads are not compared."""
     obj = saved.objective
     unread = [f"objective.{f.name}" for f in dataclasses.fields(obj)
               if f.name not in obj.KEYS_OF[obj.name] + ("name", "duration_weight")]
-    changed = differences(saved, given, ignore=("training.steps", "model.vocab_size", "model.n_speakers", *unread))
+    changed = differences(saved, given, ignore=("training.steps", "training.init", "model.vocab_size",
+                                                      "model.n_speakers", *unread))
     if changed:
         key, old, new = changed[0]
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
@@ -169,9 +170,12 @@ def save_run(trainer) -> Path:
     newest ``training.keep_checkpoints``."""
     folder = checkpoint_dir(trainer.out)
     path = folder / f"step_{trainer.step:08d}.pt"
+    extra = {"tokenizer": trainer.data.tokenizer.to_dict()}
+    if trainer.initialized_from is not None:  # core.train.init_from's record
+        extra["initialized_from"] = trainer.initialized_from
     save_checkpoint(path, config=trainer.config, weights=trainer.ema.model.state_dict(),
                     model_weights=trainer.model.state_dict(), step=trainer.step, speakers=trainer.data.speakers,
-                    train_state=capture(trainer).to_dict(), extra={"tokenizer": trainer.data.tokenizer.to_dict()})
+                    train_state=capture(trainer).to_dict(), extra=extra)
     prune(folder, CHECKPOINT_GLOB, trainer.config.training.keep_checkpoints)
     return path
 

@@ -268,11 +268,91 @@ def test_audio_goes_to_the_player_as_int16_without_wrapping():
 def test_widgets_build(service):
     ex = _explorer(service)
     controls = ex.controls.widgets()
-    sway = controls[5]
+    assert controls[2].value == "custom"  # the sampler settings source: _explorer edited steps and schedule
+    assert list(controls[2].options) == ["checkpoint default", "project default", "custom"]
+    sway = controls[6]
     assert not sway.visible  # schedule linear: the sway coefficient does nothing
     ex.controls.schedule = "sway"
     assert sway.visible
     assert isinstance(pn.panel(ex.clip), pn.viewable.Viewable)
+
+
+# ----------------------------------------------------------------------------- checkpoint default settings
+
+
+RECOMMENDED = {"steps": 16, "solver": "midpoint", "schedule": "linear", "cfg": 2.0}  # the rest: the section's defaults
+
+
+@pytest.fixture
+def recommending(settings, trained) -> SynthesisService:
+    """The tiny run plus two copies of its checkpoint: ``a_recommends.pt`` whose config's
+    sampling section says :data:`RECOMMENDED`, ``b_plain.pt`` whose config has no
+    sampling section at all."""
+    import torch
+
+    folder = settings.checkpoint_dirs[0]
+    payload = torch.load(trained, weights_only=True)
+    payload["config"]["sampling"] = dict(RECOMMENDED)
+    torch.save(payload, folder / "a_recommends.pt")
+    del payload["config"]["sampling"]
+    torch.save(payload, folder / "b_plain.pt")
+    svc = SynthesisService(settings)
+    yield svc
+    assert svc.runner.wait(WAIT)
+
+
+def _sampler(controls) -> dict:
+    from core.sampling.options import OPTION_ORDER
+
+    return {name: getattr(controls, name) for name in OPTION_ORDER}
+
+
+def test_sampler_controls_start_from_the_checkpoints_recommended_settings(recommending):
+    from core.sampling.options import sampler_defaults
+
+    project = sampler_defaults()
+    assert project == {"steps": 10, "solver": "euler", "schedule": "sway", "sway": -1.0, "duration_scale": 1.0,
+                       "cfg": 0.0, "temperature": 1.0}  # the stated defaults (README, core/sampling/options.py)
+    recommends = recommending.catalog["runs/a_recommends.pt"]
+    plain = recommending.catalog["runs/b_plain.pt"]
+    ex = Explorer(recommending)
+    assert recommending.runner.wait(WAIT)
+    c = ex.controls
+    assert c.checkpoint == recommends and c.sampler_settings == "checkpoint default"  # listed first
+    assert _sampler(c) == {**project, **RECOMMENDED}
+    c.sampler_settings = "project default"  # one click back to the stated defaults
+    assert _sampler(c) == project
+    c.sampler_settings = "checkpoint default"
+    assert _sampler(c) == {**project, **RECOMMENDED}
+
+    c.checkpoint = plain  # no sampling section: the project defaults
+    assert recommending.runner.wait(WAIT)
+    assert c.sampler_settings == "checkpoint default" and _sampler(c) == project
+    c.checkpoint = recommends  # read before: applied at once
+    assert _sampler(c) == {**project, **RECOMMENDED}
+
+    c.steps = 12  # an edit: custom, kept when another checkpoint is chosen
+    assert c.sampler_settings == "custom"
+    c.checkpoint = plain
+    assert recommending.runner.wait(WAIT)
+    assert _sampler(c) == {**project, **RECOMMENDED, "steps": 12}
+    c.sampler_settings = "checkpoint default"
+    assert _sampler(c) == project
+
+    c.param.update(checkpoint=recommends, vocoder="griffin-lim")
+    assert recommending.runner.wait(WAIT)
+    _generate(ex)
+    s = ex.clip.rendered.synthesis
+    assert {k: s.settings[k] for k in RECOMMENDED} == RECOMMENDED and s.nfe == 32  # midpoint: 2 a step
+
+
+def test_compare_a_starts_from_the_checkpoint_and_b_from_its_own_settings(recommending):
+    page = CompareView(recommending)
+    assert recommending.runner.wait(WAIT)
+    assert page.a.sampler_settings == "checkpoint default" and page.a.steps == 16 and page.a.cfg == 2.0
+    assert page.b.sampler_settings == "custom" and (page.b.steps, page.b.schedule, page.b.cfg) == (32, "linear", 0.0)
+    page.b.sampler_settings = "checkpoint default"
+    assert (page.b.steps, page.b.solver, page.b.cfg) == (16, "midpoint", 2.0)
 
 
 # ----------------------------------------------------------------------------- the app shell
@@ -340,8 +420,8 @@ def _tone_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
     return buf.getvalue()
 
 
-FLOW_WIDGETS = slice(2, 9)    # steps, solver, schedule, sway, duration scale, cfg, temperature
-LEWM_WIDGETS = slice(9, 12)   # feedback-noise temperature, max length ratio, voice prompt
+FLOW_WIDGETS = slice(3, 10)   # steps, solver, schedule, sway, duration scale, cfg, temperature
+LEWM_WIDGETS = slice(10, 13)  # feedback-noise temperature, max length ratio, voice prompt
 
 
 def test_explorer_shows_only_the_loaded_familys_controls(mixed):
