@@ -373,6 +373,7 @@ class SamplingConfig:
 # ---------------------------------------------------------------------- the LeWM family
 REGULARIZERS = ("kl", "sigreg")
 SS_SCHEDULES = ("off", "linear", "cosine")
+PREDICTOR_HEADS = ("point", "gaussian")
 LEWM_LIMITS = {"text_dim": 2 ** 14, "text_layers": 256, "text_heads": 1024, "latent_dim": 2 ** 12,
                "encoder_dim": 2 ** 14, "encoder_layers": 256, "encoder_heads": 1024, "predictor_dim": 2 ** 14,
                "predictor_layers": 256, "predictor_heads": 1024, "ff_mult": 64, "prenet_dim": 2 ** 14,
@@ -402,6 +403,11 @@ class LeWMConfig:
     by each of ``spectral_scales``, in time and frequency); ``stop_weight`` x stop BCE
     with positive-class weight ``stop_pos_weight``.
 
+    Predictor output, ``predictor_head``: ``point`` (the next latent; its loss the MSE) or
+    ``gaussian`` (mean and log-variance of the next latent, :mod:`core.lewm.gaussian_head`;
+    the predictor learns by Gaussian negative log-likelihood, the encoder keeps the MSE's
+    gradient; generation samples ``mean + temperature * std * eps``).
+
     Exposure bias: ``scheduled_sampling`` (``off``, ``linear``, ``cosine``) ramps the
     rate at which the second of two passes feeds back the first pass's predictions,
     from 0 at ``ss_start`` to ``ss_max_rate`` at ``ss_end`` (fractions of training);
@@ -411,8 +417,10 @@ class LeWMConfig:
 
     Lengths, in mel frames per text token: generation never stops before
     ``min_length_ratio`` x tokens nor runs past ``max_length_ratio`` x tokens.
-    ``temperature``: default std of the noise added to each generated latent before it
-    is fed back (0: deterministic apart from prenet dropout).
+    ``temperature``: with the ``point`` head, the default std of the noise added to each
+    generated latent before it is fed back; with the ``gaussian`` head, the default scale
+    of the predicted std when sampling each latent (0: the mean).  0 is deterministic
+    apart from prenet dropout.
     """
 
     text_dim: int = 256
@@ -426,6 +434,7 @@ class LeWMConfig:
     predictor_dim: int = 256
     predictor_layers: int = 6
     predictor_heads: int = 4
+    predictor_head: Literal[PREDICTOR_HEADS] = "point"
     ff_mult: int = 4
     dropout: float = 0.1
     prenet_dim: int = 256
@@ -461,6 +470,10 @@ class LeWMConfig:
         _check_bounds("lewm", self, LEWM_LIMITS)
         if self.downsample_factor not in (2, 4):
             raise choice_error("lewm.downsample_factor", self.downsample_factor, (2, 4))
+        for name, valid in (("regularizer", REGULARIZERS), ("scheduled_sampling", SS_SCHEDULES),
+                            ("predictor_head", PREDICTOR_HEADS)):
+            if getattr(self, name) not in valid:
+                raise choice_error(f"lewm.{name}", getattr(self, name), valid)
         for dim, heads in (("text_dim", "text_heads"), ("encoder_dim", "encoder_heads"),
                            ("predictor_dim", "predictor_heads")):
             if getattr(self, dim) % getattr(self, heads):

@@ -84,6 +84,10 @@ def _create(args) -> int:
     for c in design.conditions:  # checked before the test is written to the store
         if c.checkpoint is not None and not Path(c.checkpoint).is_file():
             raise UsageError(f"checkpoint of condition {c.label!r} not found: {c.checkpoint}")
+        if c.checkpoint is not None:  # its settings against its checkpoint's family, its voice prompt
+            from studio.stimulus_renderer import check_condition
+
+            check_condition(c)
         if c.folder is not None:
             missing = [f"{s.id}.wav" for s in design.sentences if not (Path(c.folder) / f"{s.id}.wav").is_file()]
             if missing:

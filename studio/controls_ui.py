@@ -4,7 +4,7 @@
 speaker list and the model family follow the checkpoint (read in the session's job
 runner, see :class:`studio.explorer_ui.SynthesisService`), and only the family's
 controls are shown (:data:`FAMILY_CONTROLS`): steps, solver, schedule, sway, duration
-scale, cfg and temperature for flow matching; temperature (feedback noise), maximum
+scale, cfg and temperature for flow matching; temperature (feedback noise or sampling), maximum
 length ratio and a voice prompt (an uploaded clip and its transcript) for LeWM.
 :meth:`SynthControls.family_options` gives the checked ``synthesize`` options of each
 family; a render uses those of the checkpoint it loads.
@@ -30,7 +30,7 @@ import param
 
 import core
 from core.config import LeWMConfig
-from core.lewm.synthesizer import MAX_TEMPERATURE
+from core.lewm.synthesizer import MAX_TEMPERATURE, TEMPERATURE_HELP as LEWM_TEMPERATURE_HELP
 from core.sampling import time_grid
 from core.sampling.options import OPTION, check_sampler_options, sampler_defaults
 
@@ -59,8 +59,6 @@ SETTINGS_HELP = ("checkpoint default: the chosen checkpoint's recommended sample
                  "(10 Euler steps on the sway grid, no guidance, ...); custom: your own values (any edit), kept "
                  "when you choose another checkpoint")
 _LEWM_KEYS = {"lewm_temperature": "temperature", "max_length_ratio": "max_length_ratio"}  # control -> lewm key
-LEWM_TEMPERATURE_HELP = ("LeWM: std of the noise added to each generated latent before it is fed back "
-                         "(0 = none; the decoded latent stays the clean prediction)")
 MAX_LENGTH_HELP = ("LeWM: mel frames per text token at which generation ends if the stop head has not fired "
                    "(about 10 is normal speech)")
 PROMPT_HELP = ("LeWM voice prompt: a short reference clip (at most 15 s; any rate, resampled) and its transcript; "
@@ -294,7 +292,7 @@ class SynthControls(param.Parameterized):
             "cfg": tip(w.FloatSlider.from_param(self.param.cfg, step=0.1, label="guidance (cfg)"), "cfg"),
             "temperature": tip(w.FloatSlider.from_param(self.param.temperature, step=0.05), "temperature"),
             "lewm_temperature": tip_text(w.FloatSlider.from_param(self.param.lewm_temperature, step=0.05,
-                                                                  label="temperature (feedback noise)"),
+                                                                  label="temperature"),
                                          LEWM_TEMPERATURE_HELP),
             "max_length_ratio": tip_text(w.FloatSlider.from_param(self.param.max_length_ratio, step=0.5,
                                                                   label="max length ratio"), MAX_LENGTH_HELP),

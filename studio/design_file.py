@@ -7,6 +7,10 @@ name: steps sweep            # optional, experimenters only
 test_id: sweep-1             # optional: random hex when left out
 conditions:                  # checkpoint (+ settings, seed) or folder of <sentence id>.wav
   - {label: euler-4, checkpoint: runs/demo/checkpoints/step_00002000.pt, settings: {steps: 4}, seed: 0}
+  - label: lewm-prompted     # a LeWM checkpoint takes its own settings (studio.stimulus_renderer)
+    checkpoint: runs/lewm/checkpoints/step_00020000.pt
+    settings: {temperature: 0.3, max_length_ratio: 12, prompt_audio: prompts/slt.wav,
+               prompt_text: Author of the danger trail.}
   - {label: recordings, folder: wavs/}
 sentences:                   # text, or {id, text} (a folder condition reads <id>.wav)
   - The birch canoe slid on the smooth planks.
@@ -23,7 +27,12 @@ MUSHRA, SMOS and DCR name their reference condition; MUSHRA may add the 7 kHz an
 
 Any type may start every rater with a practice trial (``practice: true``; not counted).
 
-Relative paths are relative to the file's folder.  Sentences given as bare text get ids
+Relative paths (checkpoints, folders, ``prompt_audio``) are relative to the file's folder.
+A condition's settings must be those of its checkpoint's family: flow matching takes
+``steps, solver, schedule, sway, cfg, duration_scale, temperature``; LeWM takes
+``temperature, min_length_ratio, max_length_ratio`` and a voice prompt (``prompt_audio``
+with ``prompt_text``); both take ``speaker`` and ``vocoder``.  ``python -m studio test
+create`` checks them against each checkpoint before anything is written.  Sentences given as bare text get ids
 ``s01``, ``s02``, ... by position (wider from 100 sentences on).  Every unknown key is an
 error naming the valid ones.
 
@@ -100,6 +109,11 @@ def design_from_yaml_text(text: str, base: Union[str, Path] = ".", *, test_id: s
         for key in ("checkpoint", "folder"):
             if c.get(key) is not None:
                 c[key] = _path(c[key], base, f"{key} of condition {c.get('label')!r}")
+        if not isinstance(c["settings"], dict):
+            raise ListeningError(f"settings of condition {c.get('label')!r} must be a mapping, got {c['settings']!r}")
+        if c["settings"].get("prompt_audio") is not None:
+            c["settings"] = dict(c["settings"], prompt_audio=_path(c["settings"]["prompt_audio"], base,
+                                                                    f"prompt_audio of condition {c.get('label')!r}"))
         conds.append(c)
     sentences = data.get("sentences") or []
     if not isinstance(sentences, list):

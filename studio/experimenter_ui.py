@@ -4,11 +4,9 @@ intelligibility; see :mod:`studio.listening`), render its stimuli, share rater l
 MUSHRA, SMOS and DCR need a reference condition (picked among the conditions); MUSHRA
 may add the 7 kHz anchor to the 3.5 kHz one.
 
-A condition is a checkpoint found under the configured folders (or the bundled demo)
-with sampler settings -- steps, solver, time-grid schedule and sway, guidance (cfg),
-duration scale, temperature, vocoder, speaker, seed -- or a folder of existing
-``<sentence id>.wav`` files inside the configured folders (paths elsewhere are
-refused).  Sentences are typed one per line; ids ``s01``, ``s02``, ... are given in
+A condition is a checkpoint with the settings of its model family, or a folder of WAV
+files (:class:`studio.condition_form.ConditionForm`, which shows only the family's
+controls).  Sentences are typed one per line; ids ``s01``, ``s02``, ... are given in
 order, or written as ``id|text`` (folder conditions read ``<id>.wav``).  Gold
 (attention) trials are optional: the chosen kinds on the first N sentences, built from
 one reference condition (see :mod:`studio.listening`).
@@ -35,20 +33,17 @@ import panel as pn
 import param
 
 from core import CheckpointError, ConfigError
-from core.sampling.options import OPTION, SEED_RANGE, check_sampler_options, check_seed
-from studio.config import PathRefused, StudioSettings, find_checkpoints, resolve_inside
+from studio.condition_form import FIRST_SPEAKER, FORM_CONTROLS, ConditionForm
+from studio.config import PathRefused, StudioSettings
 from studio.design_file import design_to_yaml
 from studio.jobs import JobOutcome, JobRunner
 from studio.listening import (GOLD_KINDS, ID_PATTERN, REFERENCE_TYPES, Condition, GoldTrial, ListeningError, Sentence, TestDesign,
                               build_trials, render_stimuli)
-from studio.stimulus_renderer import synthesis_options
 from studio.results import TEST_TYPES, ResultsError, ResultsStore
-from studio.synthesis import VOCODER_MODES, checkpoint_speakers, vocoder_spec
 
 __all__ = ["ConditionForm", "ExperimenterView", "parse_sentences", "test_ready", "rater_link", "page_address",
-           "FIRST_SPEAKER"]
+           "FIRST_SPEAKER", "FORM_CONTROLS"]
 
-FIRST_SPEAKER = "(first speaker)"
 Render = Callable[[Condition, str, int], object]
 
 
@@ -98,84 +93,6 @@ def _on_page(doc, fn: Callable[[], None]) -> None:
         doc.add_next_tick_callback(fn)
     else:
         fn()
-
-
-class ConditionForm(param.Parameterized):
-    """The condition being defined; :meth:`condition` turns it into a checked :class:`Condition`.
-
-    The number fields hold whatever was typed (no silent clamping or reverting): a value
-    outside the range of :data:`core.sampling.options.SAMPLER_OPTIONS` is refused when
-    the condition is added, with the valid range in the message.  Speaker and vocoder
-    are choices, as in the Explorer.
-    """
-
-    label = param.String(default="", doc="experimenter's name for it (never shown to raters)")
-    source = param.Selector(default="checkpoint", objects=["checkpoint", "folder"])
-    checkpoint = param.Selector(default=None, objects=[], allow_None=True, doc="a found checkpoint")
-    folder = param.String(default="", doc="folder of <sentence id>.wav files, inside the configured folders")
-    steps = param.Integer(default=OPTION["steps"].default, doc=OPTION["steps"].help)
-    solver = param.Selector(default=OPTION["solver"].default, objects=list(OPTION["solver"].choices),
-                            doc=OPTION["solver"].help)
-    schedule = param.Selector(default=OPTION["schedule"].default, objects=list(OPTION["schedule"].choices),
-                              doc=OPTION["schedule"].help)
-    sway = param.Number(default=OPTION["sway"].default, doc=OPTION["sway"].help)
-    cfg = param.Number(default=OPTION["cfg"].default, doc=OPTION["cfg"].help)
-    duration_scale = param.Number(default=OPTION["duration_scale"].default, doc=OPTION["duration_scale"].help)
-    temperature = param.Number(default=OPTION["temperature"].default, doc=OPTION["temperature"].help)
-    vocoder = param.Selector(default="auto", objects=list(VOCODER_MODES), doc="as in the Explorer")
-    vocos_folder = param.String(default="", doc="Vocos folder (config.yaml + pytorch_model.bin), inside the "
-                                                "configured folders")
-    speaker = param.Selector(default=FIRST_SPEAKER, objects=[FIRST_SPEAKER], doc="a speaker of the checkpoint")
-    seed = param.Integer(default=0, doc=f"sampling seed {SEED_RANGE[0]}..{SEED_RANGE[1]}")
-    note = param.String(default="", doc="why the checkpoint's speakers could not be read")
-
-    def __init__(self, settings: StudioSettings, **params):
-        super().__init__(**params)
-        self.settings = settings
-        self.refresh_checkpoints()
-        self._speakers()
-
-    def refresh_checkpoints(self) -> None:
-        found = {e.label: str(e.path) for e in find_checkpoints(self.settings)}
-        self.param.checkpoint.objects = found
-        if self.checkpoint not in found.values():
-            self.checkpoint = next(iter(found.values()), None)
-
-    @param.depends("checkpoint", watch=True)
-    def _speakers(self) -> None:
-        """Offer the checkpoint's speakers (read once per file version, never runs code)."""
-        names: list[str] = []
-        self.note = ""
-        if self.checkpoint is not None:
-            try:
-                names = checkpoint_speakers(self.checkpoint)
-            except (CheckpointError, ValueError, OSError) as exc:
-                self.note = str(exc)
-        self.param.speaker.objects = [FIRST_SPEAKER] + names
-        if self.speaker not in self.param.speaker.objects:
-            self.speaker = FIRST_SPEAKER
-
-    def condition(self, label: str) -> Condition:
-        """The condition (``label`` used when the form's label is blank); raises
-        ListeningError / ConfigError / PathRefused with a message for the page."""
-        label = self.label.strip() or label
-        if self.source == "folder":
-            if not self.folder.strip():
-                raise ListeningError("give the folder of WAV files for this condition")
-            folder = resolve_inside(self.folder.strip(), self.settings.roots)
-            if not folder.is_dir():
-                raise ListeningError(f"{self.folder}: not a folder")
-            return Condition(label, folder=str(folder))
-        allowed = {str(e.path) for e in find_checkpoints(self.settings)}
-        if self.checkpoint is None or self.checkpoint not in allowed:
-            raise ListeningError("choose a checkpoint (none found under the configured folders?)")
-        settings = check_sampler_options({name: getattr(self, name) for name in OPTION})
-        settings["vocoder"] = vocoder_spec(self.vocoder, self.vocos_folder, self.settings.roots)
-        if self.speaker != FIRST_SPEAKER:
-            settings["speaker"] = self.speaker
-        synthesis_options(settings)
-        return Condition(label, checkpoint=self.checkpoint, settings=settings,
-                         seed=check_seed(self.seed, allow_none=False))
 
 
 class ExperimenterView(pn.viewable.Viewer):
@@ -418,22 +335,7 @@ class ExperimenterView(pn.viewable.Viewer):
 
     def _build_layout(self):
         f, w = self.form, pn.widgets
-
-        def number(name: str, kind):
-            return kind.from_param(f.param[name], width=110, description=f.param[name].doc)
-
-        ck = pn.Column(w.Select.from_param(f.param.checkpoint, label="Checkpoint", width=420),
-                       pn.pane.Alert(f.param.note, alert_type="warning", visible=f.param.note.rx.bool()),
-                       pn.Row(number("steps", w.IntInput), number("seed", w.IntInput),
-                              w.Select.from_param(f.param.solver, width=110, description=OPTION["solver"].help),
-                              w.Select.from_param(f.param.schedule, width=110,
-                                                  description=OPTION["schedule"].help)),
-                       pn.Row(*(number(n, w.FloatInput) for n in ("sway", "cfg", "duration_scale", "temperature"))),
-                       pn.Row(w.Select.from_param(f.param.vocoder, width=160),
-                              w.TextInput.from_param(f.param.vocos_folder, label="Vocos folder", width=260,
-                                                     visible=f.param.vocoder.rx() == "vocos folder"),
-                              w.Select.from_param(f.param.speaker, width=180)),
-                       visible=pn.bind(lambda s: s == "checkpoint", f.param.source))
+        ck = f.checkpoint_controls()
         folder = w.TextInput.from_param(f.param.folder, label="WAV folder", width=420,
                                         visible=pn.bind(lambda s: s == "folder", f.param.source))
         add = w.Button(label="Add condition", color="primary")

@@ -79,7 +79,7 @@ __all__ = ["Condition", "Sentence", "GoldTrial", "TestDesign", "RenderedClip", "
 
 TARGET_LUFS = -23.0
 SETTING_NAMES = ("steps", "solver", "schedule", "sway", "cfg", "duration_scale", "temperature", "min_length_ratio",
-                 "max_length_ratio", "vocoder", "speaker")
+                 "max_length_ratio", "prompt_audio", "prompt_text", "vocoder", "speaker")
 GOLD_KINDS = {"mos": ("anchor",), "ab": ("identical", "obvious"), "mushra": (), "abx": (), "smos": (), "dcr": (),
               "intelligibility": ()}
 REFERENCE_TYPES = ("mushra", "smos", "dcr")  # test types that need a reference condition

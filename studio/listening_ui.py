@@ -54,9 +54,10 @@ def shared_store(results_dir: Path) -> ResultsStore:
 
 
 @functools.lru_cache(maxsize=None)
-def shared_renderer(device: str) -> StimulusRenderer:
-    """The stimulus renderer (and its loaded models), one per device per server process."""
-    return StimulusRenderer(pool=shared_pool(device))
+def shared_renderer(device: str, prompt_roots: tuple[Path, ...] = ()) -> StimulusRenderer:
+    """The stimulus renderer (and its loaded models), one per device (and set of folders a
+    voice prompt may lie in) per server process."""
+    return StimulusRenderer(pool=shared_pool(device), prompt_roots=prompt_roots)
 
 
 def page_user() -> Optional[str]:
@@ -109,5 +110,5 @@ def build_listening_tabs(settings: StudioSettings, *, user: Optional[str] = None
     rate = RaterView(store, user=user, test_id=test_id)
     if rater_mode(user, test_id, env):
         return [("Rate", rate)]
-    experimenter = ExperimenterView(settings, store, shared_renderer(settings.device))
+    experimenter = ExperimenterView(settings, store, shared_renderer(settings.device, settings.roots))
     return [("Experimenter", experimenter), ("Rate", rate), ("Results", ResultsView(store))]

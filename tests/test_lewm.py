@@ -53,16 +53,23 @@ def test_kv_cache_steps_equal_one_causal_forward():
     torch.testing.assert_close(torch.cat([s.stop_logits for s in steps], 1), full.stop_logits, atol=1e-5, rtol=1e-5)
 
 
-def test_generation_with_the_cache_equals_full_recomputation():
-    model = tiny_model()
+@pytest.mark.parametrize("head, temperature", [("point", 0.0), ("gaussian", 0.0), ("gaussian", 0.7)])
+def test_generation_with_the_cache_equals_full_recomputation(head, temperature):
+    model = tiny_model(predictor_head=head)
     tokens, mask = tokens_of([6, 3])
-    out = generate(model, tokens, mask, generators=gens([0, 1]), min_length_ratio=6.0, max_length_ratio=8.0,
-                   prenet_dropout=False)
+    out = generate(model, tokens, mask, generators=gens([0, 1]), temperature=temperature, min_length_ratio=6.0,
+                   max_length_ratio=8.0, prenet_dropout=False)
     assert out.steps > 5
     memory = model.encode_text(tokens, mask)
     again = model.teacher_forced(out.latents[:, :-1], memory, mask)      # one causal forward, no cache
     for b, n in enumerate(out.lengths.tolist()):
-        torch.testing.assert_close(again.pred[b, :n], out.latents[b, :n], atol=1e-5, rtol=1e-5)
+        want = again.pred[b, :n]
+        if temperature > 0:   # each frame a sample: mean + T std eps, eps the row's n draws in order
+            g = torch.Generator().manual_seed(b)
+            eps = torch.stack([torch.randn(model.config.latent_dim, generator=g) for _ in range(n)])
+            want = want + temperature * (0.5 * again.logvar[b, :n]).exp() * eps
+            assert not torch.allclose(want, again.pred[b, :n])
+        torch.testing.assert_close(want, out.latents[b, :n], atol=1e-5, rtol=1e-5)
 
 
 def test_causal_mask_no_future_leak():
@@ -257,8 +264,9 @@ def test_stop_head_and_length_limits(bias, expect):
     assert torch.all(out.mel[1, :, out.mel_lengths[1]:] == 0)
 
 
-def test_batched_generation_equals_single_items():
-    model = tiny_model()
+@pytest.mark.parametrize("head", ["point", "gaussian"])
+def test_batched_generation_equals_single_items(head):
+    model = tiny_model(predictor_head=head)
     with torch.no_grad():
         model.predictor.stop.bias.fill_(-100.0)   # lengths from the limits: different per row
     tokens, mask = tokens_of([9, 4, 6])
@@ -302,6 +310,7 @@ def test_bad_input_errors():
     ({"lewm": {"downsample_factor": 3}}, "valid: 2, 4"),
     ({"lewm": {"regularizer": "vicreg"}}, "valid: kl, sigreg"),
     ({"lewm": {"scheduled_sampling": "exp"}}, "valid: off, linear, cosine"),
+    ({"lewm": {"predictor_head": "laplace"}}, "valid: point, gaussian"),
     ({"lewm": {"kl_anneal_fraction": 1.5}}, "kl_anneal_fraction"),
     ({"lewm": {"ss_start": 0.9, "ss_end": 0.5}}, "ss_start"),
     ({"lewm": {"stop_pos_weight": 0.0}}, "stop_pos_weight"),

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # sampler options left out take the checkpoint's own defaults (its config's "sampling");
     # names, ranges and help come from the one record of them (core/sampling/options.py),
     # and numbers are range-checked where they are parsed
-    from ..lewm.synthesizer import MAX_TEMPERATURE
+    from ..lewm.synthesizer import MAX_TEMPERATURE, TEMPERATURE_HELP as LEWM_TEMPERATURE_HELP
 
     for option in SAMPLER_OPTIONS:
         if option.name == "temperature":
@@ -66,9 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                  f"(unless set: {option.default})")
     flow_t = [o for o in SAMPLER_OPTIONS if o.name == "temperature"][0]
     parser.add_argument("--temperature", type=float_range(0.0, MAX_TEMPERATURE), default=None,
-                        help=f"flow matching: {flow_t.help}, {flow_t.range_text}; LeWM: std of the noise added to "
-                             f"each generated latent before it is fed back, [0, {MAX_TEMPERATURE:g}]; default: the "
-                             "checkpoint's")
+                        help=f"flow matching: {flow_t.help}, {flow_t.range_text}; {LEWM_TEMPERATURE_HELP}, "
+                             f"[0, {MAX_TEMPERATURE:g}]; default: the checkpoint's")
     lewm = parser.add_argument_group("LeWM checkpoints only")
     lewm.add_argument("--min-length-ratio", type=float_range(0.0, 1000.0), default=None,
                       help="mel frames per text token before which the stop head is ignored; default: the checkpoint's")

@@ -8,6 +8,7 @@ every vocoder of the project plays it.  Modules, one idea each:
 ``text_encoder``   byte/char transformer (+ speaker embedding)
 ``audio_encoder``  1-D CNN + transformer -> mu, logvar -> z (:class:`Posterior`)
 ``predictor``      the JEPA predictor with prenet, stop head and KV cache
+``gaussian_head``  the optional Gaussian output head (bounded log-variance, sampling)
 ``decoder``        latents -> mel (transposed-conv upsampling, residual convs, refinement)
 ``model``          :class:`LeWMModel` ties them
 ``losses``         prediction, copy baseline, KL, SIGReg, mel L1, spectral, stop BCE

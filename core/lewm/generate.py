@@ -8,9 +8,18 @@ in latent frames: ``min_steps = ceil(min_length_ratio * tokens / f)`` and
 (the ratios are mel frames per text token), capped at :data:`MAX_LATENT_STEPS`.
 
 Randomness, all from ``generators`` (one CPU ``torch.Generator`` per row, so a row
-generates the same alone as in a batch): ``temperature`` x N(0, I) added to each predicted
-latent before it is fed back (the decoded latent is the prediction itself), and the
-prenet dropout masks when ``prenet_dropout`` is on (Tacotron 2 keeps it at inference).
+generates the same alone as in a batch), and what ``temperature`` means, by the
+predictor's head (``lewm.predictor_head``):
+
+* ``point``: ``temperature`` x N(0, I) is added to each predicted latent before it is fed
+  back; the decoded latent is the prediction itself.
+* ``gaussian``: each frame is sampled from the predicted distribution,
+  ``mean + temperature * exp(logvar / 2) * eps`` (:func:`core.lewm.gaussian_head.sample_latents`),
+  and that sample is both decoded and fed back; temperature 0 gives the mean.
+
+In both, a row draws its normals (one (latent_dim,) vector per step, only when
+``temperature > 0``) and then, when ``prenet_dropout`` is on (Tacotron 2 keeps it at
+inference), its prenet dropout masks.
 
 Voice prompt (``prefix``): latents of a reference clip (from the audio encoder, see
 :func:`encode_prompt`), shape (P, latent_dim) shared by every row or (B, P, latent_dim),
@@ -32,6 +41,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from .gaussian_head import sample_latents
 from .model import LeWMModel
 
 __all__ = ["Generated", "generate", "encode_prompt", "length_limits", "STOP_THRESHOLD", "MAX_LATENT_STEPS",
@@ -142,6 +152,8 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
     while True:
         res = predictor(x, memory, token_mask, cache)
         z = res.pred[:, -1]                                              # (B, latent_dim)
+        if res.logvar is not None and temperature > 0:                   # Gaussian head: sample the frame
+            z = sample_latents(z, res.logvar[:, -1], temperature, _row_normals(generators, z))
         out.append(z)
         step += 1
         prob = torch.sigmoid(res.stop_logits[:, -1].float())
@@ -154,9 +166,8 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
         if bool(done.all()):
             break
         fed = z
-        if temperature > 0:
-            noise = torch.stack([torch.randn(z.shape[-1], generator=g) for g in generators]).to(dev, z.dtype)
-            fed = z + temperature * noise
+        if temperature > 0 and res.logvar is None:                       # point head: noise on the fed latent
+            fed = z + temperature * _row_normals(generators, z)
         masks = predictor.prenet.draw_masks(list(generators), dev) if use_dropout else None
         x = predictor.inputs(fed[:, None], with_start=False, masks=masks)
     latents = torch.stack(out, dim=1)
@@ -172,3 +183,8 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
     mel = mel * mel_mask[:, None, :].to(mel.dtype)
     return Generated(latents=latents, lengths=lengths, mel=mel, mel_lengths=lengths * model.factor,
                      stopped=stopped, steps=step)
+
+
+def _row_normals(generators: Sequence[torch.Generator], like: Tensor) -> Tensor:
+    """(B, D) standard normals, row b drawn from ``generators[b]`` (CPU), as ``like``."""
+    return torch.stack([torch.randn(like.shape[-1], generator=g) for g in generators]).to(like.device, like.dtype)

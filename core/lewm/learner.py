@@ -6,7 +6,11 @@ graph), ``per_example`` and ``t`` as None (LeWM has no flow time, so no per-time
 curve) and detached scalar terms, which the trainer logs to ``metrics.jsonl``:
 
 ``pred``      latent MSE of the predictor on the pass it learns from (teacher-forced,
-              or the scheduled-sampling second pass)
+              or the scheduled-sampling second pass); with the Gaussian head, the MSE of
+              its mean
+``nll``       with the Gaussian head, the Gaussian negative log-likelihood of the
+              latents (nats per dimension, :func:`core.lewm.losses.gaussian_nll`); 0 with
+              the point head
 ``copy``      the copy baseline MSE(z_t, z_{t-1}) on the same latents; ``pred / copy``
               below 1 means the predictor beats copying the previous frame
 ``kl`` / ``sigreg``  the regulariser (unweighted); ``kl_weight`` its annealed weight
@@ -14,8 +18,23 @@ curve) and detached scalar terms, which the trainer logs to ``metrics.jsonl``:
               multi-resolution spectral loss; ``stop`` the stop BCE
 ``ss_rate``   the scheduled-sampling rate used this step
 
-``loss = prediction_weight pred + kl_weight(step) kl (or sigreg_weight sigreg)
-+ reconstruction_weight recon + spectral_weight spectral + stop_weight stop``.
+``loss = prediction_weight P + kl_weight(step) kl (or sigreg_weight sigreg)
++ reconstruction_weight recon + spectral_weight spectral + stop_weight stop``, where the
+prediction term ``P`` depends on ``lewm.predictor_head``:
+
+* ``point``: ``P = pred``, the MSE; its gradient reaches the predictor and, through the
+  target latents, the audio encoder.
+* ``gaussian``: ``P = nll(mean, logvar; sg(target)) + MSE(sg(mean), target)`` (``sg``:
+  stop-gradient).  The predictor learns its mean and variance by maximum likelihood of
+  the encoder's latents, taken as fixed data; as prediction targets, the latents get the
+  same gradient as from the point head's MSE (as the predictor's fed inputs they get the
+  NLL's).  Without the stop-gradient the encoder could lower the NLL without end by
+  shrinking its latents (the log-variance following them down), which the bounded
+  log-variance limits but does not remove; with it, what pulls the targets is what
+  pulls them with the point head.  The two heads' ``pred`` (MSE of the mean) and the
+  copy baseline stay comparable; the NLL is logged as ``nll``.  At unit variance the
+  NLL is ``0.5 MSE + 0.5 log 2 pi``, so ``P`` weighs the mean's error about 1.5 times
+  the point head's there, and ``1 / (2 var) + 1`` times in general.
 ``step_fn()`` gives the optimizer steps taken so far (the trainer's ``step``): the KL
 annealing and the scheduled-sampling rate follow it, so a resumed run continues them.
 """
@@ -34,7 +53,7 @@ from .model import LeWMModel
 
 __all__ = ["LeWMLoss", "TERMS"]
 
-TERMS = ("pred", "copy", "kl", "sigreg", "kl_weight", "recon", "spectral", "stop", "ss_rate")
+TERMS = ("pred", "nll", "copy", "kl", "sigreg", "kl_weight", "recon", "spectral", "stop", "ss_rate")
 
 
 class LeWMLoss(nn.Module):
@@ -67,20 +86,25 @@ class LeWMLoss(nn.Module):
             mixed, _ = mix_fed_latents(teacher, out.pred[:, :-1], rate, generator)
             out = model.teacher_forced(mixed, memory, token_mask)
         pred = L.prediction_mse(out.pred, target, mask)
+        zero = pred.new_zeros(())
+        if out.logvar is None:
+            nll, prediction = zero, pred
+        else:
+            nll = L.gaussian_nll(out.pred, out.logvar, target.detach(), mask)
+            prediction = nll + L.prediction_mse(out.pred.detach(), target, mask)
         copy = L.copy_baseline_mse(target.detach(), mask)
         stop = L.stop_bce(out.stop_logits, mask, cfg.stop_pos_weight)
         decoded = model.decode(post.z, mask)
         mel_target, dmask = _padded_target(x, mel_mask, decoded.shape[-1])
         recon = L.mel_l1(decoded, mel_target, dmask)
         spectral = L.multi_resolution_spectral_loss(decoded, mel_target, dmask, cfg.spectral_scales)
-        zero = pred.new_zeros(())
         kl = L.gaussian_kl(post.mu, post.logvar, mask) if post.logvar is not None else zero
         kl_w = L.kl_weight_at(step, self.total_steps, cfg.kl_weight, cfg.kl_anneal_fraction) if cfg.regularizer == "kl" else 0.0
         sig = (L.sigreg(target, mask, cfg.sigreg_projections, cfg.sigreg_knots, generator)
                if cfg.regularizer == "sigreg" else zero)
-        loss = (cfg.prediction_weight * pred + kl_w * kl + cfg.sigreg_weight * sig
+        loss = (cfg.prediction_weight * prediction + kl_w * kl + cfg.sigreg_weight * sig
                 + cfg.reconstruction_weight * recon + cfg.spectral_weight * spectral + cfg.stop_weight * stop)
-        terms = {"pred": pred, "copy": copy, "kl": kl, "sigreg": sig, "kl_weight": torch.tensor(kl_w),
+        terms = {"pred": pred, "nll": nll, "copy": copy, "kl": kl, "sigreg": sig, "kl_weight": torch.tensor(kl_w),
                  "recon": recon, "spectral": spectral, "stop": stop, "ss_rate": torch.tensor(rate)}
         return {"loss": loss, "per_example": None, "t": None, **{k: v.detach() for k, v in terms.items()}}
 

@@ -6,6 +6,11 @@ frame mask (B, T).  Masked means average over real frames only.
 * :func:`prediction_mse` — mean over real frames and dims of ``(pred - target)^2``.
 * :func:`copy_baseline_mse` — the same for the predictor that copies the previous frame,
   ``MSE(z_t, z_{t-1})`` over t >= 1: a reference the prediction loss must beat.
+* :func:`gaussian_nll` — negative log-likelihood of the target under the predicted
+  diagonal Gaussian, ``0.5 (logvar + (target - mean)^2 exp(-logvar) + log 2 pi)`` per
+  dimension, averaged over real frames and dims (nats per latent dimension; the
+  ``full=True`` form of ``torch.nn.functional.gaussian_nll_loss``).  At ``logvar = 0`` it
+  is ``0.5 MSE + 0.5 log 2 pi``.
 * :func:`gaussian_kl` — ``KL(N(mu, exp(logvar)) || N(0, 1))`` per dimension,
   ``0.5 (mu^2 + exp(logvar) - 1 - logvar)``, averaged over real frames and dims (nats
   per latent dimension).
@@ -18,13 +23,14 @@ frame mask (B, T).  Masked means average over real frames only.
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["prediction_mse", "copy_baseline_mse", "gaussian_kl", "kl_weight_at", "epps_pulley", "sigreg",
+__all__ = ["prediction_mse", "copy_baseline_mse", "gaussian_nll", "gaussian_kl", "kl_weight_at", "epps_pulley", "sigreg",
            "mel_l1", "multi_resolution_spectral_loss", "stop_targets", "stop_bce", "EPPS_PULLEY_T_MAX"]
 
 EPPS_PULLEY_T_MAX = 5.0
@@ -45,6 +51,14 @@ def copy_baseline_mse(z: Tensor, mask: Tensor) -> Tensor:
     """MSE of predicting frame t by frame t - 1, over t >= 1 where both are real."""
     pair = mask[:, 1:] & mask[:, :-1]
     return prediction_mse(z[:, :-1], z[:, 1:], pair)
+
+
+def gaussian_nll(mean: Tensor, logvar: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Masked mean of ``0.5 (logvar + (target - mean)^2 exp(-logvar) + log 2 pi)`` over real
+    frames and dims; (B, T, D) x 3 -> scalar (nats per dimension)."""
+    nll = 0.5 * (logvar + (target - mean) ** 2 * torch.exp(-logvar) + math.log(2.0 * math.pi))
+    m = _frames(mask, nll)
+    return (nll * m).sum() / (m.sum() * mean.shape[-1]).clamp(min=1)
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor, mask: Tensor) -> Tensor:

@@ -15,6 +15,12 @@ KV cache (:class:`KVCache`): the self-attention keys and values of every step so
 and the text's cross-attention keys and values computed once; feeding one step at a
 time gives the same outputs as one causal forward over the whole sequence (tested).
 
+Output heads: ``out`` maps the final features to the predicted latent (the mean, with
+the Gaussian head); ``stop`` to the stop logit; with ``lewm.predictor_head = "gaussian"``,
+``logvar`` (:class:`core.lewm.gaussian_head.GaussianHead`) to a bounded log-variance
+per latent dimension.  A ``point`` predictor has no ``logvar`` module, so checkpoints
+written before the Gaussian head load unchanged.
+
 Prenet: two ReLU layers with dropout then a linear map to ``predictor_dim``.  Dropout
 masks may be passed explicitly (generation draws them from per-row generators, and
 keeps them on at inference when ``prenet_dropout_at_inference``).
@@ -31,6 +37,7 @@ from torch import Tensor, nn
 
 from ..config import LeWMConfig
 from ..models.layers import FeedForward, sinusoidal_embedding
+from .gaussian_head import GaussianHead
 
 __all__ = ["Prenet", "KVCache", "PredictorLayer", "JEPAPredictor", "PredictorOutput", "positions"]
 
@@ -137,12 +144,15 @@ class PredictorLayer(nn.Module):
 
 @dataclass
 class PredictorOutput:
-    """pred (B, T, latent_dim) predicted latents; stop_logits (B, T): logit that the
-    predicted frame is the last one; hidden (B, T, predictor_dim) final features."""
+    """pred (B, T, latent_dim) predicted latents (the mean, with the Gaussian head);
+    stop_logits (B, T): logit that the predicted frame is the last one; hidden (B, T,
+    predictor_dim) final features; logvar (B, T, latent_dim) the bounded log-variance of
+    the Gaussian head, None for the point head."""
 
     pred: Tensor
     stop_logits: Tensor
     hidden: Tensor
+    logvar: Optional[Tensor] = None
 
 
 class JEPAPredictor(nn.Module):
@@ -163,6 +173,7 @@ class JEPAPredictor(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.out = nn.Linear(d, lewm.latent_dim)
         self.stop = nn.Linear(d, 1)
+        self.logvar = GaussianHead(d, lewm.latent_dim) if lewm.predictor_head == "gaussian" else None
 
     # ------------------------------------------------------------------ inputs
     def inputs(self, fed: Tensor, with_start: bool, masks: Optional[tuple[Tensor, Tensor]] = None) -> Tensor:
@@ -198,4 +209,5 @@ class JEPAPredictor(nn.Module):
             h, cache.self_kv[i] = layer(h, cache.self_kv[i], cache.cross_kv[i], memory_mask)
         cache.length += x.shape[1]
         h = self.norm(h)
-        return PredictorOutput(pred=self.out(h), stop_logits=self.stop(h).squeeze(-1), hidden=h)
+        return PredictorOutput(pred=self.out(h), stop_logits=self.stop(h).squeeze(-1), hidden=h,
+                               logvar=None if self.logvar is None else self.logvar(h))

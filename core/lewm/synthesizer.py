@@ -6,8 +6,11 @@ Built by :meth:`core.Synthesizer.from_checkpoint` when the checkpoint's
 (same text handling, speakers, long-text chunking, vocoding and :class:`Synthesis`
 record) whose ``synthesize`` takes the LeWM options:
 
-``temperature``       >= 0: std of the noise added to each generated latent before it is
-                      fed back (None: ``lewm.temperature`` of the checkpoint)
+``temperature``       >= 0 (None: ``lewm.temperature`` of the checkpoint).  With the
+                      ``point`` predictor head: std of the noise added to each generated
+                      latent before it is fed back.  With the ``gaussian`` head: the scale
+                      of the predicted std when each latent is sampled (0: the mean; 1:
+                      the predicted distribution); see :mod:`core.lewm.generate`
 ``min_length_ratio``, ``max_length_ratio``: mel frames per text token a chunk may not
                       stop before / may not run past (None: the checkpoint's)
 ``seed``, ``speaker`` as for flow matching.
@@ -48,7 +51,7 @@ from ..text import TextError
 from .generate import encode_prompt, generate
 from .prompt import VoicePrompt, read_prompt
 
-__all__ = ["LeWMSynthesizer", "LEWM_OPTION_NAMES", "SEED_STRIDE", "MAX_TEMPERATURE"]
+__all__ = ["LeWMSynthesizer", "LEWM_OPTION_NAMES", "SEED_STRIDE", "MAX_TEMPERATURE", "TEMPERATURE_HELP"]
 
 LEWM_OPTION_NAMES = ("temperature", "min_length_ratio", "max_length_ratio", "seed", "speaker", "prompt_audio",
                      "prompt_text")
@@ -57,6 +60,10 @@ prompt given as an array is recorded as ``"array"`` and must be passed again."""
 FLOW_ONLY = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg")
 SEED_STRIDE = 2 ** 32
 MAX_TEMPERATURE = 10.0
+TEMPERATURE_HELP = ("LeWM: with a point predictor head, the std of the noise added to each generated latent before "
+                    "it is fed back (the decoded latent stays the prediction); with a Gaussian head, the scale of "
+                    "the predicted std when each latent is sampled (0: the mean, 1: the predicted distribution)")
+"""Help text of the LeWM ``temperature`` (CLI, studio)."""
 
 
 class LeWMSynthesizer(Synthesizer):

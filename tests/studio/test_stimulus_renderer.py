@@ -153,13 +153,22 @@ def test_stimuli_honour_the_checkpoints_sampling_defaults(tiny_checkpoint, tmp_p
 
 
 def test_synthesis_options_follow_the_family():
-    mixed = {"steps": 4, "cfg": 1.0, "temperature": 0.5, "max_length_ratio": 6, "speaker": "bob", "vocoder": "auto"}
-    assert synthesis_options(mixed) == {"steps": 4, "cfg": 1.0, "temperature": 0.5, "speaker": "bob"}
-    assert synthesis_options(mixed, "lewm") == {"temperature": 0.5, "max_length_ratio": 6.0, "speaker": "bob"}
-    from studio.stimulus_renderer import settings_not_applied
-
-    assert settings_not_applied(mixed, "lewm") == ["steps", "cfg"]
-    assert settings_not_applied(mixed, "flow") == ["max_length_ratio"]
+    both = {"temperature": 0.5, "speaker": "bob", "vocoder": "auto"}
+    assert synthesis_options({**both, "steps": 4, "cfg": 1.0}) == {"steps": 4, "cfg": 1.0, "temperature": 0.5,
+                                                                    "speaker": "bob"}
+    assert synthesis_options({**both, "max_length_ratio": 6, "prompt_audio": "/a/b.wav", "prompt_text": " Hi. "},
+                             "lewm") == {"temperature": 0.5, "max_length_ratio": 6.0, "prompt_audio": "/a/b.wav",
+                                         "prompt_text": "Hi.", "speaker": "bob"}
+    # a setting of the other family is an error listing what the condition's family takes
+    with pytest.raises(ConfigError, match="steps, cfg apply to flow-matching checkpoints only; a LeWM condition "
+                                          "takes: temperature, min_length_ratio, max_length_ratio, prompt_audio, "
+                                          "prompt_text, speaker, vocoder"):
+        synthesis_options({**both, "steps": 4, "cfg": 1.0}, "lewm")
+    with pytest.raises(ConfigError, match="max_length_ratio applies to LeWM checkpoints only; a flow-matching "
+                                          "condition takes: steps, solver, .*temperature, speaker, vocoder"):
+        synthesis_options({"max_length_ratio": 6})
+    with pytest.raises(ConfigError, match="prompt_audio applies to LeWM checkpoints only"):
+        synthesis_options({"prompt_audio": "/a/b.wav"})
     # each family's ranges: a LeWM temperature may go to 10, a flow one to 2
     assert synthesis_options({"temperature": 5.0}, "lewm") == {"temperature": 5.0}
     with pytest.raises(ConfigError, match="temperature"):
@@ -168,31 +177,73 @@ def test_synthesis_options_follow_the_family():
         synthesis_options({"temperature": 11.0}, "lewm")
     with pytest.raises(ConfigError, match="max_length_ratio must be a number"):
         synthesis_options({"max_length_ratio": "long"}, "lewm")
+    with pytest.raises(ConfigError, match="min_length_ratio must be below max_length_ratio"):
+        synthesis_options({"min_length_ratio": 5, "max_length_ratio": 5}, "lewm")
+    # a voice prompt is a file and its transcript, both or neither
+    with pytest.raises(ConfigError, match="needs prompt_text"):
+        synthesis_options({"prompt_audio": "/a/b.wav"}, "lewm")
+    with pytest.raises(ConfigError, match="prompt_audio is None"):
+        synthesis_options({"prompt_text": "Hi."}, "lewm")
     with pytest.raises(ConfigError, match="unknown model family"):
         synthesis_options({}, "gan")
 
 
+def test_a_voice_prompt_outside_the_renderers_folders_is_refused(tmp_path):
+    from studio.config import PathRefused
+
+    inside, outside = tmp_path / "allowed", tmp_path / "elsewhere"
+    inside.mkdir(), outside.mkdir()
+    prompt = {"prompt_audio": str(outside / "p.wav"), "prompt_text": "Hi."}
+    with pytest.raises(PathRefused, match="outside the folders"):
+        synthesis_options(prompt, "lewm", prompt_roots=(inside,))
+    for sneaky in (str(inside / ".." / "elsewhere" / "p.wav"), "../elsewhere/p.wav"):
+        with pytest.raises(PathRefused):
+            synthesis_options({**prompt, "prompt_audio": sneaky}, "lewm", prompt_roots=(inside,))
+    got = synthesis_options({**prompt, "prompt_audio": "p.wav"}, "lewm", prompt_roots=(inside,))
+    assert got["prompt_audio"] == str((inside / "p.wav").resolve())     # relative: inside a root
+    assert synthesis_options(prompt, "lewm")["prompt_audio"] == prompt["prompt_audio"]   # no roots: the CLI's
+
+
 def test_a_listening_test_mixes_flow_and_lewm_conditions(tiny_checkpoint, tiny_lewm_checkpoint, tmp_path):
+    import soundfile as sf
+
     from studio.listening import Sentence, TestDesign, render_stimuli
     from studio.results import ResultsStore
 
-    common = {"steps": 2, "temperature": 0.5, "vocoder": "griffin-lim"}   # as the Experimenter's form fills them
-    conds = (Condition("flow", checkpoint=str(tiny_checkpoint), settings=dict(common), seed=3),
-             Condition("lewm", checkpoint=str(tiny_lewm_checkpoint), settings={**common, "max_length_ratio": 4.0},
-                       seed=3))
+    prompt = tmp_path / "prompt.wav"
+    t = np.arange(12000) / 24000
+    sf.write(prompt, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 24000)
+    lewm_settings = {"temperature": 0.5, "max_length_ratio": 4.0, "prompt_audio": str(prompt),
+                     "prompt_text": "Hello.", "vocoder": "griffin-lim"}
+    conds = (Condition("flow", checkpoint=str(tiny_checkpoint), settings={"steps": 2, "temperature": 0.5,
+                                                                         "vocoder": "griffin-lim"}, seed=3),
+             Condition("lewm", checkpoint=str(tiny_lewm_checkpoint), settings=lewm_settings, seed=3))
     design = TestDesign("mixed", "ab", conds, (Sentence("s1", "Red sun."), Sentence("s2", "A dog ran.")))
-    renderer = StimulusRenderer("cpu")
+    renderer = StimulusRenderer("cpu", prompt_roots=(tmp_path,))
     stimuli = render_stimuli(design, ResultsStore(tmp_path / "results"), tmp_path / "results", renderer)
     by_cond = {}
     for s in stimuli:
         by_cond.setdefault(s.condition, []).append(s)
     assert sorted(by_cond) == ["flow", "lewm"] and all(len(v) == 2 for v in by_cond.values())
     flow, lewm = by_cond["flow"][0].provenance["render"], by_cond["lewm"][0].provenance["render"]
-    assert flow["steps"] == 2 and "family" not in flow and "settings_not_applied" not in flow
+    assert flow["steps"] == 2 and "family" not in flow and "prompt_audio" not in flow
     assert lewm["family"] == "lewm" and lewm["temperature"] == 0.5 and lewm["max_length_ratio"] == 4.0
-    assert lewm["settings_not_applied"] == ["steps"] and "steps" not in lewm
-    # the LeWM clip equals a direct call with only its family's options
+    assert lewm["prompt_audio"] == str(prompt) and lewm["prompt_text"] == "Hello." and len(lewm["prompt_sha256"]) == 64
+    # provenance holds only settings that applied: no flow setting on the LeWM clip
+    assert not set(lewm) & {"steps", "solver", "schedule", "sway", "cfg", "duration_scale", "settings_not_applied"}
+    assert by_cond["lewm"][0].provenance["settings"] == lewm_settings
+    # the LeWM clip equals a direct call with the same options
     synth = core.Synthesizer.from_checkpoint(tiny_lewm_checkpoint, device="cpu", vocoder="griffin-lim")
     clip = renderer(conds[1], "Red sun.", 3)
-    ref = synth.synthesize("Red sun.", temperature=0.5, max_length_ratio=4.0, seed=3)
+    ref = synth.synthesize("Red sun.", temperature=0.5, max_length_ratio=4.0, prompt_audio=str(prompt),
+                           prompt_text="Hello.", seed=3)
     np.testing.assert_allclose(clip.audio, ref.audio, atol=1e-6)
+    # a flow setting on the LeWM condition is refused at render time too, naming the condition
+    bad = Condition("lewm-steps", checkpoint=str(tiny_lewm_checkpoint), settings={"steps": 2}, seed=3)
+    with pytest.raises(ConfigError, match="condition 'lewm-steps': steps applies to flow-matching checkpoints only"):
+        renderer(bad, "Red sun.", 3)
+    # a renderer with other folders refuses the prompt
+    from studio.config import PathRefused
+
+    with pytest.raises(PathRefused, match="outside the folders"):
+        StimulusRenderer("cpu", prompt_roots=(tmp_path / "results",))(conds[1], "Red sun.", 3)
