@@ -59,7 +59,7 @@ kill murder rape shoot stab strangle torture slaughter assassinate execute abuse
 suicide corpse cocaine heroin nazi porn penis vagina sex sexual breast crap damn hell bastard
 bitch whore slut fuck shit piss urinate defecate masturbate erection genital nude naked
 terrorist terrorism gun rifle pistol bullet weapon ammunition victim hostage virgin tit boob sexy
-retard rapist pimp prostitute kidnap slave dope gay lesbian homosexual queer bum butt fart""".split())
+retard rapist pimp prostitute kidnap slave dope gay lesbian homosexual queer bum butt fart meth sniper""".split())
 # function words and number words: the templates place these themselves
 FUNCTION_WORDS = set("""a an the this that these those some any no every each all both either neither
 i me my mine you your yours he him his she her hers it its we us our ours they them their theirs
