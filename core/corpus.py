@@ -13,11 +13,15 @@ speaks every sentence.  Layout of ``DIR``::
     heldout_wavs/<voice>/<id>.wav   flite recordings of the held-out sentences
     manifest.csv            ``audio_path,text,speaker,id`` (read by core.data.read_manifest)
     heldout_manifest.csv    the same for the held-out recordings (the evaluation references)
+    eval.txt, eval_wavs/, eval_manifest.csv   with ``eval_sentences`` (``--eval-sentences FILE``):
+                            the same for a file of sentences written for evaluation, one a
+                            line (e.g. ``assets/everyday_sentences.txt``), stored normalised
 
 Manifest ids are ``<voice>_<sentence id>``.  The build is deterministic for a seed and
 resumable: a complete WAV at 24 kHz is kept, anything else (missing, truncated, another
 rate) is rendered again; re-running with the same seed and more sentences or voices only
-adds files.  A folder built with another seed, text source or source version is refused
+adds files (an evaluation sentence whose text changed since the last run is rendered
+again).  A folder built with another seed, text source or source version is refused
 (a ``corpus.json`` from before text sources, with only ``grammar_version``, counts as
 the ``grammar`` source at that version).
 """
@@ -42,7 +46,7 @@ from .corpus_text import DEFAULT_TEXT, corpus_sentences, text_source
 
 __all__ = ["CorpusError", "FliteMissing", "CorpusReport", "DEFAULT_VOICES", "LIMITED_DOMAIN_VOICES",
            "SAMPLE_RATE", "find_flite", "list_voices", "check_voices", "flite_speak", "render_wav",
-           "wav_is_complete", "build_corpus"]
+           "wav_is_complete", "read_eval_sentences", "build_corpus"]
 
 SAMPLE_RATE = 24000
 DEFAULT_VOICES = ("slt", "rms", "awb", "kal16")
@@ -165,9 +169,11 @@ class CorpusReport:
     manifest: Path = field(default=Path())
     heldout_manifest: Path = field(default=Path())
     text: str = DEFAULT_TEXT
+    evaluation: int = 0  # sentences of the eval_sentences file
 
     def summary(self) -> str:
-        return (f"{self.sentences} training + {self.heldout} held-out {self.text} sentences "
+        extra = f" + {self.evaluation} evaluation" if self.evaluation else ""
+        return (f"{self.sentences} training + {self.heldout} held-out {self.text}{extra} sentences "
                 f"x {len(self.voices)} voices "
                 f"({', '.join(self.voices)}): rendered {self.rendered} wavs, kept {self.kept}; "
                 f"manifests {self.manifest} and {self.heldout_manifest}")
@@ -201,6 +207,46 @@ def _check_settings(out: Path, seed: int, text: str, version: int) -> None:
                               "use the same value or another --out folder")
 
 
+def read_eval_sentences(path: str | Path, train: Sequence[str]) -> list[str]:
+    """The sentences of a file written for evaluation (one a line; blank lines and ``#``
+    comments skipped), normalised as flite will speak them.  A duplicate, or a sentence
+    that is also a training sentence, is a :class:`CorpusError` naming its line."""
+    from .normalize import normalize_text
+
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise CorpusError(f"cannot read the evaluation sentences {p}: {exc.strerror or exc}") from None
+    out: list[str] = []
+    training = set(train)
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        text = normalize_text(line)
+        if text in out:
+            raise CorpusError(f"{p}:{n}: sentence {line.strip()!r} appears twice")
+        if text in training:
+            raise CorpusError(f"{p}:{n}: sentence {line.strip()!r} is also a training sentence; "
+                              "evaluation sentences must be new to the model")
+        out.append(text)
+    if not out:
+        raise CorpusError(f"{p} holds no sentences")
+    return out
+
+
+def _drop_changed_eval_wavs(out: Path, ids: list[str], texts: list[str], voices: Sequence[str]) -> None:
+    """Remove eval wavs whose id now stands for another sentence than in the last run's eval.txt."""
+    old_file = out / "eval.txt"
+    if not old_file.is_file():
+        return
+    old = dict(line.split("|", 1) for line in old_file.read_text(encoding="utf-8").splitlines() if "|" in line)
+    for sid, text in zip(ids, texts):
+        if sid in old and old[sid] != text:
+            for voice in voices:
+                (out / "eval_wavs" / voice / f"{sid}.wav").unlink(missing_ok=True)
+
+
 def _manifest_text(rows: list[tuple[str, str, str, str]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -219,11 +265,13 @@ def _remove_stale_temps(folders: list[Path]) -> None:
 
 def build_corpus(out: str | Path, sentences: int = 2000, voices: Sequence[str] = DEFAULT_VOICES,
                  seed: int = 0, heldout: int = 100, jobs: Optional[int] = None,
-                 progress: Optional[bool] = None, text: str = DEFAULT_TEXT) -> CorpusReport:
+                 progress: Optional[bool] = None, text: str = DEFAULT_TEXT,
+                 eval_sentences: str | Path | None = None) -> CorpusReport:
     """Build (or finish) the flite corpus in ``out``; see the module docstring for the layout.
 
     ``sentences`` training and ``heldout`` held-out sentences of the text source ``text``
-    (``grammar`` or ``everyday``, :data:`core.corpus_text.TEXT_SOURCES`), each spoken by every voice;
+    (``grammar`` or ``everyday``, :data:`core.corpus_text.TEXT_SOURCES`), and the sentences of
+    the file ``eval_sentences`` if given (:func:`read_eval_sentences`), each spoken by every voice;
     ``jobs`` flite processes at a time (default ``min(4, cpu count)``); ``progress``
     shows a tqdm bar (``None``: only on a terminal).  Raises :class:`FliteMissing` without
     flite and :class:`CorpusError` for an unknown voice or text source or a folder from
@@ -246,22 +294,35 @@ def build_corpus(out: str | Path, sentences: int = 2000, voices: Sequence[str] =
     voices = check_voices(list(voices), list_voices(flite))
     out = Path(out)
     _check_settings(out, seed, source.name, source.version)
-    out.mkdir(parents=True, exist_ok=True)
     sets = corpus_sentences(sentences, heldout, seed, text=source.name)
+    evaluation = [] if eval_sentences is None else read_eval_sentences(eval_sentences, sets.train)
+    out.mkdir(parents=True, exist_ok=True)
     settings = {"seed": seed, "text": source.name, "text_version": source.version, "sample_rate": SAMPLE_RATE,
                 "voices": voices, "sentences": sentences, "heldout": heldout}
+    if eval_sentences is not None:
+        settings["eval_sentences"] = {"file": str(eval_sentences), "count": len(evaluation)}
     _write_text(out / "corpus.json", json.dumps(settings, indent=2) + "\n")
 
     train_ids = [f"s{i:05d}" for i in range(len(sets.train))]
     held_ids = [f"h{i:04d}" for i in range(len(sets.heldout))]
     _write_text(out / "sentences.txt", "".join(f"{i}|{t}\n" for i, t in zip(train_ids, sets.train)))
     _write_text(out / "heldout.txt", "".join(f"{i}|{t}\n" for i, t in zip(held_ids, sets.heldout)))
+    eval_ids = [f"e{i:04d}" for i in range(len(evaluation))]
+    if evaluation:
+        _drop_changed_eval_wavs(out, eval_ids, evaluation, voices)
+        _write_text(out / "eval.txt", "".join(f"{i}|{t}\n" for i, t in zip(eval_ids, evaluation)))
 
     manifests: dict[str, list[tuple[str, str, str, str]]] = {"manifest.csv": [], "heldout_manifest.csv": []}
+    if evaluation:
+        manifests["eval_manifest.csv"] = []
     todo: list[_Job] = []
-    report = CorpusReport(out, voices, len(sets.train), len(sets.heldout), text=source.name)
+    report = CorpusReport(out, voices, len(sets.train), len(sets.heldout), text=source.name,
+                          evaluation=len(evaluation))
     for name, folder, ids, texts in (("manifest.csv", "wavs", train_ids, sets.train),
-                                     ("heldout_manifest.csv", "heldout_wavs", held_ids, sets.heldout)):
+                                     ("heldout_manifest.csv", "heldout_wavs", held_ids, sets.heldout),
+                                     ("eval_manifest.csv", "eval_wavs", eval_ids, evaluation)):
+        if name not in manifests:
+            continue
         _remove_stale_temps([out / folder / v for v in voices])
         for voice in voices:
             for sid, text in zip(ids, texts):

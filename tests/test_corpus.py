@@ -15,7 +15,7 @@ import soundfile as sf
 from core.audio import save_wav
 from core.cli import main
 from core.corpus import (CorpusError, FliteMissing, build_corpus, check_voices, find_flite, list_voices,
-                         wav_is_complete)
+                         read_eval_sentences, wav_is_complete)
 from core.corpus_text import (HELDOUT_BUCKETS, MAX_WORDS, MIN_WORDS, TEXT_SOURCES, corpus_sentences,
                               is_heldout_text, number_words, random_sentence, text_source, word_count)
 from core.data import read_manifest
@@ -84,6 +84,22 @@ def test_unknown_text_is_a_one_line_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown corpus text 'books'; valid: grammar, everyday" in err and err.count("\n") == 1
     assert not (tmp_path / "c").exists()
+
+
+def test_read_eval_sentences(tmp_path):
+    f = tmp_path / "eval.txt"
+    f.write_text("# written for evaluation\nIt costs $5.\n\n  Who is there?  \n", encoding="utf-8")
+    assert read_eval_sentences(f, ["Something else."]) == ["It costs five dollars.", "Who is there?"]
+    with pytest.raises(CorpusError, match=r"eval.txt:2: sentence 'It costs \$5.' is also a training sentence"):
+        read_eval_sentences(f, ["It costs five dollars."])
+    f.write_text("Hello there.\nHello  there.\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"eval.txt:2: sentence 'Hello  there.' appears twice"):
+        read_eval_sentences(f, [])
+    f.write_text("# nothing\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="holds no sentences"):
+        read_eval_sentences(f, [])
+    with pytest.raises(CorpusError, match="cannot read the evaluation sentences"):
+        read_eval_sentences(tmp_path / "missing.txt", [])
 
 
 def test_number_words():
@@ -204,6 +220,25 @@ def test_everyday_corpus_and_old_settings(tmp_path, capsys):
     sets = corpus_sentences(2, 1, seed=0, text="everyday")
     assert [r.text for r in read_manifest(out / "manifest.csv")] == sets.train
     assert [r.text for r in read_manifest(out / "heldout_manifest.csv")] == sets.heldout
+
+    # evaluation sentences: recorded beside the corpus; a changed line is recorded again
+    sentences = tmp_path / "eval.txt"
+    sentences.write_text("See you at 7:30!\nWho is there?\n", encoding="utf-8")
+    report = build_corpus(out, sentences=2, heldout=1, voices=["slt"], progress=False, text="everyday",
+                          eval_sentences=sentences)
+    assert (report.rendered, report.kept, report.evaluation) == (2, 3, 2)
+    assert (out / "eval.txt").read_text().splitlines() == ["e0000|See you at seven thirty!", "e0001|Who is there?"]
+    assert [(r.id, r.text) for r in read_manifest(out / "eval_manifest.csv")] == [
+        ("slt_e0000", "See you at seven thirty!"), ("slt_e0001", "Who is there?")]
+    sentences.write_text("See you at 7:30!\nWhere is everybody?\n", encoding="utf-8")
+    report = build_corpus(out, sentences=2, heldout=1, voices=["slt"], progress=False, text="everyday",
+                          eval_sentences=sentences)
+    assert (report.rendered, report.kept) == (1, 4)
+    assert json.loads((out / "corpus.json").read_text())["eval_sentences"]["count"] == 2
+    sentences.write_text(sets.train[0] + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="is also a training sentence"):
+        build_corpus(out, sentences=2, heldout=1, voices=["slt"], progress=False, text="everyday",
+                     eval_sentences=sentences)
 
     # a folder written before text sources (only "grammar_version") is the grammar at that version
     old = tmp_path / "old"

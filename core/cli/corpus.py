@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text", default=DEFAULT_TEXT,
                         help=f"sentence source (default {DEFAULT_TEXT}): "
                              + "; ".join(f"{s.name}: {s.summary}" for s in TEXT_SOURCES.values()))
+    parser.add_argument("--eval-sentences", default=None, metavar="FILE",
+                        help="also record these sentences, one a line (e.g. assets/everyday_sentences.txt), "
+                             "as eval.txt, eval_wavs/ and eval_manifest.csv; none may be a training sentence")
     parser.add_argument("--seed", type=int_range(0, 2 ** 62 - 1), default=0, help="sentence seed (default 0)")
     parser.add_argument("--heldout", type=int_range(0, 10 ** 5), default=100, help="held-out sentences (default 100)")
     parser.add_argument("--jobs", type=int_range(1, 256), default=None, help="parallel flite processes (default min(4, CPUs))")
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = build_corpus(args.out, sentences=args.sentences, voices=voices, seed=args.seed,
                               heldout=args.heldout, jobs=args.jobs, progress=False if args.quiet else None,
-                              text=args.text)
+                              text=args.text, eval_sentences=args.eval_sentences)
     except CorpusError as exc:
         raise UsageError(str(exc)) from None
     print(report.summary())
