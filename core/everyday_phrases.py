@@ -177,9 +177,9 @@ class Phrases:
         return Subject(self.np(("animal",), adj=0.3, det=self.pick(("the", "our", "a"))), "is", "was", True)
 
     def object(self, verb: Verb) -> str:
-        """The verb's object, or "" for an intransitive use."""
-        frames = verb.frames.replace("i", "") if not (verb.frames == "i" or self.maybe(0.15)) else ""
-        if not frames:
+        """The verb's object, or "" for an intransitive use (of a verb that has one)."""
+        frames = verb.frames.replace("i", "")
+        if not frames or ("i" in verb.frames and self.maybe(0.3)):
             return ""
         if self.pick(frames) == "p":
             return self.pick(OBJECT_PRONOUNS) if self.maybe(0.3) else self.person()

@@ -214,6 +214,20 @@ def _plural_of_noun(w: str, nouns: dict[str, list[str]]) -> bool:
     return w.endswith("s") and w[:-1] in nouns
 
 
+def _compared(w: str, adjectives: dict[str, list[str]]) -> bool:
+    """Whether ``w`` is a regular comparative or superlative of another adjective
+    ("colder", "nicest", "happier", "biggest")."""
+    for ending in ("er", "est"):
+        if w.endswith(ending):
+            stem = w[:-len(ending)]
+            stems = {stem, stem + "e", stem[:-1] + "y" if stem.endswith("i") else stem}
+            if len(stem) > 2 and stem[-1] == stem[-2]:
+                stems.add(stem[:-1])  # "bigg" -> "big"
+            if any(len(s) > 2 and s in adjectives for s in stems):
+                return True
+    return False
+
+
 def article(pron: str) -> str:
     return "an" if pron and pron[0] in "AEIOU" else "a"
 
@@ -283,6 +297,7 @@ def main() -> None:
     counts = read_counts()
     exc = {p: read_exceptions(p) for p in ("n", "v", "a")}
     noun_plural_forms = {f for forms in exc["n"].values() for f in forms}
+    adjective_forms = {f for forms in exc["a"].values() for f in forms}
 
     lemmas = sorted({w for p in POS_FILES for w in index[p]
                      if re.fullmatch(r"[a-z]{2,}", w) and w in cmu and w not in BLOCKED | FUNCTION_WORDS})
@@ -330,8 +345,8 @@ def main() -> None:
                     continue
                 rows.append(f"v\t{VERB_CLASSES[lexname]}\t{args_}\t{w}\t{third}\t{past}\t{part}\t{ing}")
             elif p == "a":
-                if lexname not in ADJ_FILES:
-                    continue
+                if lexname not in ADJ_FILES or w in adjective_forms or _compared(w, index["a"]):
+                    continue  # "bigger", "latest": the grammar puts adjectives where the plain form goes
                 rows.append(f"a\t{article(cmu[w])}\t{w}")
             elif p == "r":
                 if w.endswith("ly"):
