@@ -1,15 +1,22 @@
-"""Seeded English sentence generator for the flite demo corpus.
+"""Seeded English sentences for the flite demo corpus: the text sources and the two sets.
 
-Every sentence comes from a small grammar over the word lists below, written for this
-project (no outside text, so no licence question).  Kinds: statements (with adjectives,
-adverbs, prepositional and time phrases), counts with numbers spelt out as words,
-compound sentences, questions, exclamations and requests; 4 to 16 words each.
+Two text sources (``python -m core corpus --text NAME``; :data:`TEXT_SOURCES`):
+
+* ``grammar`` (the default, what the bundled demo voice learnt): the small grammar in
+  this module over the word lists below, written for this project (no outside text, so
+  no licence question), 575 words.  Kinds: statements (with adjectives, adverbs,
+  prepositional and time phrases), counts with numbers spelt out as words, compound
+  sentences, questions, exclamations and requests; 4 to 16 words each.
+* ``everyday`` (:mod:`core.everyday_text`): templates over about 10,600 common English
+  words, with names, places, numbers, money, clock times, dates and ordinals, 2 to 32
+  words; a sentence is written with digits and symbols and stored normalised
+  (:func:`core.normalize.normalize_text`), as flite speaks it.
 
 Training and held-out sentences come from two random streams, and a fixed hash of the
 sentence string decides which set a sentence may belong to (about 1 in
 ``HELDOUT_BUCKETS``), so the two sets never share a sentence, and each is a stable
 prefix: asking for more training sentences never changes the first ones or the held-out
-set, and vice versa.  The same seed gives the same sentences on every machine.
+set, and vice versa.  The same seed and source give the same sentences on every machine.
 """
 
 from __future__ import annotations
@@ -19,8 +26,11 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["GRAMMAR_VERSION", "MIN_WORDS", "MAX_WORDS", "HELDOUT_BUCKETS", "SentenceSets",
-           "corpus_sentences", "random_sentence", "is_heldout_text", "number_words", "word_count"]
+from . import everyday_text
+
+__all__ = ["GRAMMAR_VERSION", "MIN_WORDS", "MAX_WORDS", "HELDOUT_BUCKETS", "SentenceSets", "TextSource",
+           "TEXT_SOURCES", "DEFAULT_TEXT", "text_source", "corpus_sentences", "random_sentence",
+           "is_heldout_text", "number_words", "word_count"]
 
 GRAMMAR_VERSION = 1  # bump when the grammar or word lists change (a corpus records it)
 MIN_WORDS, MAX_WORDS = 4, 16
@@ -272,19 +282,50 @@ def is_heldout_text(sentence: str) -> bool:
     return int.from_bytes(digest, "big") % HELDOUT_BUCKETS == 0
 
 
-def _stream(n: int, seed: int, stream: str, heldout: bool) -> list[str]:
+@dataclass(frozen=True)
+class TextSource:
+    """A named sentence generator: ``sentence(rng)`` gives one sentence as the corpus
+    stores and flite speaks it; ``version`` changes whenever its output does (a corpus
+    records both, and refuses to be resumed with another)."""
+
+    name: str
+    version: int
+    sentence: Callable[[random.Random], str]
+    summary: str
+
+    def rng(self, stream: str, seed: int) -> random.Random:
+        # the grammar keeps the seed string it always had, so its old corpora rebuild identically
+        key = f"{stream}:{seed}:{self.version}"
+        return random.Random(key if self.name == "grammar" else f"{self.name}:{key}")
+
+
+TEXT_SOURCES = {s.name: s for s in (
+    TextSource("grammar", GRAMMAR_VERSION, random_sentence, "a 575-word grammar, 4-16 words a sentence"),
+    TextSource("everyday", everyday_text.EVERYDAY_VERSION, everyday_text.spoken_sentence,
+               "everyday English over ~10,600 common words, names, numbers, dates, 2-32 words"))}
+DEFAULT_TEXT = "grammar"
+
+
+def text_source(name: str) -> TextSource:
+    """The source called ``name``; an unknown name is a ``ValueError`` listing the valid ones."""
+    if name not in TEXT_SOURCES:
+        raise ValueError(f"unknown corpus text {name!r}; valid: {', '.join(TEXT_SOURCES)}")
+    return TEXT_SOURCES[name]
+
+
+def _stream(n: int, seed: int, stream: str, heldout: bool, source: TextSource) -> list[str]:
     if n < 0:
         raise ValueError(f"the number of {stream} sentences must be >= 0, got {n}")
-    rng = random.Random(f"{stream}:{seed}:{GRAMMAR_VERSION}")
+    rng = source.rng(stream, seed)
     out: list[str] = []
     seen: set[str] = set()
     tries, limit = 0, 200 * n + 10_000
     while len(out) < n:
         tries += 1
         if tries > limit:
-            raise ValueError(f"the grammar gave only {len(out)} distinct {stream} sentences in {limit} "
-                             f"tries; ask for fewer than {n}")
-        s = random_sentence(rng)
+            raise ValueError(f"the {source.name} text gave only {len(out)} distinct {stream} sentences in "
+                             f"{limit} tries; ask for fewer than {n}")
+        s = source.sentence(rng)
         if s not in seen and is_heldout_text(s) == heldout:
             seen.add(s)
             out.append(s)
@@ -299,10 +340,13 @@ class SentenceSets:
     heldout: list[str]
 
 
-def corpus_sentences(n_train: int, n_heldout: int, seed: int = 0) -> SentenceSets:
-    """``n_train`` training and ``n_heldout`` held-out sentences for ``seed``.
+def corpus_sentences(n_train: int, n_heldout: int, seed: int = 0, text: str = DEFAULT_TEXT) -> SentenceSets:
+    """``n_train`` training and ``n_heldout`` held-out sentences of the source ``text``
+    for ``seed``.
 
     Deterministic, and each list is a prefix of the list for a larger count with the
     same seed (the counts do not influence each other).
     """
-    return SentenceSets(_stream(n_train, seed, "train", False), _stream(n_heldout, seed, "heldout", True))
+    source = text_source(text)
+    return SentenceSets(_stream(n_train, seed, "train", False, source),
+                        _stream(n_heldout, seed, "heldout", True, source))

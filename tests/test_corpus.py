@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
@@ -14,9 +15,9 @@ import soundfile as sf
 from core.audio import save_wav
 from core.cli import main
 from core.corpus import (CorpusError, FliteMissing, build_corpus, check_voices, find_flite, list_voices,
-                         wav_is_complete)
-from core.corpus_text import (HELDOUT_BUCKETS, MAX_WORDS, MIN_WORDS, corpus_sentences, is_heldout_text,
-                              number_words, random_sentence, word_count)
+                         read_eval_sentences, wav_is_complete)
+from core.corpus_text import (HELDOUT_BUCKETS, MAX_WORDS, MIN_WORDS, TEXT_SOURCES, corpus_sentences,
+                              is_heldout_text, number_words, random_sentence, text_source, word_count)
 from core.data import read_manifest
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="Debian flite is not installed")
@@ -60,6 +61,45 @@ def test_heldout_is_disjoint_from_training():
     share = np.mean([is_heldout_text(random_sentence(rng)) for _ in range(4000)])
     assert 0.6 / HELDOUT_BUCKETS < share < 1.4 / HELDOUT_BUCKETS
     assert corpus_sentences(0, 0, seed=1).train == []
+
+
+def test_grammar_is_the_default_text_and_unchanged():
+    assert corpus_sentences(2, 1, seed=0) == corpus_sentences(2, 1, seed=0, text="grammar")
+    # pinned before text sources existed: the grammar's first sentences for seed 0 stay the same
+    assert corpus_sentences(2, 0, seed=0).train == [
+        "How many neighbors are above the field?", "Our blue shiny dancer calmly washes our turtle on Sunday."]
+
+
+def test_text_sources_validate_their_name():
+    assert list(TEXT_SOURCES) == ["grammar", "everyday"]
+    assert text_source("everyday").version >= 1
+    with pytest.raises(ValueError, match=r"unknown corpus text 'news'; valid: grammar, everyday"):
+        corpus_sentences(3, 0, text="news")
+    with pytest.raises(CorpusError, match=r"unknown corpus text 'Everyday'; valid: grammar, everyday"):
+        build_corpus("unused", sentences=1, text="Everyday")  # refused before flite is looked for
+
+
+def test_unknown_text_is_a_one_line_usage_error(tmp_path, capsys):
+    assert main(["corpus", "--out", str(tmp_path / "c"), "--text", "books"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown corpus text 'books'; valid: grammar, everyday" in err and err.count("\n") == 1
+    assert not (tmp_path / "c").exists()
+
+
+def test_read_eval_sentences(tmp_path):
+    f = tmp_path / "eval.txt"
+    f.write_text("# written for evaluation\nIt costs $5.\n\n  Who is there?  \n", encoding="utf-8")
+    assert read_eval_sentences(f, ["Something else."]) == ["It costs five dollars.", "Who is there?"]
+    with pytest.raises(CorpusError, match=r"eval.txt:2: sentence 'It costs \$5.' is also a training sentence"):
+        read_eval_sentences(f, ["It costs five dollars."])
+    f.write_text("Hello there.\nHello  there.\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"eval.txt:2: sentence 'Hello  there.' appears twice"):
+        read_eval_sentences(f, [])
+    f.write_text("# nothing\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="holds no sentences"):
+        read_eval_sentences(f, [])
+    with pytest.raises(CorpusError, match="cannot read the evaluation sentences"):
+        read_eval_sentences(tmp_path / "missing.txt", [])
 
 
 def test_number_words():
@@ -160,9 +200,54 @@ def test_tiny_corpus_build_resume_and_repair(tmp_path, capsys):
     assert "rendered 1 wavs, kept 7" in capsys.readouterr().out
     assert victim.read_bytes() == data and not stale.exists()
 
-    # another seed in the same folder is refused
+    # another seed or another text in the same folder is refused
     with pytest.raises(CorpusError, match="seed 0, not 1"):
         build_corpus(out, sentences=3, voices=["slt"], seed=1, heldout=1, progress=False)
+    with pytest.raises(CorpusError, match="text 'grammar', not 'everyday'"):
+        build_corpus(out, sentences=3, voices=["slt"], seed=0, heldout=1, progress=False, text="everyday")
+    settings = json.loads((out / "corpus.json").read_text())
+    assert (settings["text"], settings["text_version"]) == ("grammar", 1)
+
+
+@needs_flite
+def test_everyday_corpus_and_old_settings(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    assert main(["corpus", "--out", str(out), "--text", "everyday", "--sentences", "2", "--heldout", "1",
+                 "--voices", "slt", "--quiet"]) == 0
+    assert "2 training + 1 held-out everyday sentences" in capsys.readouterr().out
+    settings = json.loads((out / "corpus.json").read_text())
+    assert (settings["text"], settings["text_version"]) == ("everyday", text_source("everyday").version)
+    sets = corpus_sentences(2, 1, seed=0, text="everyday")
+    assert [r.text for r in read_manifest(out / "manifest.csv")] == sets.train
+    assert [r.text for r in read_manifest(out / "heldout_manifest.csv")] == sets.heldout
+
+    # evaluation sentences: recorded beside the corpus; a changed line is recorded again
+    sentences = tmp_path / "eval.txt"
+    sentences.write_text("See you at 7:30!\nWho is there?\n", encoding="utf-8")
+    report = build_corpus(out, sentences=2, heldout=1, voices=["slt"], progress=False, text="everyday",
+                          eval_sentences=sentences)
+    assert (report.rendered, report.kept, report.evaluation) == (2, 3, 2)
+    assert (out / "eval.txt").read_text().splitlines() == ["e0000|See you at seven thirty!", "e0001|Who is there?"]
+    assert [(r.id, r.text) for r in read_manifest(out / "eval_manifest.csv")] == [
+        ("slt_e0000", "See you at seven thirty!"), ("slt_e0001", "Who is there?")]
+    sentences.write_text("See you at 7:30!\nWhere is everybody?\n", encoding="utf-8")
+    report = build_corpus(out, sentences=2, heldout=1, voices=["slt"], progress=False, text="everyday",
+                          eval_sentences=sentences)
+    assert (report.rendered, report.kept) == (1, 4)
+    assert json.loads((out / "corpus.json").read_text())["eval_sentences"]["count"] == 2
+    sentences.write_text(sets.train[0] + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="is also a training sentence"):
+        build_corpus(out, sentences=2, heldout=1, voices=["slt"], progress=False, text="everyday",
+                     eval_sentences=sentences)
+
+    # a folder written before text sources (only "grammar_version") is the grammar at that version
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "corpus.json").write_text(json.dumps({"seed": 0, "grammar_version": 1}))
+    with pytest.raises(CorpusError, match="text 'grammar', not 'everyday'"):
+        build_corpus(old, sentences=1, voices=["slt"], heldout=0, progress=False, text="everyday")
+    report = build_corpus(old, sentences=1, voices=["slt"], heldout=0, progress=False)
+    assert (report.rendered, report.text) == (1, "grammar")
 
 
 @needs_flite

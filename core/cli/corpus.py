@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..corpus import DEFAULT_VOICES, CorpusError, build_corpus
+from ..corpus_text import DEFAULT_TEXT, TEXT_SOURCES
 from .types import int_range
 
 
@@ -14,6 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voices", default=",".join(DEFAULT_VOICES),
                         help=f"comma-separated flite voices (default {','.join(DEFAULT_VOICES)}; "
                              "`flite -lv` lists them; kal is 8 kHz)")
+    parser.add_argument("--text", default=DEFAULT_TEXT,
+                        help=f"sentence source (default {DEFAULT_TEXT}): "
+                             + "; ".join(f"{s.name}: {s.summary}" for s in TEXT_SOURCES.values()))
+    parser.add_argument("--eval-sentences", default=None, metavar="FILE",
+                        help="also record these sentences, one a line (e.g. assets/everyday_sentences.txt), "
+                             "as eval.txt, eval_wavs/ and eval_manifest.csv; none may be a training sentence")
     parser.add_argument("--seed", type=int_range(0, 2 ** 62 - 1), default=0, help="sentence seed (default 0)")
     parser.add_argument("--heldout", type=int_range(0, 10 ** 5), default=100, help="held-out sentences (default 100)")
     parser.add_argument("--jobs", type=int_range(1, 256), default=None, help="parallel flite processes (default min(4, CPUs))")
@@ -26,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     voices = [v.strip() for v in args.voices.split(",") if v.strip()]
     try:
         report = build_corpus(args.out, sentences=args.sentences, voices=voices, seed=args.seed,
-                              heldout=args.heldout, jobs=args.jobs, progress=False if args.quiet else None)
+                              heldout=args.heldout, jobs=args.jobs, progress=False if args.quiet else None,
+                              text=args.text, eval_sentences=args.eval_sentences)
     except CorpusError as exc:
         raise UsageError(str(exc)) from None
     print(report.summary())
