@@ -94,8 +94,10 @@ class EspeakLibrary(Espeak):
             EspeakWrapper.set_library(espeakng_loader.get_library_path())
             os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
             try:
+                # words_mismatch: the output is one phoneme string per line, not aligned to words,
+                # so phonemizer's per-line "words count mismatch" warning says nothing useful here
                 self._backend = EspeakBackend(language, preserve_punctuation=False, with_stress=True,
-                                              language_switch="remove-flags")
+                                              language_switch="remove-flags", words_mismatch="ignore")
             except RuntimeError:
                 valid = sorted(EspeakBackend.supported_languages())
                 raise EspeakError(f"unknown espeak-ng language {language!r}; valid: {', '.join(valid)}") from None
