@@ -773,11 +773,46 @@ def _lewm_small() -> Config:
     )
 
 
-PRESETS = {"tiny": _tiny, "small": _small, "base": _base, "lewm_tiny": _lewm_tiny, "lewm_small": _lewm_small}
+def _lewm_demo() -> Config:
+    """The bundled LeWM demo voice: ``lewm_small``'s layout cut to fit a 25 MB fp16
+    sampling checkpoint (``python -m core export --dtype fp16``) with the audio encoder
+    kept, so voice prompts work.
+
+    Kept from the issue: byte text encoder 4 layers x 256 d x 4 heads; audio encoder 1-D
+    CNN + 4 transformer layers (256 d); predictor 6 causal decoder layers (256 d, cross-
+    attention to the text); mel decoder with ConvTranspose1d upsampling and residual conv
+    blocks; 2x downsampling; latents of 64.  Cut where it costs least: the decoder (Linear
+    -> 256 instead of 512, 2 residual blocks instead of 3: it maps 64-d latents to 100 mel
+    bins, yet held 40 % of ``lewm_small``) and the feed-forward width (``ff_mult`` 2
+    instead of 4, as in the flow ``small`` preset).  Parameters with the byte vocabulary
+    (259) and the demo corpus's 4 speakers: text encoder 2.18M, audio encoder 2.53M,
+    predictor 4.98M, decoder 1.67M; 11.35M in all, 22.8 MB exported in fp16
+    (``lewm_small``: 22.4M, 44.9 MB).
+
+    Losses and exposure-bias remedies are ``lewm_small``'s, the :class:`LeWMConfig`
+    defaults: KL 0.01 annealed over the first 20 %; scheduled sampling ``linear`` from
+    0.2 to 0.8 of training up to a rate of 0.5; feedback noise 0.05; prenet dropout 0.5,
+    kept on at inference.
+
+    Training is sized for a 2-core CPU: 3000-frame batches (about 10 clips of the demo
+    corpus, mean 3.0 s).  Measured (``benchmarks/lewm_step_time.py``, 1 thread, load
+    average 2.5 from two other trainings): 4.2 s a step with one predictor pass, 4.9 s
+    with scheduled sampling's two, so 12,000 steps take about 16 h like that.  The
+    schedules are fractions of ``training.steps``: choose it before the run starts."""
+    return Config(
+        model=ModelConfig(family="lewm"),
+        lewm=LeWMConfig(ff_mult=2, decoder_dim=256, decoder_blocks=2),
+        training=TrainingConfig(batch_frames=3000, steps=12000, warmup_steps=500, lr=3e-4, checkpoint_every=1000,
+                                val_every=1000, sample_every=2000, keep_checkpoints=3),
+    )
+
+
+PRESETS = {"tiny": _tiny, "small": _small, "base": _base, "lewm_tiny": _lewm_tiny, "lewm_small": _lewm_small,
+           "lewm_demo": _lewm_demo}
 
 
 def preset(name: str) -> Config:
-    """A named preset config (``tiny``, ``small``, ``base``; ``lewm_tiny``, ``lewm_small``)."""
+    """A named preset config (``tiny``, ``small``, ``base``; ``lewm_tiny``, ``lewm_small``, ``lewm_demo``)."""
     if name not in PRESETS:
         raise choice_error("preset", name, PRESETS)
     return PRESETS[name]()

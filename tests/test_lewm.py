@@ -330,7 +330,7 @@ def test_lewm_config_errors_name_the_setting(override, match):
 def test_flow_config_refuses_lewm_settings_and_presets_round_trip(tmp_path):
     with pytest.raises(ConfigError, match="lewm.latent_dim applies to model.family 'lewm' only"):
         merge(preset("tiny"), {"lewm": {"latent_dim": 4}})
-    for name in ("lewm_tiny", "lewm_small"):
+    for name in ("lewm_tiny", "lewm_small", "lewm_demo"):
         cfg = preset(name)
         cfg.save(tmp_path / f"{name}.json")
         from core.config import Config
