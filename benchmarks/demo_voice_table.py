@@ -13,6 +13,10 @@ Rows (each one ``python -m core eval`` call, its JSON report kept in ``--out``):
 - Euler at 4 and 10 steps, sway -1, with classifier-free guidance 2 (both passes in one
   batched forward, so twice the batch per network call).
 
+Every model row sets all its sampler options (the sway grid, guidance 0 unless stated,
+duration scale 1, temperature 1), whatever the checkpoint's ``sampling`` section says.
+For issue 17's table of several voices at their own defaults, see ``voices_table.py``.
+
 WER is pooled over all words of the held-out sentences (pocketsphinx, see ``core.eval``),
 DNSMOS is the mean overall score, MCD is mel-cepstral distortion with DTW against the
 flite recording, RTF the synthesizer's own timing over the audio length on this machine.
@@ -49,6 +53,11 @@ class Row:
     cfg: float = 0.0
 
 
+# what every model row fixes besides its own solver, steps, sway and guidance (core eval would
+# otherwise take these from the checkpoint's sampling section, which may differ)
+FIXED = ("--schedule", "sway", "--duration-scale", "1", "--temperature", "1")
+
+
 def rows(vocoder: str) -> list[Row]:
     out = [Row("flite recordings", "ref_raw", ("--references-only",)),
            Row("flite -> mel -> vocoder", "ref_resynth",
@@ -56,16 +65,16 @@ def rows(vocoder: str) -> list[Row]:
     for sway in (-1.0, 0.0):
         for steps in (2, 4, 10, 32):
             out.append(Row("demo", f"euler_{steps}_sway{sway:g}",
-                           ("--solver", "euler", "--steps", str(steps), "--sway", str(sway), "--vocoder", vocoder),
-                           "euler", steps, sway))
+                           ("--solver", "euler", "--steps", str(steps), "--sway", str(sway), "--cfg", "0", *FIXED,
+                            "--vocoder", vocoder), "euler", steps, sway))
     for steps in (4, 10):
         out.append(Row("demo", f"midpoint_{steps}_sway-1",
-                       ("--solver", "midpoint", "--steps", str(steps), "--sway", "-1", "--vocoder", vocoder),
-                       "midpoint", steps, -1.0))
+                       ("--solver", "midpoint", "--steps", str(steps), "--sway", "-1", "--cfg", "0", *FIXED,
+                        "--vocoder", vocoder), "midpoint", steps, -1.0))
     for steps in (4, 10):
         out.append(Row("demo", f"euler_{steps}_sway-1_cfg2",
-                       ("--solver", "euler", "--steps", str(steps), "--sway", "-1", "--cfg", "2", "--vocoder", vocoder),
-                       "euler", steps, -1.0, 2.0))
+                       ("--solver", "euler", "--steps", str(steps), "--sway", "-1", "--cfg", "2", *FIXED,
+                        "--vocoder", vocoder), "euler", steps, -1.0, 2.0))
     return out
 
 

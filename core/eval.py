@@ -332,7 +332,8 @@ class EvalSentence:
 @dataclass
 class EvalClip:
     """Audio to score: ``audio`` 1-D float at ``sample_rate``; ``timings["total"]`` (seconds
-    of compute) gives the RTF, ``None`` for recordings.  ``core.Synthesis`` fits the same shape."""
+    of compute) gives the RTF and ``timings["acoustic"]`` (text to mel, no vocoder) the
+    acoustic model's time, ``None`` for recordings.  ``core.Synthesis`` fits the same shape."""
 
     audio: np.ndarray
     sample_rate: int
@@ -341,7 +342,8 @@ class EvalClip:
 
 @dataclass
 class EvalRow:
-    """One sentence's scores.  ``wer`` is this sentence's (``errors / words``)."""
+    """One sentence's scores.  ``wer`` is this sentence's (``errors / words``);
+    ``compute_seconds`` the whole synthesis, ``acoustic_seconds`` its text-to-mel part."""
 
     id: str
     text: str
@@ -352,6 +354,7 @@ class EvalRow:
     audio_seconds: float
     compute_seconds: Optional[float] = None
     rtf: Optional[float] = None
+    acoustic_seconds: Optional[float] = None
     dnsmos_ovrl: Optional[float] = None
     dnsmos_sig: Optional[float] = None
     dnsmos_bak: Optional[float] = None
@@ -378,7 +381,8 @@ def _means(rows: list[EvalRow]) -> dict[str, float]:
            "sentence_wer": float(np.mean([r.wer for r in rows]))}
     if all(r.compute_seconds is not None for r in rows):
         out["rtf"] = sum(r.compute_seconds for r in rows) / sum(r.audio_seconds for r in rows)
-    for key in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "mcd", "audio_seconds"):
+    for key in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "mcd", "audio_seconds",
+                "acoustic_seconds"):
         values = [getattr(r, key) for r in rows]
         if all(v is not None for v in values):
             out[key] = float(np.mean(values))
@@ -414,7 +418,7 @@ def evaluate(synthesize_fn: Callable[[EvalSentence], Any], sentences: Sequence[E
         timings = getattr(clip, "timings", None) or {}
         compute = timings.get("total")
         row = EvalRow(sentence.id, sentence.text, hyp, w.wer, w.errors, w.words, seconds, compute,
-                      rtf(compute, seconds) if compute is not None else None)
+                      rtf(compute, seconds) if compute is not None else None, timings.get("acoustic"))
         if score is not None:
             s = score(audio, rate)
             row.dnsmos_ovrl, row.dnsmos_sig, row.dnsmos_bak, row.dnsmos_p808 = s.ovrl, s.sig, s.bak, s.p808

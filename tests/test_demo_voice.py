@@ -9,7 +9,6 @@ loads it, and pocketsphinx understands it (bound pinned from the measured table)
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 
 from core.checkpoint import load_checkpoint
-from core.config import Config
+from core.config import Config, to_dict
 from core.eval import read_sentences
 from core.sampling.synthesizer import DEMO_CHECKPOINT, Synthesizer
 
@@ -72,21 +71,52 @@ def test_no_path_means_the_demo_voice(demo):
     assert 0.5 < seconds < 2.0, seconds
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None, reason="pocketsphinx (eval extra) is not installed")
-def test_demo_voice_is_intelligible(demo):
+def eight_sentence_wer(checkpoint: Path, sentences: Path, speaker: str):
+    """pocketsphinx's WER (pooled over all words) on the first 8 sentences of ``sentences``
+    spoken by ``checkpoint``'s ``speaker`` at the checkpoint's default sampling settings (its
+    config's ``sampling``: no sampler option is passed), Griffin-Lim, seed 0.
+
+    Returns ``(result, clips, pairs)``: the :class:`core.eval.WERResult`, the
+    :class:`core.Synthesis` of each sentence and (text, hypothesis) pairs for a message."""
     from core.eval import Recognizer, wer
 
-    sentences = read_sentences(ASSETS / "demo_sentences.txt")[:8]
-    clips = [demo.synthesize(s.text, steps=10, solver="euler", schedule="sway", sway=-1.0, speaker="slt", seed=0)
-             for s in sentences]
+    synth = Synthesizer.from_checkpoint(checkpoint, device="cpu", vocoder="griffin-lim")
+    texts = [s.text for s in read_sentences(sentences)[:8]]
+    clips = [synth.synthesize(text, speaker=speaker, seed=0) for text in texts]
     rec = Recognizer()
     hyps = [rec.transcribe(c.audio, c.sample_rate) for c in clips]
-    result = wer([s.text for s in sentences], hyps)
-    assert result.wer <= WER_BOUND, list(zip([s.text for s in sentences], hyps))
+    return wer(texts, hyps), clips, list(zip(texts, hyps))
 
 
-# pocketsphinx on flite's own slt recordings of these 8 sentences: 31 errors in 79 words
-# (0.392, runs/demo_table/ref_raw.json from benchmarks/demo_voice_table.py); issue 5 asks the
-# demo voice for at most 1.5x that at 10 Euler steps, sway -1.  Measured 2026-12-02 on this
-# machine (Griffin-Lim, seed 0): 44 errors, WER 0.557 (0.468 over all 100, see assets/README.md).
-WER_BOUND = 1.5 * 31 / 79
+# One entry per bundled voice: (checkpoint, its sentence file, speaker, highest WER allowed on
+# its first 8 sentences).  A new bundled voice gets the same check by one more entry, its bound
+# measured with `eight_sentence_wer` and pinned a little above, e.g.
+#   pytest.param("demo_everyday.pt", "everyday_sentences.txt", "slt", <bound>, id="everyday"),
+#   pytest.param("demo_meanflow.pt", "everyday_sentences.txt", "slt", <bound>, id="meanflow"),
+#
+# demo.pt knows only its grammar, so it is checked on its held-out grammar sentences, at its
+# defaults (sampling section): 10 Euler steps, sway -1, no guidance.  Measured 2026-12-03 on this
+# machine (x86_64, 1 torch thread as in the tests, torch 2.9.1, pocketsphinx 5.1.1): 42 errors in
+# 79 words, WER 0.532 (34 substitutions, 3 deletions, 5 insertions), with
+#   cd tests && OMP_NUM_THREADS=1 python -c "import torch; torch.set_num_threads(1); from test_demo_voice
+#   import eight_sentence_wer as w, ASSETS as A; print(w(A / 'demo.pt', A / 'demo_sentences.txt', 'slt')[0])"
+# (2 threads gave 44 errors on 2026-12-02: thread count moves a few words).  The bound sits 4 word
+# errors above, 46 / 79 = 0.582, just under issue 5's bar of 1.5x flite's own slt recordings of
+# these 8 sentences (31 errors, 0.392, runs/demo_table/ref_raw.json): 0.589.
+DEMO_WER_BOUND = 46 / 79
+
+BUNDLED_VOICES = [
+    pytest.param("demo.pt", "demo_sentences.txt", "slt", DEMO_WER_BOUND, id="demo"),
+]
+
+
+@pytest.mark.parametrize("checkpoint, sentences, speaker, bound", BUNDLED_VOICES)
+def test_bundled_voice_is_intelligible_at_its_defaults(checkpoint, sentences, speaker, bound):
+    pytest.importorskip("pocketsphinx", reason="pocketsphinx (eval extra) is not installed")
+    result, clips, pairs = eight_sentence_wer(ASSETS / checkpoint, ASSETS / sentences, speaker)
+    # every clip was rendered at the checkpoint's own sampling defaults
+    defaults = to_dict(load_checkpoint(ASSETS / checkpoint).config.sampling)
+    for clip in clips:
+        assert {k: clip.settings[k] for k in defaults} == defaults
+        assert clip.settings["speaker"] == speaker and clip.settings["vocoder"] == "griffin-lim"
+    assert result.words > 0 and result.wer <= bound, (result.errors, result.words, pairs)

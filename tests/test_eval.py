@@ -15,9 +15,10 @@ from core.cli import main
 from core.eval import (MCD_CONST, DNSMOSScore, EvalClip, EvalSentence, Recognizer, cepstrum_from_logmel, dnsmos,
                        dtw_path, evaluate, mcd_dtw, normalize_for_wer, rtf, wer)
 from core.eval import read_sentences, references_from_manifest
-from sampling_fixtures import cfm_checkpoint  # noqa: F401
+import sampling_fixtures
 
 SR = 24000
+cfm_checkpoint = sampling_fixtures.cfm_checkpoint  # the session fixture, for this module's tests
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="Debian flite is not installed")
 
 
@@ -227,9 +228,9 @@ def test_evaluate_on_the_references_themselves(tmp_path):
     sentences, refs = _reference_set(tmp_path, texts)
     from core.audio import load_wav_with_rate
 
-    def synthesize(sentence):  # "synthesises" the reference recording, in 0.5 s of compute
+    def synthesize(sentence):  # "synthesises" the reference recording, in 0.5 s of compute (0.2 s text to mel)
         clip = load_wav_with_rate(refs[sentence.id])
-        return EvalClip(clip.samples, clip.sample_rate, timings={"total": 0.5})
+        return EvalClip(clip.samples, clip.sample_rate, timings={"total": 0.5, "acoustic": 0.2})
 
     report = evaluate(synthesize, sentences, refs, ScriptedRecognizer(hyps),
                       dnsmos_scorer=lambda audio, rate: DNSMOSScore(3.0, 3.5, 4.0, 3.2), settings={"x": 1})
@@ -240,6 +241,8 @@ def test_evaluate_on_the_references_themselves(tmp_path):
     assert all(r.mcd == 0.0 for r in report.rows)
     seconds = [r.audio_seconds for r in report.rows]
     assert report.means["rtf"] == pytest.approx(1.5 / sum(seconds))
+    assert [r.acoustic_seconds for r in report.rows] == [0.2] * 3
+    assert report.means["acoustic_seconds"] == pytest.approx(0.2)
     assert report.means["dnsmos_ovrl"] == 3.0 and report.means["dnsmos_p808"] == pytest.approx(3.2)
     d = json.loads(json.dumps(report.to_dict()))
     assert d["settings"] == {"x": 1} and len(d["rows"]) == 3 and d["rows"][0]["id"] == "h0"
@@ -248,6 +251,7 @@ def test_evaluate_on_the_references_themselves(tmp_path):
     report = evaluate(lambda s: EvalClip(speechlike(), SR), sentences, None, ScriptedRecognizer(hyps),
                       dnsmos_scorer=False)
     assert "rtf" not in report.means and "mcd" not in report.means and "dnsmos_ovrl" not in report.means
+    assert "acoustic_seconds" not in report.means and report.rows[0].acoustic_seconds is None
     assert report.rows[0].rtf is None and report.rows[0].dnsmos_sig is None
 
 
@@ -337,6 +341,33 @@ def test_cli_scores_a_checkpoint(cfm_checkpoint, tmp_path):
     synthesis = report["settings"]["synthesis"]
     assert (synthesis["cfg"], synthesis["temperature"], synthesis["duration_scale"]) == (1.5, 0.7, 1.25)
     assert report["settings"]["vocoder"] == "griffin-lim"
+    # the acoustic model's part of the time: more than nothing, less than the whole
+    assert 0 < row["acoustic_seconds"] < row["compute_seconds"]
+    assert report["means"]["acoustic_seconds"] == row["acoustic_seconds"]
+
+
+@pytest.mark.skipif(not _has("pocketsphinx"), reason="pocketsphinx (eval extra) is not installed")
+def test_cli_left_out_options_come_from_the_checkpoint(cfm_checkpoint, tmp_path):
+    from dataclasses import replace
+
+    from core.checkpoint import load_checkpoint, save_checkpoint
+    from core.config import SamplingConfig
+
+    ck = load_checkpoint(cfm_checkpoint)
+    tuned = save_checkpoint(tmp_path / "tuned.pt", weights=ck.weights, step=ck.step, speakers=ck.speakers,
+                            config=replace(ck.config, sampling=SamplingConfig(steps=3, solver="midpoint", cfg=1.0,
+                                                                              sway=0.5)))
+    sentences, _ = _cli_inputs(tmp_path, n=1)
+    base = ["eval", "--checkpoint", str(tuned), "--sentences", str(sentences), "--speaker", "bob",
+            "--vocoder", "griffin-lim", "--device", "cpu", "--no-dnsmos"]
+    assert main([*base, "--out", str(tmp_path / "d.json")]) == 0
+    s = json.loads((tmp_path / "d.json").read_text())["settings"]
+    # the checkpoint's sampling section, and 3 midpoint steps = 6 network evaluations
+    assert (s["steps"], s["solver"], s["cfg"], s["sway"], s["nfe"]) == (3, "midpoint", 1.0, 0.5, 6)
+    assert main([*base, "--steps", "2", "--solver", "euler", "--out", str(tmp_path / "e.json")]) == 0
+    s = json.loads((tmp_path / "e.json").read_text())["settings"]
+    assert (s["steps"], s["solver"], s["cfg"], s["sway"], s["nfe"]) == (2, "euler", 1.0, 0.5, 2)
+    assert s["synthesis"]["cfg"] == 1.0
 
 
 @pytest.mark.parametrize("args, message", [

@@ -8,10 +8,13 @@ synthesizer's own ``timings["total"]`` over the audio length, after one unscored
 call.  ``--references-only`` scores the reference recordings themselves: the reference
 point for the same sentences (no checkpoint, no MCD, no RTF); with ``--resynthesize``
 each recording is first passed through its mel and ``--vocoder`` (copy synthesis), and
-MCD against the untouched recording measures what the vocoder alone loses.
+MCD against the untouched recording measures what the vocoder alone loses.  A sampler
+option left out (``--steps``, ``--cfg`` ...) takes the checkpoint's own default (its
+config's ``sampling`` section), so a plain call scores the voice as it ships.
 
-The JSON report (``--out`` or stdout) holds ``settings``, ``means`` (``wer`` pooled over
-all words) and one row per sentence; a summary line goes to stderr.  Needs the eval
+The JSON report (``--out`` or stdout) holds ``settings`` (the sampler options as used,
+``nfe``), ``means`` (``wer`` pooled over all words; ``acoustic_seconds``, the mean
+text-to-mel time per sentence) and one row per sentence; a summary line goes to stderr.  Needs the eval
 extra: ``pip install -e ".[eval]"``.
 """
 
@@ -27,6 +30,7 @@ from .types import float_range, int_range, speaker_arg
 __all__ = ["add_arguments", "run"]
 
 EVAL_MODULES = ("pocketsphinx", "speechmos", "onnxruntime", "librosa")
+SAMPLER_FLAGS = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg", "temperature")
 
 
 
@@ -47,13 +51,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="speaker name (or index) to synthesise and to pick references by")
     parser.add_argument("--reference-speaker", default=None,
                         help="speaker whose rows of --references to use (default: --speaker)")
-    parser.add_argument("--steps", type=int_range(1, MAX_STEPS), default=10, help=f"solver steps (1..{MAX_STEPS}), default 10")
-    parser.add_argument("--solver", default="euler", help="ODE solver (euler, midpoint, heun, rk4)")
-    parser.add_argument("--schedule", default="sway", help="time grid (linear, power, sway, epss)")
-    parser.add_argument("--sway", type=float_range(-1.0, 1.0), default=-1.0, help="sway coefficient in [-1, 1], default -1")
-    parser.add_argument("--duration-scale", type=float_range(), default=1.0, help="> 1 speaks slower, default 1")
-    parser.add_argument("--cfg", type=float_range(), default=0.0, help="classifier-free guidance strength >= 0, default 0")
-    parser.add_argument("--temperature", type=float_range(), default=1.0, help="initial noise scale >= 0, default 1")
+    # sampler options left out take the checkpoint's own defaults (its config's "sampling",
+    # core.config.SamplingConfig), as `python -m core synth` does
+    parser.add_argument("--steps", type=int_range(1, MAX_STEPS), default=None,
+                        help=f"solver steps (1..{MAX_STEPS}); default: the checkpoint's (unless set: 10)")
+    parser.add_argument("--solver", default=None,
+                        help="ODE solver (euler, midpoint, heun, rk4); default: the checkpoint's (unless set: euler)")
+    parser.add_argument("--schedule", default=None,
+                        help="time grid (linear, power, sway, epss); default: the checkpoint's (unless set: sway)")
+    parser.add_argument("--sway", type=float_range(-1.0, 1.0), default=None,
+                        help="sway coefficient in [-1, 1]; default: the checkpoint's (unless set: -1)")
+    parser.add_argument("--duration-scale", type=float_range(), default=None,
+                        help="> 1 speaks slower; default: the checkpoint's (unless set: 1)")
+    parser.add_argument("--cfg", type=float_range(), default=None,
+                        help="classifier-free guidance strength >= 0; default: the checkpoint's (unless set: 0)")
+    parser.add_argument("--temperature", type=float_range(), default=None,
+                        help="initial noise scale >= 0; default: the checkpoint's (unless set: 1)")
     parser.add_argument("--seed", type=int_range(0, 2 ** 62 - 1), default=0, help="sampling seed for every sentence (default 0)")
     parser.add_argument("--vocoder", default="auto",
                         help="auto, griffin-lim, a Vocos folder (config.yaml + pytorch_model.bin) or hub:<id>")
@@ -148,16 +161,18 @@ def run(args: argparse.Namespace) -> int:
                 clip = load_wav_with_rate(references[sentence.id])
                 return ev.EvalClip(clip.samples, clip.sample_rate)
     else:
+        from ..config import SamplingConfig
         from ..sampling.synthesizer import Synthesizer, check_options
 
-        check_options(args.steps, args.solver, args.schedule, args.sway, args.duration_scale, args.cfg,
-                      args.temperature, args.seed)
+        given = {k: getattr(args, k) for k in SAMPLER_FLAGS}
+        # checked before anything is loaded; an option left out (None) is the checkpoint's, so
+        # the stated default stands in for it here
+        check_options(**{k: getattr(SamplingConfig, k) if v is None else v for k, v in given.items()},
+                      seed=args.seed)
         if args.checkpoint is not None and not Path(args.checkpoint).is_file():
             raise UsageError(f"{args.checkpoint}: no such checkpoint file")
         synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, vocoder=args.vocoder)
-        options = dict(steps=args.steps, solver=args.solver, schedule=args.schedule, sway=args.sway,
-                       duration_scale=args.duration_scale, cfg=args.cfg, temperature=args.temperature,
-                       seed=args.seed, speaker=args.speaker)
+        options = dict(given, seed=args.seed, speaker=args.speaker)
         if synth.objective_name == "lewm":
             # a LeWM checkpoint has no sampler: it generates with its own defaults (lewm section)
             options = dict(seed=args.seed, speaker=args.speaker)
@@ -166,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
             return synth.synthesize(sentence.text, **options)
 
         warm = speak(sentences[0])  # first call pays for kernels and caches; not scored
-        settings.update(mode="checkpoint", checkpoint=synth.checkpoint_path, **options,
+        # the options as used (one left out is the checkpoint's own), and the network evaluations
+        settings.update(mode="checkpoint", checkpoint=synth.checkpoint_path,
+                        **{k: warm.settings.get(k, v) for k, v in options.items()}, nfe=warm.nfe,
                         synthesis={k: v for k, v in warm.settings.items() if k not in ("text", "seed", "chunks")},
                         vocoder=synth.vocoder.name, device=str(synth.device))
     try:
