@@ -7,36 +7,63 @@ loads them into fp32 parameters, so the network still runs in fp32 unless asked
 otherwise), and drops the rest.  Config, speakers, tokenizer and mel settings travel
 unchanged; ``extra["exported_from"]`` records the source file's name, SHA-256 and step.
 This is how ``assets/demo.pt`` was made from the demo run's last checkpoint.
+
+``sampling`` writes a voice's recommended inference settings into the exported config's
+``sampling`` section (e.g. ``{"steps": 10, "cfg": 2.0}``: options left out keep the
+source's values).  ``core synth``, ``core eval`` and the studio's "checkpoint default"
+start from that section, so a bundled voice ships with the settings that measured best.
+Names, bounds and choices are :data:`core.sampling.options.SAMPLER_OPTIONS`; a flow
+model only (a LeWM model keeps its inference defaults in its ``lewm`` section).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Union
+from typing import Any, Mapping, Optional, Union
 
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import choice_error
+from .config import ConfigError, SamplingConfig, choice_error, to_dict
 
 __all__ = ["DTYPES", "export_checkpoint"]
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def export_checkpoint(src: Union[str, Path], dst: Union[str, Path], dtype: str = "fp16") -> Path:
+def export_checkpoint(src: Union[str, Path], dst: Union[str, Path], dtype: str = "fp16",
+                      sampling: Optional[Mapping[str, Any]] = None) -> Path:
     """Write the sampling weights of ``src`` to ``dst`` (``.pt`` or ``.safetensors``).
 
     Floating tensors are cast to ``dtype`` (``fp32``, ``fp16``, ``bf16``); integer buffers
-    stay as they are.  Raises :class:`CheckpointError` for an unreadable source, a weight
-    that does not fit in fp16's range, or ``dst`` equal to ``src``.
+    stay as they are.  ``sampling``: sampler defaults to store in the config (see the
+    module docstring; checked before anything is read or written).  Raises
+    :class:`CheckpointError` for an unreadable source, a weight that does not fit in
+    fp16's range, or ``dst`` equal to ``src``; :class:`ConfigError` for a bad option.
     """
     if dtype not in DTYPES:
         raise choice_error("dtype", dtype, DTYPES)
+    if sampling:
+        from .sampling.options import check_sampler_options
+
+        sampling = check_sampler_options(sampling)
     src, dst = Path(src), Path(dst)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise CheckpointError(f"{dst}: the export would overwrite its source; choose another file")
     ck = load_checkpoint(src)
+    config = ck.config
+    if sampling:
+        if config.family != "flow":
+            raise ConfigError(f"{src}: a {config.family!r} model has no flow sampling section; its inference "
+                              f"defaults are in its {config.family} section")
+        if config.objective.name == "meanflow" and sampling.get("solver", "euler") != "euler":
+            raise ConfigError(f"{src}: a MeanFlow model samples by average-velocity jumps: solver must be "
+                              f"'euler', got {sampling['solver']!r}")
+        merged = {**to_dict(config.sampling), **sampling}
+        new = SamplingConfig(**merged)
+        new.validate()  # the rules between options (epss steps) on the merged section
+        config = dataclasses.replace(config, sampling=new)
     target = DTYPES[dtype]
     weights = {}
     for name, tensor in ck.weights.items():
@@ -49,5 +76,7 @@ def export_checkpoint(src: Union[str, Path], dst: Union[str, Path], dtype: str =
         weights[name] = tensor
     extra = dict(ck.extra)
     extra["exported_from"] = {"file": src.name, "sha256": ck.sha256, "step": ck.step, "dtype": dtype}
-    return save_checkpoint(dst, config=ck.config, weights=weights, step=ck.step, speakers=ck.speakers,
+    if sampling:
+        extra["exported_from"]["sampling"] = dict(sampling)
+    return save_checkpoint(dst, config=config, weights=weights, step=ck.step, speakers=ck.speakers,
                            extra=extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.cli import main
 from core.export import export_checkpoint
-from sampling_fixtures import cfm_checkpoint  # noqa: F401
+from sampling_fixtures import cfm_checkpoint, meanflow_checkpoint  # noqa: F401
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
@@ -85,3 +86,68 @@ def test_export_cli(cfm_checkpoint, tmp_path, capsys):
         assert main(["export", *[x for kv in base.items() for x in kv]]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+def test_export_writes_the_recommended_sampling_settings(cfm_checkpoint, tmp_path):
+    """``sampling`` lands in the config's sampling section; options left out keep the
+    source's values, and the synthesizer then uses them for every option left out."""
+    from core.config import SamplingConfig
+    from core.sampling.synthesizer import Synthesizer
+
+    src = load_checkpoint(cfm_checkpoint)
+    assert src.config.sampling == SamplingConfig()  # the fixture keeps the stated defaults
+    out = export_checkpoint(cfm_checkpoint, tmp_path / "voice.pt", "fp32", sampling={"steps": 4, "cfg": 2})
+    ck = load_checkpoint(out)
+    assert ck.config.sampling == SamplingConfig(steps=4, cfg=2.0)
+    assert ck.config.model == src.config.model and ck.config.training == src.config.training
+    assert ck.extra["exported_from"]["sampling"] == {"steps": 4, "cfg": 2.0}
+    synth = Synthesizer.from_checkpoint(out, device="cpu", vocoder="griffin-lim")
+    default = synth.synthesize("a short test.", seed=3)
+    assert default.settings["steps"] == 4 and default.settings["cfg"] == 2.0
+    explicit = Synthesizer.from_checkpoint(cfm_checkpoint, device="cpu", vocoder="griffin-lim").synthesize(
+        "a short test.", seed=3, steps=4, cfg=2.0)
+    np.testing.assert_array_equal(default.mel, explicit.mel)  # fp32 export: the same network
+
+
+def test_export_sampling_refuses_bad_options_before_writing(cfm_checkpoint, tmp_path):
+    from core.config import ConfigError
+
+    dst = tmp_path / "voice.pt"
+    for sampling, message in [({"stepz": 4}, "unknown sampler option 'stepz'; valid: steps, solver"),
+                              ({"steps": 0}, r"steps must be an integer in 1\.\.1000, got 0"),
+                              ({"solver": "rk5"}, "unknown solver 'rk5'; valid: euler, midpoint, heun, rk4"),
+                              ({"schedule": "epss", "steps": 8}, "epss schedule is defined for steps 5, 6")]:
+        with pytest.raises(ConfigError, match=message):
+            export_checkpoint(cfm_checkpoint, dst, "fp16", sampling=sampling)
+        assert not dst.exists()
+    # epss with the source's own 10 steps is fine (the rule is checked on the merged section)
+    ck = load_checkpoint(export_checkpoint(cfm_checkpoint, dst, "fp16", sampling={"schedule": "epss"}))
+    assert ck.config.sampling.schedule == "epss" and ck.config.sampling.steps == 10
+
+
+def test_export_cli_sampling(cfm_checkpoint, tmp_path, capsys):
+    out = tmp_path / "voice.pt"
+    assert main(["export", "--checkpoint", str(cfm_checkpoint), "--out", str(out),
+                 "--sampling", "steps=6", "solver=midpoint", "cfg=1.5"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["sampling"] == {"steps": 6, "solver": "midpoint", "cfg": 1.5}
+    sampling = load_checkpoint(out).config.sampling
+    assert (sampling.steps, sampling.solver, sampling.cfg, sampling.sway) == (6, "midpoint", 1.5, -1.0)
+    for item, message in [("steps", "--sampling takes NAME=VALUE, got 'steps'"),
+                          ("guidance=2", "unknown sampler option 'guidance'; valid: steps, solver, schedule"),
+                          ("cfg=lots", "cfg must be a number, got 'lots'"),
+                          ("steps=2.5", r"steps must be an integer in 1\.\.1000, got 2\.5")]:
+        assert main(["export", "--checkpoint", str(cfm_checkpoint), "--out", str(tmp_path / "o.pt"),
+                     "--sampling", item]) == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err) and err.count("\n") == 1, err
+        assert not (tmp_path / "o.pt").exists()
+
+
+def test_export_sampling_for_a_meanflow_voice_keeps_euler(meanflow_checkpoint, tmp_path):
+    from core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="MeanFlow model samples by average-velocity jumps: solver must be 'euler'"):
+        export_checkpoint(meanflow_checkpoint, tmp_path / "mf.pt", "fp16", sampling={"steps": 1, "solver": "heun"})
+    ck = load_checkpoint(export_checkpoint(meanflow_checkpoint, tmp_path / "mf.pt", "fp16", sampling={"steps": 1}))
+    assert ck.config.sampling.steps == 1 and ck.config.objective.name == "meanflow"

@@ -13,7 +13,7 @@ import torch
 import core
 from core import load_checkpoint
 from core.checkpoint_checks import check_fits_model
-from core.config import merge, preset
+from core.config import ConfigError, merge, preset
 from core.lewm import LeWMModel
 from core.lewm.learner import TERMS, LeWMLoss
 from core.lewm.synthesizer import LeWMSynthesizer
@@ -187,3 +187,11 @@ def test_bf16_generation_on_cpu_gives_finite_audio(lewm_checkpoint):
     clips = synth.synthesize(["Hello.", "Two words"], seed=1, temperature=0.2)
     assert all(np.isfinite(c.audio).all() and np.isfinite(c.mel).all() for c in clips)
     assert all(c.settings["precision"] == "bf16" for c in clips)
+
+
+def test_export_refuses_flow_sampling_settings_for_a_lewm_model(lewm_checkpoint, tmp_path):
+    from core.export import export_checkpoint
+
+    with pytest.raises(ConfigError, match="a 'lewm' model has no flow sampling section"):
+        export_checkpoint(lewm_checkpoint, tmp_path / "l.pt", "fp16", sampling={"steps": 4})
+    assert not (tmp_path / "l.pt").exists()

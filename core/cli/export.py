@@ -9,12 +9,41 @@ from pathlib import Path
 
 from ..config import choice_error
 from ..export import DTYPES, export_checkpoint
+from ..sampling.options import OPTION_ORDER
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="training checkpoint to export (.pt or .safetensors)")
     parser.add_argument("--out", required=True, help="exported file (.pt or .safetensors)")
     parser.add_argument("--dtype", default="fp16", help=f"weight precision: {', '.join(DTYPES)} (default fp16)")
+    parser.add_argument("--sampling", nargs="+", metavar="NAME=VALUE", default=None,
+                        help="recommended sampler defaults to store in the voice, e.g. --sampling steps=10 cfg=2 "
+                             f"(names: {', '.join(OPTION_ORDER)}; options left out keep the source's values)")
+
+
+def parse_sampling(items: list[str]) -> dict:
+    """``["steps=10", "cfg=2"]`` -> ``{"steps": 10, "cfg": 2.0}`` (typed by the option;
+    unknown names and bad values are errors listing the valid ones)."""
+    from ..config import ConfigError
+    from ..sampling.options import OPTION, check_option
+
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name or not text:
+            raise ConfigError(f"--sampling takes NAME=VALUE, got {item!r}")
+        if name in out:
+            raise ConfigError(f"--sampling names {name} twice")
+        if name not in OPTION:
+            check_option(name, None)  # raises the error listing the valid names
+        kind = OPTION[name].kind
+        try:
+            value = text if kind is str else float(text)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {text!r}") from None
+        out[name] = check_option(name, value)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(choice_error("dtype", args.dtype, DTYPES)))
     if Path(args.out).suffix not in (".pt", ".safetensors"):
         raise UsageError(f"--out must end in .pt or .safetensors, got {args.out!r}")
-    out = export_checkpoint(args.checkpoint, args.out, args.dtype)
+    sampling = parse_sampling(args.sampling) if args.sampling else None
+    out = export_checkpoint(args.checkpoint, args.out, args.dtype, sampling=sampling)
     info = {"out": str(out), "bytes": out.stat().st_size, "source": str(args.checkpoint), "dtype": args.dtype}
+    if sampling:
+        info["sampling"] = sampling
     sys.stdout.write(json.dumps(info) + "\n")
     return 0
