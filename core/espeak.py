@@ -17,6 +17,7 @@ source and version it used, and warns when a checkpoint was made with another.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -77,6 +78,9 @@ class EspeakProgram(Espeak):
         return self._run(lines).stdout.splitlines()
 
 
+_QUIET_LOGGER = logging.getLogger("core.espeak.phonemizer")
+_QUIET_LOGGER.setLevel(logging.ERROR)
+
 _LIBRARY_LOCK = threading.Lock()  # the espeak-ng library keeps global state: one caller at a time
 
 
@@ -95,9 +99,12 @@ class EspeakLibrary(Espeak):
             os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
             try:
                 # words_mismatch: the output is one phoneme string per line, not aligned to words,
-                # so phonemizer's per-line "words count mismatch" warning says nothing useful here
+                # so phonemizer's "words count mismatch" warning says nothing useful here.  Its
+                # "ignore" mode still logs a summary per call, hence a logger of our own that
+                # passes errors only (a training run logged thousands of those lines).
                 self._backend = EspeakBackend(language, preserve_punctuation=False, with_stress=True,
-                                              language_switch="remove-flags", words_mismatch="ignore")
+                                              language_switch="remove-flags", words_mismatch="ignore",
+                                              logger=_QUIET_LOGGER)
             except RuntimeError:
                 valid = sorted(EspeakBackend.supported_languages())
                 raise EspeakError(f"unknown espeak-ng language {language!r}; valid: {', '.join(valid)}") from None
