@@ -16,7 +16,7 @@ from core.audio import mel_spectrogram
 from core.config import AudioConfig, ConfigError
 from core.vocoder_train.config import VocoderConfig, load_config, merge, preset
 from core.vocoder_train.data import EpochSampler, segment_batch, Clip
-from core.vocoder_train.losses import MultiResolutionSTFTLoss
+from core.vocoder_train.losses import MultiResolutionSTFTLoss, PhaseLoss, anti_wrap
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,6 +46,72 @@ def test_mrstft_loss_closed_form():
         assert math.isclose(float(parts["sc"]), abs(1 - a), rel_tol=1e-5)
         assert math.isclose(float(parts["mag"]), abs(math.log(a)), rel_tol=1e-4)
         assert math.isclose(float(total), abs(1 - a) + abs(math.log(a)), rel_tol=1e-4)
+
+
+def test_anti_wrap_is_the_distance_to_the_nearest_multiple_of_two_pi():
+    d = torch.tensor([0.0, 0.3, -0.3, 1.0, -2.5, 3.0])
+    for k in (-3, -1, 0, 1, 2):
+        assert torch.allclose(anti_wrap(d + 2 * math.pi * k), d.abs(), atol=1e-5)
+    # pi + e wraps to pi - e
+    assert torch.allclose(anti_wrap(torch.tensor([math.pi + 0.5, -math.pi - 0.5])), torch.tensor([math.pi - 0.5] * 2))
+
+
+@pytest.mark.parametrize("weighting", ["magnitude", "none"])
+def test_phase_loss_closed_forms(weighting):
+    """Gain does not move a phase (all three terms 0); a sign flip moves every bin by pi
+    (ip = pi) but leaves the differences along frequency and time alone (gd = iaf = 0)."""
+    y = torch.randn(2, 4096, generator=torch.Generator().manual_seed(0))
+    loss = PhaseLoss([512, 128, 512], weighting)
+    for y_hat in (y, 0.5 * y, 3.0 * y):
+        total, parts = loss(y_hat, y)
+        assert float(total) < 1e-4 and all(float(v) < 1e-4 for v in parts.values())
+    total, parts = loss(-y, y)
+    assert math.isclose(float(parts["ip"]), math.pi, rel_tol=1e-4)
+    assert float(parts["gd"]) < 1e-4 and float(parts["iaf"]) < 1e-4
+    assert math.isclose(float(total), math.pi, rel_tol=1e-4)
+
+
+def test_phase_loss_weighting_ignores_silent_reference_bins():
+    """A reference that holds only a 750 Hz tone (bin 16 of 512 at 24 kHz): with magnitude
+    weighting, faint noise (where the reference is silent) costs almost nothing;
+    unweighted, the noise's random phases cost a lot."""
+    n = torch.arange(8192, dtype=torch.float32)
+    tone = torch.sin(2 * math.pi * 750.0 / 24000 * n)[None]
+    noise = 1e-3 * torch.randn(1, 8192, generator=torch.Generator().manual_seed(1))
+    weighted, _ = PhaseLoss([512, 128, 512], "magnitude")(tone + noise, tone)
+    plain, _ = PhaseLoss([512, 128, 512], "none")(tone + noise, tone)
+    assert float(weighted) < 0.01 and float(plain) > 1.0  # measured 0.0016 and 3.86
+
+
+def test_phase_loss_gradient_is_finite_on_silence():
+    y = torch.randn(1, 2048, generator=torch.Generator().manual_seed(2))
+    y_hat = torch.zeros(1, 2048, requires_grad=True)   # every bin of y_hat has no phase
+    total, _ = PhaseLoss([256, 64, 256])(y_hat, y)
+    total.backward()
+    assert math.isfinite(float(total.detach())) and torch.isfinite(y_hat.grad).all()
+    x = (0.1 * torch.randn(1, 2048, generator=torch.Generator().manual_seed(3))).requires_grad_(True)
+    total, _ = PhaseLoss([256, 64, 256])(x, y)
+    total.backward()
+    assert torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0
+
+
+def test_phase_loss_in_training_is_logged_and_checked(tiny_corpus, tmp_path):
+    from core.vocoder_train.step import VocoderLearner
+
+    with pytest.raises(ConfigError, match="unknown loss.phase_weighting 'energy'; valid: magnitude, none"):
+        merge(preset("tiny"), {"loss": {"phase_weight": 1.0, "phase_weighting": "energy"}})
+    with pytest.raises(ConfigError, match="loss.phase_weight must be >= 0"):
+        merge(preset("tiny"), {"loss": {"phase_weight": -1.0}})
+    with pytest.raises(ConfigError, match="loss.phase_resolution must be a list of"):
+        merge(preset("tiny"), {"loss": {"phase_resolution": [256, 64]}})
+    assert VocoderLearner(preset("tiny")).phase_loss is None  # off by default: old runs unchanged
+    cfg = merge(tiny(tiny_corpus, steps=2, adversarial_start=2), {"loss": {"phase_weight": 2.0,
+                                                                         "phase_resolution": [256, 64, 256]}})
+    trainer, _ = _run(cfg, tmp_path / "phase")
+    rows = [r for r in _rows(tmp_path / "phase") if "mel" in r]
+    assert len(rows) == 2 and all(0 < r["phase"] < 3 * math.pi for r in rows)
+    # recon = 45 mel + 1 stft + 2 phase, within float32 rounding of the logged parts
+    assert all(math.isclose(r["recon"], 45 * r["mel"] + r["stft"] + 2 * r["phase"], rel_tol=1e-4) for r in rows)
 
 
 def _conv_params(c_in: int, c_out: int, k: int) -> int:

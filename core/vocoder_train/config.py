@@ -47,13 +47,20 @@ class GeneratorConfig:
                 raise ConfigError(f"generator.{name} must be >= 1, got {getattr(self, name)}")
 
 
+PHASE_WEIGHTINGS = ("magnitude", "none")
+
+
 @dataclass
 class LossConfig:
     """Generator loss = mel_weight * mel L1 (vocos MelSpecReconstructionLoss on this
     project's mel) + stft_weight * multi-resolution STFT loss (spectral convergence +
     log-magnitude L1 at ``stft_resolutions``, each ``[n_fft, hop, win]``) + in the
     adversarial phase the hinge generator losses and feature matching of the MPD
-    (weight 1) and the MRD (``mrd_weight``), times ``adv_weight`` and ``fm_weight``."""
+    (weight 1) and the MRD (``mrd_weight``), times ``adv_weight`` and ``fm_weight``;
+    + ``phase_weight`` * APNet's anti-wrapped phase losses on one STFT
+    (``phase_resolution`` ``[n_fft, hop, win]``; ``phase_weighting`` ``magnitude`` weighs
+    each bin by the reference's magnitude, ``none`` is APNet's plain mean; see
+    :class:`core.vocoder_train.losses.PhaseLoss`).  ``phase_weight`` 0 (the default) is off."""
 
     mel_weight: float = 45.0
     stft_weight: float = 1.0
@@ -61,12 +68,18 @@ class LossConfig:
     adv_weight: float = 1.0
     fm_weight: float = 1.0
     mrd_weight: float = 0.1
+    phase_weight: float = 0.0
+    phase_resolution: list = field(default_factory=lambda: [1024, 256, 1024])
+    phase_weighting: str = "magnitude"
 
     def validate(self) -> None:
-        for name in ("mel_weight", "stft_weight", "adv_weight", "fm_weight", "mrd_weight"):
+        for name in ("mel_weight", "stft_weight", "adv_weight", "fm_weight", "mrd_weight", "phase_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
         _check_resolutions("loss.stft_resolutions", self.stft_resolutions, allow_empty=True)
+        _check_resolutions("loss.phase_resolution", [self.phase_resolution], allow_empty=False)
+        if self.phase_weighting not in PHASE_WEIGHTINGS:
+            raise choice_error("loss.phase_weighting", self.phase_weighting, PHASE_WEIGHTINGS)
 
 
 @dataclass

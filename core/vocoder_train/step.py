@@ -25,7 +25,7 @@ from ..train.setup import lr_factor
 from .config import VocoderConfig
 from .data import SegmentBatch
 from .discriminators import Discriminators
-from .losses import MultiResolutionSTFTLoss
+from .losses import MultiResolutionSTFTLoss, PhaseLoss
 from .model import build_generator
 
 __all__ = ["VocoderLearner", "BadStep"]
@@ -50,6 +50,8 @@ class VocoderLearner:
             self.discriminators = Discriminators(config.discriminator).to(self.device)
         self.mel_loss = MelSpecReconstructionLoss(a.sample_rate, a.n_fft, a.hop_length, a.n_mels).to(self.device)
         self.stft_loss = MultiResolutionSTFTLoss(config.loss.stft_resolutions).to(self.device)
+        self.phase_loss = PhaseLoss(config.loss.phase_resolution, config.loss.phase_weighting).to(self.device) \
+            if config.loss.phase_weight > 0 else None
         self.opt_g = torch.optim.AdamW(self.generator.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
         self.opt_d = None if self.discriminators is None else torch.optim.AdamW(
             self.discriminators.parameters(), lr=t.disc_lr, betas=t.betas, weight_decay=t.weight_decay)
@@ -80,12 +82,18 @@ class VocoderLearner:
         return self.generator.head(self.generator.backbone(mel))[:, :samples]
 
     def reconstruction(self, y_hat: Tensor, y: Tensor) -> dict[str, Tensor]:
-        """``mel`` (L1 of log-mels), ``stft`` (MR-STFT) and their weighted sum ``recon``."""
+        """``mel`` (L1 of log-mels), ``stft`` (MR-STFT), with ``phase_weight`` > 0 ``phase``
+        (:class:`PhaseLoss`), and their weighted sum ``recon``."""
         lc = self.config.loss
         mel = self.mel_loss(y_hat, y)
         stft, parts = self.stft_loss(y_hat, y)
-        return {"mel": mel, "stft": stft, "sc": parts["sc"], "logmag": parts["mag"],
-                "recon": lc.mel_weight * mel + lc.stft_weight * stft}
+        out = {"mel": mel, "stft": stft, "sc": parts["sc"], "logmag": parts["mag"],
+               "recon": lc.mel_weight * mel + lc.stft_weight * stft}
+        if self.phase_loss is not None:
+            phase, _ = self.phase_loss(y_hat, y)
+            out["phase"] = phase
+            out["recon"] = out["recon"] + lc.phase_weight * phase
+        return out
 
     # ------------------------------------------------------------------ the step
     def train_step(self, batch: SegmentBatch, step: int) -> dict[str, Any]:
@@ -132,6 +140,8 @@ class VocoderLearner:
                    stft=float(losses["stft"].detach()),
                    sc=float(losses["sc"]), logmag=float(losses["logmag"]), grad_norm=float(norm),
                    adversarial=adversarial)
+        if "phase" in losses:
+            out["phase"] = float(losses["phase"].detach())
         return out
 
     def _check(self, loss: float, norm: float, what: str, recon: Optional[float] = None) -> None:
