@@ -26,6 +26,13 @@ __all__ = ["MultiResolutionSTFTLoss", "PhaseLoss", "anti_wrap", "MAG_CLIP"]
 MAG_CLIP = 1e-7
 
 
+def _stft(x: Tensor, n_fft: int, hop: int, win: int, window: Tensor) -> Tensor:
+    """``(B, samples)`` -> complex ``(B, n_fft // 2 + 1, frames)``: Hann window of ``win``
+    samples, ``center=True`` (reflect), in float32.  Every loss here reads this STFT."""
+    return torch.stft(x.float(), n_fft, hop, win, window=window, center=True, pad_mode="reflect",
+                      return_complex=True)
+
+
 class MultiResolutionSTFTLoss(nn.Module):
     """``(y_hat, y)`` ``(B, samples)`` each -> ``(loss, {"sc": ..., "mag": ...})``, scalars.
 
@@ -40,10 +47,7 @@ class MultiResolutionSTFTLoss(nn.Module):
             self.register_buffer(f"window{i}", torch.hann_window(win), persistent=False)
 
     def _magnitude(self, x: Tensor, i: int) -> Tensor:
-        n_fft, hop, win = self.resolutions[i]
-        spec = torch.stft(x.float(), n_fft, hop, win, window=getattr(self, f"window{i}"), center=True,
-                          pad_mode="reflect", return_complex=True)
-        return spec.abs().clamp(min=MAG_CLIP)  # (B, n_fft // 2 + 1, frames)
+        return _stft(x, *self.resolutions[i], getattr(self, f"window{i}")).abs().clamp(min=MAG_CLIP)
 
     def forward(self, y_hat: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         if y_hat.shape != y.shape or y.dim() != 2:
@@ -90,9 +94,8 @@ class PhaseLoss(nn.Module):
     (APNet); ``magnitude`` weighs each bin by the reference's magnitude ``|S|`` (a
     difference by the smaller of its two bins' magnitudes: both need a phase),
     normalised to sum to 1, so bins where the reference is silent (its phase is noise)
-    count for nothing.  Closed
-    forms: ``y_hat = a * y`` (a > 0) gives 0 for all three; ``y_hat = -y`` gives ``ip =
-    pi`` and ``gd = iaf = 0``."""
+    count for nothing.  Closed forms: ``y_hat = a * y`` (a > 0) gives 0 for all three;
+    ``y_hat = -y`` gives ``ip = pi`` and ``gd = iaf = 0``."""
 
     def __init__(self, resolution, weighting: str = "magnitude"):
         super().__init__()
@@ -106,8 +109,7 @@ class PhaseLoss(nn.Module):
         self.register_buffer("window", torch.hann_window(self.win), persistent=False)
 
     def _spec(self, x: Tensor) -> Tensor:
-        return torch.stft(x.float(), self.n_fft, self.hop, self.win, window=self.window, center=True,
-                          pad_mode="reflect", return_complex=True)  # (B, F, frames)
+        return _stft(x, self.n_fft, self.hop, self.win, self.window)  # (B, F, frames)
 
     def _mean(self, err: Tensor, w: Tensor | None) -> Tensor:
         if w is None:
