@@ -202,6 +202,7 @@ OBJECTIVE_RULES: tuple[tuple[tuple[str, ...], typing.Callable[..., bool], str], 
     (("r_neq_t_fraction",), lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]"),
     (("adaptive_p",), lambda v: v >= 0, "must be >= 0"),
     (("adaptive_c",), lambda v: v > 0, "must be positive"),
+    (("cfg",), lambda v: v == v and 0 <= v < float("inf"), "must be a finite number >= 0 (0 = no guidance)"),
 )
 
 
@@ -228,7 +229,9 @@ class ObjectiveConfig:
     ``cfm``: conditional flow matching on the straight path x_t = (1-t) x0 + t x1,
     target x1 - x0; ``time_sampling`` and ``weighting`` apply to it only.  ``edm``: Karras x0-prediction baseline.  ``meanflow``: average
     velocity u(z, r, t) for one-step generation; (r, t) are logit-normal with
-    ``logit_mean``/``logit_std``.
+    ``logit_mean``/``logit_std``; ``cfg`` > 0 trains guidance into it (MeanFlow's
+    training-time CFG; needs ``model.cond_drop_prob`` > 0), so it is sampled with
+    sampling ``cfg`` 0.
     """
 
     name: Literal[OBJECTIVES] = "cfm"
@@ -258,6 +261,9 @@ class ObjectiveConfig:
     r_neq_t_fraction: float = 0.25
     adaptive_p: float = 1.0
     adaptive_c: float = 1e-3
+    # classifier-free guidance baked into the network in training (MeanFlow's omega = 1 + cfg,
+    # in the sampler's convention: the one-step model imitates the flow sampled with this cfg)
+    cfg: float = 0.0
     # auxiliary losses
     duration_weight: float = 1.0
 
@@ -266,7 +272,7 @@ class ObjectiveConfig:
         "cfm": ("time_sampling", "logit_mean", "logit_std", "t_lo", "t_hi", "weighting"),
         "edm": ("sigma_data", "p_mean", "p_std", "sigma_min", "sigma_max", "sigma_sampling", "discrete_steps",
                 "discrete_filter_lo", "discrete_filter_hi", "edm_weighting", "snr_clip", "timestep_filter"),
-        "meanflow": ("logit_mean", "logit_std", "r_neq_t_fraction", "adaptive_p", "adaptive_c"),
+        "meanflow": ("logit_mean", "logit_std", "r_neq_t_fraction", "adaptive_p", "adaptive_c", "cfg"),
     }
 
     def check_keys_apply(self) -> None:
@@ -529,6 +535,9 @@ class Config:
     def validate(self) -> None:
         for f in dataclasses.fields(self):
             getattr(self, f.name).validate()
+        if self.family == "flow" and self.objective.cfg > 0 and self.model.cond_drop_prob == 0:
+            raise ConfigError(f"objective.cfg {self.objective.cfg} needs the unconditional field, which only rows "
+                              "with the text dropped train: set model.cond_drop_prob > 0 (e.g. 0.1)")
 
     def check_keys_apply(self) -> None:
         """Refuse a setting that the chosen family (and objective) would silently ignore:

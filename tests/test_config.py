@@ -80,7 +80,7 @@ def test_load_errors(tmp_path):
 @pytest.mark.parametrize("objective, key, value, owner", [
     ("edm", "weighting", "linear", "cfm"), ("meanflow", "time_sampling", "uniform_x", None),
     ("cfm", "edm_weighting", "min_snr", "edm"), ("cfm", "r_neq_t_fraction", 0.5, "meanflow"),
-    ("meanflow", "sigma_data", 1.0, "edm"),
+    ("meanflow", "sigma_data", 1.0, "edm"), ("cfm", "cfg", 2.0, "meanflow"),
 ])
 def test_a_setting_of_another_objective_is_refused(objective, key, value, owner):
     from core.config import Config, ConfigError
@@ -104,8 +104,6 @@ def test_a_setting_of_another_objective_is_refused(objective, key, value, owner)
 
 
 def test_settings_shared_by_two_objectives_are_accepted():
-    from core.config import Config
-
     from core.config import merge, preset
 
     # logit-normal times are read by cfm and by meanflow
@@ -129,6 +127,8 @@ def test_settings_shared_by_two_objectives_are_accepted():
      .MeanFlowObjective(r_neq_t_fraction=1.5)),
     ({"adaptive_c": 0.0}, lambda: __import__("core.flow.meanflow", fromlist=["MeanFlowObjective"])
      .MeanFlowObjective(adaptive_c=0.0)),
+    ({"cfg": -1.0}, lambda: __import__("core.flow.meanflow", fromlist=["MeanFlowObjective"])
+     .MeanFlowObjective(cfg=-1.0)),
 ])
 def test_an_objective_rule_is_written_once_config_and_objective_say_the_same(bad, build):
     """ObjectiveConfig.validate and the objective classes check with the same rules
@@ -142,3 +142,12 @@ def test_an_objective_rule_is_written_once_config_and_objective_say_the_same(bad
         build()
     assert str(from_config.value) == str(from_class.value)
     assert all(k in str(from_config.value) or repr(v) in str(from_config.value) for k, v in bad.items())
+
+
+def test_guidance_trained_in_needs_rows_with_the_text_dropped():
+    from core.config import merge, preset
+
+    guided = {"objective": {"name": "meanflow", "cfg": 2.0}}
+    assert merge(preset("tiny"), guided).objective.cfg == 2.0       # tiny drops 10 % of rows
+    with pytest.raises(ConfigError, match=r"objective.cfg 2.0 needs the unconditional field.*model.cond_drop_prob > 0"):
+        merge(preset("tiny"), {**guided, "model": {"cond_drop_prob": 0.0}}).validate()

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from core.config import ConfigError, ObjectiveConfig
-from core.flow import (MeanFlowObjective, adaptive_weight, build_objective, meanflow_jvp, meanflow_sample,
-                       meanflow_target, meanflow_trajectory)
+from core.flow import (MeanFlowObjective, Unconditional, adaptive_weight, build_objective, meanflow_jvp,
+                       meanflow_sample, meanflow_target, meanflow_trajectory)
 
 MU, S1 = 0.7, 1.3  # data x1 ~ N(MU, S1^2) per dimension, noise x0 ~ N(0, 1), independent
 
@@ -268,3 +268,93 @@ def test_adaptive_weight_does_not_depend_on_utterance_length():
     torch.testing.assert_close(short, long)
     torch.testing.assert_close(short, padded)
     torch.testing.assert_close(adaptive_weight(short), adaptive_weight(long))
+
+
+# ------------------------------------------------------------------ guidance trained in (cfg > 0)
+def _replay_times_and_noise(x1, seed, fraction):
+    """The loss's draws in its order: two logit-normal times, the r != t coin, the noise."""
+    g = torch.Generator().manual_seed(seed)
+    n = x1.shape[0]
+    a = torch.sigmoid(torch.randn(n, dtype=x1.dtype, generator=g))
+    b = torch.sigmoid(torch.randn(n, dtype=x1.dtype, generator=g))
+    coin = torch.rand(n, dtype=x1.dtype, generator=g) < fraction
+    x0 = torch.randn(x1.shape, dtype=x1.dtype, generator=g)
+    r = torch.minimum(a, b)
+    return r, torch.where(coin, torch.maximum(a, b), r), x0
+
+
+def test_guidance_with_a_null_field_equal_to_v_changes_nothing():
+    # closed form: the straight path's own velocity at (z, r) is (x1 - z) / (1 - r) = x1 - x0.
+    # A null network returning exactly that makes v~ = v + cfg (v - v) = v, whatever cfg.
+    net = _mlp()
+    x1 = torch.randn(5, 3, 6, dtype=torch.float64)
+    plain = MeanFlowObjective(r_neq_t_fraction=0.5).loss(net, x1, generator=torch.Generator().manual_seed(1))
+    same_v = Unconditional(lambda x, t, r: (x1 - x) / (1 - t)[:, None, None], torch.zeros(5, dtype=torch.bool))
+    guided = MeanFlowObjective(r_neq_t_fraction=0.5, cfg=3.0).loss(
+        net, x1, generator=torch.Generator().manual_seed(1), unconditional=same_v)
+    torch.testing.assert_close(guided.loss, plain.loss, rtol=1e-12, atol=1e-12)
+
+
+def test_guided_velocity_closed_form_and_dropped_rows():
+    # a null field of zeros: v~ = (1 + cfg) v on kept rows, v on rows already dropped;
+    # the null network is asked for the instantaneous velocity at the state's time (z, r, r)
+    calls = []
+
+    def zeros(x, t, r):
+        calls.append((t.clone(), r.clone()))
+        return torch.zeros_like(x)
+
+    obj = MeanFlowObjective(cfg=2.0)
+    v, z = torch.randn(3, 2, 4), torch.randn(3, 2, 4)
+    r = torch.tensor([0.1, 0.5, 0.9])
+    dropped = torch.tensor([False, True, False])
+    out = obj.guided_velocity(v, z, r, Unconditional(zeros, dropped))
+    torch.testing.assert_close(out[0], 3 * v[0])
+    torch.testing.assert_close(out[1], v[1])
+    torch.testing.assert_close(out[2], 3 * v[2])
+    (t_seen, r_seen), = calls
+    assert torch.equal(t_seen, r) and torch.equal(r_seen, r)
+    with pytest.raises(ValueError, match=r"dropped must be a \(3,\) bool tensor"):
+        obj.guided_velocity(v, z, r, Unconditional(zeros, torch.zeros(3)))
+
+
+def test_guided_loss_equals_replay_with_the_guided_velocity_in_tangent_and_target():
+    net, null = _mlp(), _TinyU(3).double()
+    torch.nn.init.normal_(null.b.weight)            # a null field unlike the conditional one
+    x1 = torch.randn(6, 3, 5, dtype=torch.float64)
+    dropped = torch.tensor([False, False, True, False, True, False])
+    obj = MeanFlowObjective(r_neq_t_fraction=0.5, cfg=1.5)
+    out = obj.loss(net, x1, None, generator=torch.Generator().manual_seed(4), unconditional=Unconditional(null, dropped))
+    out.loss.backward()
+    grads = [p.grad.clone() for p in net.parameters()]
+    assert all(p.grad is None for p in null.parameters()), "the guidance term must be stop-gradient"
+    net.zero_grad()
+    r, t, x0 = _replay_times_and_noise(x1, 4, 0.5)
+    z = (1 - r)[:, None, None] * x0 + r[:, None, None] * x1
+    v = x1 - x0
+    with torch.no_grad():
+        guided = v + 1.5 * (v - null(z, r, r))
+    v_tilde = torch.where(dropped[:, None, None], v, guided)
+    u = obj.average_velocity(net)
+    target = meanflow_target(u, z, r, t, v_tilde)
+    sq = (u(z, r, t) - target).square().mean(dim=(1, 2))
+    loss = (sq / (sq.detach() + 1e-3)).mean()
+    loss.backward()
+    torch.testing.assert_close(out.loss, loss)
+    for ga, p in zip(grads, net.parameters()):
+        torch.testing.assert_close(ga, p.grad)
+    # rows with r == t regress on v~ itself (plain guided flow matching)
+    same = r == t
+    assert same.any()
+    torch.testing.assert_close(target[same], v_tilde[same])
+
+
+def test_guidance_needs_the_unconditional_network_and_valid_settings():
+    obj = MeanFlowObjective(cfg=1.0)
+    assert obj.wants_unconditional and not MeanFlowObjective().wants_unconditional
+    with pytest.raises(ValueError, match="needs the unconditional network"):
+        obj.loss(_mlp(), torch.randn(2, 3, 4, dtype=torch.float64))
+    assert build_objective(ObjectiveConfig(name="meanflow", cfg=2.0)).cfg == 2.0
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match=r"objective.cfg must be a finite number >= 0"):
+            ObjectiveConfig(name="meanflow", cfg=bad).validate()

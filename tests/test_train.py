@@ -70,10 +70,11 @@ class StopAt(Callback):
             trainer.request_stop()
 
 
-@pytest.mark.parametrize("objective", ["cfm", "meanflow"])
+@pytest.mark.parametrize("objective", [{"name": "cfm"}, {"name": "meanflow"}, {"name": "meanflow", "cfg": 1.0}],
+                         ids=["cfm", "meanflow", "meanflow-guided"])
 def test_resume_is_bit_identical(tmp_path, tiny_corpus, objective):
     cfg = merge(tiny_config(tiny_corpus, steps=8, checkpoint_every=100, val_every=0),
-                {"objective": {"name": objective}})
+                {"objective": objective})
     full = Trainer(cfg, tmp_path / "a", progress=False)
     full.fit()
     part = Trainer(cfg, tmp_path / "b", progress=False, callbacks=[StopAt(3)])
@@ -88,6 +89,33 @@ def test_resume_is_bit_identical(tmp_path, tiny_corpus, objective):
     la = [r["loss"] for r in read_metrics(tmp_path / "a" / "metrics.jsonl") if "loss" in r]
     lb = [r["loss"] for r in read_metrics(tmp_path / "b" / "metrics.jsonl") if "loss" in r]
     assert la == lb
+
+
+def test_meanflow_guidance_asks_the_model_for_the_null_condition_of_every_row(tmp_path, tiny_corpus):
+    # objective.cfg > 0: each step makes one extra call with every row's text dropped, and
+    # hands the objective the rows the conditional call dropped (cond_drop_prob 0.1)
+    cfg = merge(tiny_config(tiny_corpus, steps=2, val_every=0), {"objective": {"name": "meanflow", "cfg": 2.0}})
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    drops, seen = [], []
+    real_predict = trainer.model.predict
+
+    def predict(x, t, cond, r=None, drop=None, attention=None):
+        drops.append(None if drop is None else drop.clone())
+        return real_predict(x, t, cond, r=r, drop=drop, attention=attention)
+
+    real_loss = trainer.objective.loss
+
+    def loss(net, x1, mask, generator=None, unconditional=None):
+        seen.append(unconditional)
+        return real_loss(net, x1, mask, generator=generator, unconditional=unconditional)
+
+    trainer.model.predict = predict
+    trainer.objective.loss = loss
+    trainer.fit()
+    assert len(seen) == 2 and all(u is not None for u in seen)
+    null_calls = [d for d in drops if d is not None and bool(d.all())]
+    assert len(null_calls) == 2, "one unconditional forward per step"
+    assert all(u.dropped.dtype == torch.bool and u.dropped.shape == d.shape for u, d in zip(seen, null_calls))
 
 
 def test_nan_guard_skips_and_stops(tmp_path, tiny_cfg, monkeypatch):

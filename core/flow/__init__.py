@@ -10,7 +10,8 @@ t (B,), r (B,) or None) and a frame mask (B, T), and returns a :class:`LossOutpu
 * :class:`MeanFlowObjective` average velocity u(z, r, t); :func:`meanflow_target`
 """
 
-from .base import LossOutput, Net, Objective, OBJECTIVES, VelocityFn, build_objective, masked_mean_square
+from .base import (LossOutput, Net, Objective, OBJECTIVES, Unconditional, VelocityFn, build_objective,
+                   masked_mean_square)
 from .cfm import CFMObjective
 from .edm import (EDMObjective, EDMPreconditioning, edm_loss_weight, edm_preconditioning, karras_sigmas,
                   sigma_to_time, time_to_sigma)
@@ -19,7 +20,8 @@ from .meanflow import (AverageVelocityFn, MeanFlowJVP, MeanFlowObjective, adapti
 from .timesteps import TIME_SAMPLERS, WEIGHTINGS, TimeSampling, loss_weight, sample_time
 
 __all__ = [
-    "LossOutput", "Net", "Objective", "OBJECTIVES", "VelocityFn", "build_objective", "masked_mean_square",
+    "LossOutput", "Net", "Objective", "OBJECTIVES", "Unconditional", "VelocityFn", "build_objective",
+    "masked_mean_square",
     "CFMObjective",
     "EDMObjective", "EDMPreconditioning", "edm_loss_weight", "edm_preconditioning", "karras_sigmas",
     "sigma_to_time", "time_to_sigma",

@@ -29,6 +29,7 @@ __all__ = [
     "VelocityFn",
     "LossOutput",
     "Objective",
+    "Unconditional",
     "OBJECTIVES",
     "build_objective",
     "masked_mean_square",
@@ -65,13 +66,29 @@ class LossOutput:
     terms: dict[str, Union[float, Tensor]] = field(default_factory=dict)
 
 
+@dataclass
+class Unconditional:
+    """The network with its text condition dropped, for guidance trained into an objective.
+
+    net:     ``net(x, t, r)`` like the conditional one, every row with the null condition.
+    dropped: (B,) bool, rows whose condition the conditional call already dropped (they
+             train the unconditional field and take no guidance).
+    """
+
+    net: Net
+    dropped: Tensor
+
+
 class Objective:
     """A training objective: one :meth:`loss` method plus the flow velocity it implies.
 
-    Subclasses set ``name`` and implement :meth:`loss` and :meth:`velocity`.
+    Subclasses set ``name`` and implement :meth:`loss` and :meth:`velocity`.  One that
+    trains guidance in sets :attr:`wants_unconditional`; its caller then passes
+    ``unconditional=`` (:class:`Unconditional`) to :meth:`loss`.
     """
 
     name: str = ""
+    wants_unconditional: bool = False
 
     def loss(self, net: Net, x1: Tensor, mask: Optional[Tensor] = None,
              generator: Optional[torch.Generator] = None) -> LossOutput:

@@ -16,6 +16,16 @@ conditional velocity x1 - x0 of the straight path.
 Network convention: the objectives call ``net(x, t, r)`` (x, end time, start time), so
 u(z, r, t) = net(z, t, r) and the instantaneous velocity is v(x, t) = net(x, t, t).
 
+Guidance trained in (the paper's section 4.2, ``cfg`` > 0): the conditional velocity v is
+replaced, in the JVP's tangent and in the target alike, by the guided field
+
+    v~ = v + cfg (v - u(z, r, r | null)),      omega = 1 + cfg,
+
+with the unconditional instantaneous velocity under stop-gradient, on the rows whose text
+condition is kept (dropped rows train the unconditional field with the plain v).  ``cfg`` is
+the sampler's convention (out = cond + cfg (cond - uncond)), so the one-step network imitates
+the flow sampled with that guidance, at one forward a step; it is then sampled with cfg 0.
+
 Forward-mode AD: PyTorch's fused SDPA kernels (flash / memory-efficient, also the CPU
 flash kernel) have no forward-mode derivative. :meth:`MeanFlowObjective.loss` runs the
 JVP inside :func:`jvp_attention`, which restricts ``F.scaled_dot_product_attention`` to
@@ -36,7 +46,7 @@ from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..config import ObjectiveConfig, check_objective_settings
-from .base import (LossOutput, Net, Objective, VelocityFn, batch_time, call_net, clean_padding,
+from .base import (LossOutput, Net, Objective, Unconditional, VelocityFn, batch_time, call_net, clean_padding,
                    draw_normal, draw_uniform, masked_mean_square)
 from .timesteps import TimeSampling
 
@@ -164,6 +174,9 @@ class MeanFlowObjective(Objective):
     Loss: delta = u(z, r, t) - sg(target); sq = masked mean square of delta per example;
     loss = mean(w * sq) with w = 1 / (sq + adaptive_c)^adaptive_p (detached).
 
+    ``cfg`` > 0 trains guidance in (module docstring): :meth:`loss` then needs
+    ``unconditional``, and the guided v~ takes v's place.
+
     Reduction of ||delta||^2: the paper sums over a fixed number D of elements (an image);
     utterances differ in length, and a sum would grow with the frame count, so the weight
     and the meaning of c would change with length.  Here sq is the mean over channels and
@@ -174,18 +187,24 @@ class MeanFlowObjective(Objective):
     name = "meanflow"
 
     def __init__(self, logit_mean: float = 0.0, logit_std: float = 1.0, r_neq_t_fraction: float = 0.25,
-                 adaptive_p: float = 1.0, adaptive_c: float = 1e-3) -> None:
-        check_objective_settings(r_neq_t_fraction=r_neq_t_fraction, adaptive_p=adaptive_p, adaptive_c=adaptive_c)
+                 adaptive_p: float = 1.0, adaptive_c: float = 1e-3, cfg: float = 0.0) -> None:
+        check_objective_settings(r_neq_t_fraction=r_neq_t_fraction, adaptive_p=adaptive_p, adaptive_c=adaptive_c,
+                                 cfg=cfg)
         self.time_sampling = TimeSampling(kind="logit_normal", logit_mean=logit_mean, logit_std=logit_std)
         self.r_neq_t_fraction = float(r_neq_t_fraction)
         self.adaptive_p = float(adaptive_p)
         self.adaptive_c = float(adaptive_c)
+        self.cfg = float(cfg)
+
+    @property
+    def wants_unconditional(self) -> bool:
+        return self.cfg > 0
 
     @classmethod
     def from_config(cls, config: ObjectiveConfig) -> "MeanFlowObjective":
         return cls(logit_mean=config.logit_mean, logit_std=config.logit_std,
                    r_neq_t_fraction=config.r_neq_t_fraction, adaptive_p=config.adaptive_p,
-                   adaptive_c=config.adaptive_c)
+                   adaptive_c=config.adaptive_c, cfg=config.cfg)
 
     def sample_times(self, n: int, generator: Optional[torch.Generator] = None,
                      device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32
@@ -198,13 +217,20 @@ class MeanFlowObjective(Objective):
         return r, torch.where(distinct, t, r)
 
     def loss(self, net: Net, x1: Tensor, mask: Optional[Tensor] = None,
-             generator: Optional[torch.Generator] = None) -> LossOutput:
-        """x1: (B, C, T); mask: (B, T) bool or None. See the class docstring."""
+             generator: Optional[torch.Generator] = None,
+             unconditional: Optional[Unconditional] = None) -> LossOutput:
+        """x1: (B, C, T); mask: (B, T) bool or None; ``unconditional`` the null-condition
+        network, needed (and only read) when ``cfg`` > 0. See the class docstring."""
+        if self.cfg > 0 and unconditional is None:
+            raise ValueError(f"MeanFlow with cfg {self.cfg} trains guidance in and needs the unconditional "
+                             "network: pass unconditional=Unconditional(net, dropped)")
         x1 = clean_padding(x1, mask)
         r, t = self.sample_times(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
         x0 = draw_normal(x1, generator)
         z = (1 - r)[:, None, None] * x0 + r[:, None, None] * x1
         v = x1 - x0
+        if self.cfg > 0:
+            v = self.guided_velocity(v, z, r, unconditional)
         with jvp_attention():
             jv = meanflow_jvp(self.average_velocity(net), z, r, t, v)
         target = _target(v, r, t, jv.dudr)
@@ -214,6 +240,18 @@ class MeanFlowObjective(Objective):
         return LossOutput(loss=loss, per_example=sq.detach(), t=t.detach(),
                           terms={"meanflow": loss.detach(), "mse": sq.detach().mean(),
                                  "r_neq_t": (r < t).to(x1.dtype).mean()})
+
+    def guided_velocity(self, v: Tensor, z: Tensor, r: Tensor, unconditional: Unconditional) -> Tensor:
+        """v~ = v + cfg (v - u(z, r, r | null)) on the rows whose condition is kept, v on the
+        dropped ones; (B, C, T), detached.  v, z (B, C, T): the velocity and state at r (B,)."""
+        dropped = unconditional.dropped
+        if dropped.shape != r.shape or dropped.dtype != torch.bool:
+            raise ValueError(f"unconditional.dropped must be a ({r.shape[0]},) bool tensor, "
+                             f"got {tuple(dropped.shape)} {dropped.dtype}")
+        with torch.no_grad():
+            v_null = call_net(unconditional.net, z, r, r)
+        guided = v + self.cfg * (v - v_null)
+        return torch.where(dropped.to(v.device)[:, None, None], v, guided).detach()
 
     def average_velocity(self, net: Net) -> AverageVelocityFn:
         """u(z, r, t) = net(z, t, r): z (B, C, T) the state at r, r <= t (B,)."""

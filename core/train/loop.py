@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..config import Config, ConfigError
+from ..flow.base import Unconditional
 from . import resume as run_files
 from .callbacks import Callback, ProgressBar
 from .distributed import World, all_mean, all_true, average_gradients, init_from_env
@@ -64,7 +65,15 @@ class LossModule(nn.Module):
         def net(x, t, r=None):
             return model.predict(x, t, cond, r=r, attention=self.attention)
 
-        out = self.objective.loss(net, x1, mel_mask, generator=generator)
+        extra = {}
+        if self.objective.wants_unconditional:      # guidance trained in (MeanFlow with objective.cfg > 0)
+            null = torch.ones_like(cond.drop)
+
+            def unconditional(x, t, r=None):
+                return model.predict(x, t, cond, r=r, drop=null, attention=self.attention)
+
+            extra["unconditional"] = Unconditional(unconditional, cond.drop)
+        out = self.objective.loss(net, x1, mel_mask, generator=generator, **extra)
         duration = cond.losses["duration"]
         prior = cond.losses["prior"]
         loss = out.loss + self.duration_weight * duration + prior
