@@ -203,6 +203,8 @@ OBJECTIVE_RULES: tuple[tuple[tuple[str, ...], typing.Callable[..., bool], str], 
     (("adaptive_p",), lambda v: v >= 0, "must be >= 0"),
     (("adaptive_c",), lambda v: v > 0, "must be positive"),
     (("cfg",), lambda v: v == v and 0 <= v < float("inf"), "must be a finite number >= 0 (0 = no guidance)"),
+    (("cfg", "cfg_kappa"), lambda c, k: 0 <= k < 1 and (k == 0 or c > 0),
+     "must satisfy 0 <= cfg_kappa < 1, and cfg_kappa > 0 needs cfg > 0"),
 )
 
 
@@ -264,6 +266,9 @@ class ObjectiveConfig:
     # classifier-free guidance baked into the network in training (MeanFlow's omega = 1 + cfg,
     # in the sampler's convention: the one-step model imitates the flow sampled with this cfg)
     cfg: float = 0.0
+    # the share kappa of the network's own conditional velocity in that guided target
+    # (MeanFlow's improved guidance): a less noisy target for the same effective cfg
+    cfg_kappa: float = 0.0
     # auxiliary losses
     duration_weight: float = 1.0
 
@@ -272,7 +277,7 @@ class ObjectiveConfig:
         "cfm": ("time_sampling", "logit_mean", "logit_std", "t_lo", "t_hi", "weighting"),
         "edm": ("sigma_data", "p_mean", "p_std", "sigma_min", "sigma_max", "sigma_sampling", "discrete_steps",
                 "discrete_filter_lo", "discrete_filter_hi", "edm_weighting", "snr_clip", "timestep_filter"),
-        "meanflow": ("logit_mean", "logit_std", "r_neq_t_fraction", "adaptive_p", "adaptive_c", "cfg"),
+        "meanflow": ("logit_mean", "logit_std", "r_neq_t_fraction", "adaptive_p", "adaptive_c", "cfg", "cfg_kappa"),
     }
 
     def check_keys_apply(self) -> None:

@@ -283,16 +283,37 @@ def _replay_times_and_noise(x1, seed, fraction):
     return r, torch.where(coin, torch.maximum(a, b), r), x0
 
 
-def test_guidance_with_a_null_field_equal_to_v_changes_nothing():
+@pytest.mark.parametrize("kappa", [0.0, 0.5])
+def test_guidance_with_fields_equal_to_v_changes_nothing(kappa):
     # closed form: the straight path's own velocity at (z, r) is (x1 - z) / (1 - r) = x1 - x0.
-    # A null network returning exactly that makes v~ = v + cfg (v - v) = v, whatever cfg.
+    # Null (and, with kappa, conditional) velocities equal to it make v~ = (omega + kappa +
+    # 1 - omega - kappa) v = v, whatever cfg: the loss is the unguided one.
+    path_velocity = lambda x, t, r: (x1 - x) / (1 - t)[:, None, None]  # noqa: E731
     net = _mlp()
+
+    def conditional(x, t, r):   # the trained network, except asked at r == t (the guidance's call)
+        return path_velocity(x, t, r) if r is not None and torch.equal(r, t) else net(x, t, r)
+
     x1 = torch.randn(5, 3, 6, dtype=torch.float64)
     plain = MeanFlowObjective(r_neq_t_fraction=0.5).loss(net, x1, generator=torch.Generator().manual_seed(1))
-    same_v = Unconditional(lambda x, t, r: (x1 - x) / (1 - t)[:, None, None], torch.zeros(5, dtype=torch.bool))
-    guided = MeanFlowObjective(r_neq_t_fraction=0.5, cfg=3.0).loss(
-        net, x1, generator=torch.Generator().manual_seed(1), unconditional=same_v)
+    same_v = Unconditional(path_velocity, torch.zeros(5, dtype=torch.bool))
+    obj = MeanFlowObjective(r_neq_t_fraction=0.5, cfg=3.0, cfg_kappa=kappa)
+    guided = obj.loss(conditional if kappa else net, x1, generator=torch.Generator().manual_seed(1),
+                      unconditional=same_v)
     torch.testing.assert_close(guided.loss, plain.loss, rtol=1e-12, atol=1e-12)
+
+
+def test_guided_velocity_with_kappa_closed_form():
+    # constant fields: u(. | null) = 1, u(. | c) = 5; cfg 2, kappa 0.5 -> omega = 3 * 0.5 = 1.5,
+    # v~ = 1.5 v + 0.5 * 5 + (1 - 1.5 - 0.5) * 1 = 1.5 v + 1.5 on kept rows
+    obj = MeanFlowObjective(cfg=2.0, cfg_kappa=0.5)
+    v, z, r = torch.randn(2, 2, 3), torch.randn(2, 2, 3), torch.tensor([0.2, 0.7])
+    null = Unconditional(lambda x, t, r_: torch.ones_like(x), torch.tensor([False, True]))
+    out = obj.guided_velocity(v, z, r, null, lambda x, t, r_: 5 * torch.ones_like(x))
+    torch.testing.assert_close(out[0], 1.5 * v[0] + 1.5)
+    torch.testing.assert_close(out[1], v[1])
+    with pytest.raises(ValueError, match="pass net"):
+        obj.guided_velocity(v, z, r, null)
 
 
 def test_guided_velocity_closed_form_and_dropped_rows():
@@ -318,12 +339,13 @@ def test_guided_velocity_closed_form_and_dropped_rows():
         obj.guided_velocity(v, z, r, Unconditional(zeros, torch.zeros(3)))
 
 
-def test_guided_loss_equals_replay_with_the_guided_velocity_in_tangent_and_target():
+@pytest.mark.parametrize("kappa", [0.0, 0.5])
+def test_guided_loss_equals_replay_with_the_guided_velocity_in_tangent_and_target(kappa):
     net, null = _mlp(), _TinyU(3).double()
     torch.nn.init.normal_(null.b.weight)            # a null field unlike the conditional one
     x1 = torch.randn(6, 3, 5, dtype=torch.float64)
     dropped = torch.tensor([False, False, True, False, True, False])
-    obj = MeanFlowObjective(r_neq_t_fraction=0.5, cfg=1.5)
+    obj = MeanFlowObjective(r_neq_t_fraction=0.5, cfg=1.5, cfg_kappa=kappa)
     out = obj.loss(net, x1, None, generator=torch.Generator().manual_seed(4), unconditional=Unconditional(null, dropped))
     out.loss.backward()
     grads = [p.grad.clone() for p in net.parameters()]
@@ -332,8 +354,9 @@ def test_guided_loss_equals_replay_with_the_guided_velocity_in_tangent_and_targe
     r, t, x0 = _replay_times_and_noise(x1, 4, 0.5)
     z = (1 - r)[:, None, None] * x0 + r[:, None, None] * x1
     v = x1 - x0
+    omega = 2.5 * (1 - kappa)
     with torch.no_grad():
-        guided = v + 1.5 * (v - null(z, r, r))
+        guided = omega * v + kappa * net(z, r, r) + (1 - omega - kappa) * null(z, r, r)
     v_tilde = torch.where(dropped[:, None, None], v, guided)
     u = obj.average_velocity(net)
     target = meanflow_target(u, z, r, t, v_tilde)
@@ -354,7 +377,11 @@ def test_guidance_needs_the_unconditional_network_and_valid_settings():
     assert obj.wants_unconditional and not MeanFlowObjective().wants_unconditional
     with pytest.raises(ValueError, match="needs the unconditional network"):
         obj.loss(_mlp(), torch.randn(2, 3, 4, dtype=torch.float64))
-    assert build_objective(ObjectiveConfig(name="meanflow", cfg=2.0)).cfg == 2.0
+    built = build_objective(ObjectiveConfig(name="meanflow", cfg=2.0, cfg_kappa=0.5))
+    assert (built.cfg, built.cfg_kappa) == (2.0, 0.5)
     for bad in (-0.5, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match=r"objective.cfg must be a finite number >= 0"):
             ObjectiveConfig(name="meanflow", cfg=bad).validate()
+    for cfg, kappa in ((2.0, 1.0), (2.0, -0.1), (0.0, 0.5)):
+        with pytest.raises(ConfigError, match=r"objective.cfg/objective.cfg_kappa must satisfy 0 <= cfg_kappa < 1"):
+            MeanFlowObjective(cfg=cfg, cfg_kappa=kappa)

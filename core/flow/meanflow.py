@@ -25,6 +25,15 @@ with the unconditional instantaneous velocity under stop-gradient, on the rows w
 condition is kept (dropped rows train the unconditional field with the plain v).  ``cfg`` is
 the sampler's convention (out = cond + cfg (cond - uncond)), so the one-step network imitates
 the flow sampled with that guidance, at one forward a step; it is then sampled with cfg 0.
+The single-sample v is noisy, and v~ scales that noise by omega.  ``cfg_kappa`` = kappa in
+[0, 1) mixes in the network's own conditional velocity (the paper's improved guidance,
+its appendix), also under stop-gradient:
+
+    v~ = omega v + kappa u(z, r, r | c) + (1 - omega - kappa) u(z, r, r | null),
+    omega = (1 + cfg)(1 - kappa),
+
+whose fixed point u(. | c) = (1 + cfg) v_c - cfg u(. | null) is the same guided field,
+with the noise of v scaled by omega instead of 1 + cfg.
 
 Forward-mode AD: PyTorch's fused SDPA kernels (flash / memory-efficient, also the CPU
 flash kernel) have no forward-mode derivative. :meth:`MeanFlowObjective.loss` runs the
@@ -187,14 +196,16 @@ class MeanFlowObjective(Objective):
     name = "meanflow"
 
     def __init__(self, logit_mean: float = 0.0, logit_std: float = 1.0, r_neq_t_fraction: float = 0.25,
-                 adaptive_p: float = 1.0, adaptive_c: float = 1e-3, cfg: float = 0.0) -> None:
+                 adaptive_p: float = 1.0, adaptive_c: float = 1e-3, cfg: float = 0.0,
+                 cfg_kappa: float = 0.0) -> None:
         check_objective_settings(r_neq_t_fraction=r_neq_t_fraction, adaptive_p=adaptive_p, adaptive_c=adaptive_c,
-                                 cfg=cfg)
+                                 cfg=cfg, cfg_kappa=cfg_kappa)
         self.time_sampling = TimeSampling(kind="logit_normal", logit_mean=logit_mean, logit_std=logit_std)
         self.r_neq_t_fraction = float(r_neq_t_fraction)
         self.adaptive_p = float(adaptive_p)
         self.adaptive_c = float(adaptive_c)
         self.cfg = float(cfg)
+        self.cfg_kappa = float(cfg_kappa)
 
     @property
     def wants_unconditional(self) -> bool:
@@ -204,7 +215,7 @@ class MeanFlowObjective(Objective):
     def from_config(cls, config: ObjectiveConfig) -> "MeanFlowObjective":
         return cls(logit_mean=config.logit_mean, logit_std=config.logit_std,
                    r_neq_t_fraction=config.r_neq_t_fraction, adaptive_p=config.adaptive_p,
-                   adaptive_c=config.adaptive_c, cfg=config.cfg)
+                   adaptive_c=config.adaptive_c, cfg=config.cfg, cfg_kappa=config.cfg_kappa)
 
     def sample_times(self, n: int, generator: Optional[torch.Generator] = None,
                      device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32
@@ -230,7 +241,7 @@ class MeanFlowObjective(Objective):
         z = (1 - r)[:, None, None] * x0 + r[:, None, None] * x1
         v = x1 - x0
         if self.cfg > 0:
-            v = self.guided_velocity(v, z, r, unconditional)
+            v = self.guided_velocity(v, z, r, unconditional, net)
         with jvp_attention():
             jv = meanflow_jvp(self.average_velocity(net), z, r, t, v)
         target = _target(v, r, t, jv.dudr)
@@ -241,16 +252,24 @@ class MeanFlowObjective(Objective):
                           terms={"meanflow": loss.detach(), "mse": sq.detach().mean(),
                                  "r_neq_t": (r < t).to(x1.dtype).mean()})
 
-    def guided_velocity(self, v: Tensor, z: Tensor, r: Tensor, unconditional: Unconditional) -> Tensor:
-        """v~ = v + cfg (v - u(z, r, r | null)) on the rows whose condition is kept, v on the
-        dropped ones; (B, C, T), detached.  v, z (B, C, T): the velocity and state at r (B,)."""
+    def guided_velocity(self, v: Tensor, z: Tensor, r: Tensor, unconditional: Unconditional,
+                        net: Optional[Net] = None) -> Tensor:
+        """v~ = omega v + kappa u(z, r, r | c) + (1 - omega - kappa) u(z, r, r | null) with
+        omega = (1 + cfg)(1 - kappa) (kappa 0: v + cfg (v - u(. | null))) on the rows whose
+        condition is kept, v on the dropped ones; (B, C, T), detached.  v, z (B, C, T): the
+        velocity and state at r (B,); ``net`` the conditional network (read when kappa > 0)."""
         dropped = unconditional.dropped
         if dropped.shape != r.shape or dropped.dtype != torch.bool:
             raise ValueError(f"unconditional.dropped must be a ({r.shape[0]},) bool tensor, "
                              f"got {tuple(dropped.shape)} {dropped.dtype}")
+        kappa = self.cfg_kappa
+        if kappa > 0 and net is None:
+            raise ValueError("cfg_kappa > 0 mixes in the conditional network's velocity: pass net")
+        omega = (1 + self.cfg) * (1 - kappa)
         with torch.no_grad():
-            v_null = call_net(unconditional.net, z, r, r)
-        guided = v + self.cfg * (v - v_null)
+            guided = omega * v + (1 - omega - kappa) * call_net(unconditional.net, z, r, r)
+            if kappa > 0:
+                guided = guided + kappa * call_net(net, z, r, r)
         return torch.where(dropped.to(v.device)[:, None, None], v, guided).detach()
 
     def average_velocity(self, net: Net) -> AverageVelocityFn:
