@@ -233,7 +233,7 @@ class ObjectiveConfig:
     velocity u(z, r, t) for one-step generation; (r, t) are logit-normal with
     ``logit_mean``/``logit_std``; ``cfg`` > 0 trains guidance into it (MeanFlow's
     training-time CFG; needs ``model.cond_drop_prob`` > 0), so it is sampled with
-    sampling ``cfg`` 0.
+    sampling ``cfg`` 0; ``cfg_kappa`` makes that target less noisy.
     """
 
     name: Literal[OBJECTIVES] = "cfm"

@@ -16,7 +16,7 @@ conditional velocity x1 - x0 of the straight path.
 Network convention: the objectives call ``net(x, t, r)`` (x, end time, start time), so
 u(z, r, t) = net(z, t, r) and the instantaneous velocity is v(x, t) = net(x, t, t).
 
-Guidance trained in (the paper's section 4.2, ``cfg`` > 0): the conditional velocity v is
+Guidance trained in (the paper's training-time CFG, ``cfg`` > 0): the conditional velocity v is
 replaced, in the JVP's tangent and in the target alike, by the guided field
 
     v~ = v + cfg (v - u(z, r, r | null)),      omega = 1 + cfg,
@@ -26,8 +26,8 @@ condition is kept (dropped rows train the unconditional field with the plain v).
 the sampler's convention (out = cond + cfg (cond - uncond)), so the one-step network imitates
 the flow sampled with that guidance, at one forward a step; it is then sampled with cfg 0.
 The single-sample v is noisy, and v~ scales that noise by omega.  ``cfg_kappa`` = kappa in
-[0, 1) mixes in the network's own conditional velocity (the paper's improved guidance,
-its appendix), also under stop-gradient:
+[0, 1) mixes in the network's own conditional velocity (the paper's improved guidance
+with a mixing scale kappa), also under stop-gradient:
 
     v~ = omega v + kappa u(z, r, r | c) + (1 - omega - kappa) u(z, r, r | null),
     omega = (1 + cfg)(1 - kappa),
