@@ -151,7 +151,7 @@ def export_onnx(checkpoint: Union[str, Path, None], out: Union[str, Path], int8:
     from .checkpoint import load_checkpoint
     from .checkpoint_checks import check_fits_model, checkpoint_tokenizer
     from .families import build_model
-    from .sampling.synthesizer import DEMO_CHECKPOINT
+    from .bundled import DEMO_CHECKPOINT
 
     path = Path(checkpoint) if checkpoint is not None else DEMO_CHECKPOINT
     ck = load_checkpoint(path)

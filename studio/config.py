@@ -10,8 +10,8 @@ Safety: every path a browser can name (a checkpoint, a run folder, a Vocos folde
 resolved with symlinks followed and must then lie inside one of the configured folders
 (:func:`resolve_inside`); anything else -- ``..`` tricks, absolute paths elsewhere, a
 symlink pointing out -- raises :class:`PathRefused`.  Uploaded checkpoints land in
-``<results>/uploads``, which is one of the checkpoint roots.  The bundled demo voice
-``assets/demo.pt`` is always offered when it exists.
+``<results>/uploads``, which is one of the checkpoint roots.  The bundled voices
+(:mod:`core.bundled`: ``assets/demo.pt`` first) are always offered when their files exist.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence
 
-from core.sampling.synthesizer import DEMO_CHECKPOINT  # one place names the bundled voice
+from core.bundled import BUNDLED_VOICES, DEMO_CHECKPOINT, BundledVoice  # one place names the bundled voices
 
 __all__ = ["StudioConfigError", "PathRefused", "StudioSettings", "CheckpointEntry", "parse_settings",
            "resolve_inside", "find_checkpoints", "find_runs", "safe_upload_name", "CHECKPOINT_SUFFIXES",
-           "DEMO_CHECKPOINT", "ENV_CHECKPOINTS", "ENV_RESULTS"]
+           "DEMO_CHECKPOINT", "BUNDLED_VOICES", "BundledVoice", "ENV_CHECKPOINTS", "ENV_RESULTS"]
 
 ENV_CHECKPOINTS = "FLOWTTS_CHECKPOINTS"
 ENV_RESULTS = "FLOWTTS_RESULTS"
@@ -54,7 +54,8 @@ class StudioSettings:
     checkpoint_dirs: searched recursively for ``.pt`` / ``.safetensors`` checkpoints and
         for training runs (folders holding ``metrics.jsonl``).
     results_dir: listening-test results; uploads go to ``results_dir / "uploads"``.
-    demo_checkpoint: the bundled demo voice (offered only when the file exists).
+    bundled_voices: the voices shipped in ``assets/`` (:data:`core.bundled.BUNDLED_VOICES`),
+        offered first, in that order, each only when its file exists.
     device: where synthesis runs (``auto``: CUDA when available).
     threads: torch's CPU threads for this server (``auto``: see :mod:`core.threads`; a
         server shares the cores with the browser and its own web work, so on a small
@@ -63,7 +64,7 @@ class StudioSettings:
 
     checkpoint_dirs: tuple[Path, ...]
     results_dir: Path
-    demo_checkpoint: Path = DEMO_CHECKPOINT
+    bundled_voices: tuple[BundledVoice, ...] = BUNDLED_VOICES
     device: str = "auto"
     threads: str = "auto"
 
@@ -78,13 +79,18 @@ class StudioSettings:
 
     @property
     def checkpoint_roots(self) -> tuple[Path, ...]:
-        """Folders a checkpoint may be loaded from: :attr:`roots`, plus the bundled
-        demo's folder when the demo exists."""
-        demo = (self.demo_checkpoint.resolve().parent,) if self.demo_available() else ()
-        return self.roots + demo
+        """Folders a checkpoint may be loaded from: :attr:`roots`, plus the folder of each
+        bundled voice that exists."""
+        extra: list[Path] = []
+        for voice in self.available_voices():
+            folder = voice.path.resolve().parent
+            if folder not in extra and folder not in self.roots:
+                extra.append(folder)
+        return self.roots + tuple(extra)
 
-    def demo_available(self) -> bool:
-        return self.demo_checkpoint.is_file()
+    def available_voices(self) -> list[BundledVoice]:
+        """The bundled voices whose files exist, in :attr:`bundled_voices` order."""
+        return [v for v in self.bundled_voices if v.available()]
 
     def missing_dirs(self) -> list[Path]:
         """Configured checkpoint folders that do not exist (shown as a note)."""
@@ -179,12 +185,14 @@ class CheckpointEntry:
 
 
 def find_checkpoints(settings: StudioSettings) -> list[CheckpointEntry]:
-    """The demo voice (if present), then every checkpoint under each root, sorted by label.
+    """The bundled voices that exist, then every checkpoint under each root, sorted by label.
     Labels are ``<root name>/<path below the root>``; files whose resolved target lies
     outside the roots (symlinks out) are left out."""
     found: list[CheckpointEntry] = []
-    if settings.demo_available():
-        found.append(CheckpointEntry("demo voice (bundled)", settings.demo_checkpoint.resolve()))
+    for voice in settings.available_voices():
+        path = voice.path.resolve()
+        if path not in {e.path for e in found}:
+            found.append(CheckpointEntry(voice.label, path))
     seen = {e.path for e in found}
     for root in settings.roots:
         below: list[CheckpointEntry] = []

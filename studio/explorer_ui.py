@@ -289,8 +289,9 @@ class Explorer(_RenderPage):
 
     def _catalog_note(self) -> str:
         s = self.service.settings
-        lines = [] if s.demo_available() else [
-            f"No bundled demo voice ({s.demo_checkpoint.name} is not in assets/): choose a trained checkpoint."]
+        lines = [] if s.available_voices() else [
+            "No bundled voice (none of " + ", ".join(v.path.name for v in s.bundled_voices)
+            + " is in assets/): choose a trained checkpoint."]
         lines += [f"Checkpoint folder {d} does not exist." for d in s.missing_dirs()]
         if not self.service.catalog:
             lines.append("No checkpoints found: train one (`python -m core train --out runs/NAME`) or upload one.")

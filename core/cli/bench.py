@@ -9,11 +9,12 @@ from pathlib import Path
 import torch
 
 from ..sampling.bench import DEFAULT_TEXT, FULL_PLAN, QUICK_PLAN, run_benchmark
-from .types import int_range
+from .types import BUNDLED_NAMES, checkpoint_arg, int_range
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file (.pt or .safetensors)")
+    parser.add_argument("--checkpoint", required=True, type=checkpoint_arg,
+                        help=f"checkpoint file (.pt or .safetensors) or {BUNDLED_NAMES}")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     parser.add_argument("--threads", type=int_range(1, 1024), default=None,
                         help="CPU threads for torch (default: auto, see core.threads; stated in the report)")

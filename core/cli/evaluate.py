@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from .types import float_range, int_range, speaker_arg
+from .types import BUNDLED_NAMES, checkpoint_arg, float_range, int_range, speaker_arg
 
 __all__ = ["add_arguments", "run"]
 
@@ -37,8 +37,8 @@ SAMPLER_FLAGS = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg",
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..sampling.synthesizer import MAX_STEPS
 
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint to evaluate (default: the bundled demo voice)")
+    parser.add_argument("--checkpoint", default=None, type=checkpoint_arg,
+                        help=f"checkpoint to evaluate, or {BUNDLED_NAMES} (default: the bundled demo voice)")
     parser.add_argument("--sentences", required=True, help="sentence file: 'id|text' or plain text lines")
     parser.add_argument("--references", default=None,
                         help="manifest of reference recordings (e.g. <corpus>/heldout_manifest.csv) for MCD")

@@ -26,7 +26,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from .types import float_range, int_range, speaker_arg
+from .types import BUNDLED_NAMES, checkpoint_arg, float_range, int_range, speaker_arg
 
 __all__ = ["add_arguments", "run", "FLOW_FLAGS", "LEWM_FLAGS"]
 
@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..sampling.options import SAMPLER_OPTIONS, SEED_RANGE
     from ..sampling.synthesizer import PRECISIONS
 
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file (.pt or .safetensors); default: the bundled demo voice")
+    parser.add_argument("--checkpoint", default=None, type=checkpoint_arg,
+                        help=f"checkpoint file (.pt or .safetensors) or {BUNDLED_NAMES}; default: the bundled "
+                             "demo voice")
     parser.add_argument("--text", required=True, help="text to speak; '-' reads it from stdin")
     parser.add_argument("--out", required=True,
                         help="output audio file (.wav); with --stream, '-' writes raw float32 samples to stdout")

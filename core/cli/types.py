@@ -7,7 +7,11 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["int_range", "float_range", "speaker_arg"]
+from ..bundled import BUNDLED_VOICES
+
+__all__ = ["int_range", "float_range", "speaker_arg", "checkpoint_arg", "BUNDLED_NAMES"]
+
+BUNDLED_NAMES = f"a bundled voice's name ({', '.join(v.name for v in BUNDLED_VOICES)})"
 
 
 def int_range(lo: int, hi: int):
@@ -47,3 +51,15 @@ def float_range(lo: float = -math.inf, hi: float = math.inf):
 def speaker_arg(value: str):
     """A speaker given on the command line: an index when it is digits, else a name."""
     return int(value) if value.strip().isdigit() else value
+
+
+def checkpoint_arg(text: str) -> str:
+    """A ``--checkpoint`` value: a path, or a bundled voice's name (``demo``, ``everyday``,
+    ``meanflow``: :mod:`core.bundled`) turned into its file.  A file of that name in the
+    working directory wins over the bundled name."""
+    from ..bundled import resolve_checkpoint
+
+    try:
+        return str(resolve_checkpoint(text))
+    except FileNotFoundError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

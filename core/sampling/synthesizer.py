@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..bundled import DEMO_CHECKPOINT, resolve_checkpoint  # core.bundled names the shipped voices
 from ..config import Config, ConfigError, choice_error
 from ..text import TextError, TextFrontEnd, TextReading, split_sentences
 from ..version import __version__
@@ -61,7 +62,6 @@ OPTION_NAMES = ("steps", "solver", "schedule", "sway", "duration_scale", "cfg", 
 """The ``synthesize`` keyword options recorded in ``Synthesis.settings`` (with the text):
 ``synth.synthesize(s["text"], **{k: s[k] for k in OPTION_NAMES})`` re-renders it."""
 
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "demo.pt"
 _AMP = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None}
 
 
@@ -211,8 +211,9 @@ class Synthesizer:
         (``model.family`` ``lewm``) gives a :class:`core.lewm.synthesizer.LeWMSynthesizer`,
         a Synthesizer whose ``synthesize`` takes the LeWM options.
 
-        path: a ``.pt`` / ``.safetensors`` checkpoint; None: the bundled demo voice
-            ``assets/demo.pt`` (an error when it is not there).
+        path: a ``.pt`` / ``.safetensors`` checkpoint, or a bundled voice's name
+            (``demo``, ``everyday``, ``meanflow``: :mod:`core.bundled`); None: the default
+            bundled voice ``assets/demo.pt`` (an error when it is not there).
         device: ``None`` / ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, ...
         vocoder: a spec for :func:`core.vocoders.load_vocoder` (``auto``, ``griffin-lim``,
             a Vocos folder, ``hub:<id>``) or a ready :class:`core.vocoders.Vocoder`; its mel
@@ -232,6 +233,10 @@ class Synthesizer:
                 raise CheckpointError(f"no checkpoint given and the bundled demo voice {DEMO_CHECKPOINT} is not "
                                       "there; pass a checkpoint path (e.g. <run>/checkpoints/step_*.pt)")
             path = DEMO_CHECKPOINT
+        try:
+            path = resolve_checkpoint(path)
+        except FileNotFoundError as exc:
+            raise CheckpointError(str(exc)) from None
         dev = _resolve_device(device)
         ck = load_checkpoint(path)
         cfg = ck.config

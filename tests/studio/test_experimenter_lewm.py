@@ -16,7 +16,7 @@ import soundfile as sf
 import core
 from studio.cli import main
 from studio.condition_form import FORM_CONTROLS, ConditionForm
-from studio.config import StudioSettings
+from studio.config import BundledVoice, StudioSettings
 from studio.design_file import design_from_yaml_text, read_design
 from studio.experimenter_ui import ExperimenterView
 from studio.listening import render_stimuli
@@ -51,7 +51,7 @@ def lab(tiny_corpus, tiny_lewm_checkpoint, tmp_path_factory):
                          weights=ck.weights, step=ck.step, speakers=ck.speakers, extra=ck.extra)
     _tone(ckdir / "prompts" / "hello.wav", 0.6)
     settings = StudioSettings(checkpoint_dirs=(ckdir,), results_dir=root / "results", device="cpu",
-                              demo_checkpoint=root / "no-demo.pt")
+                              bundled_voices=(BundledVoice("demo", root / "no-demo.pt", "demo voice (bundled)"),))
     return {"settings": settings, "flow": str((ckdir / "flow.pt").resolve()),
             "lewm": str((ckdir / "lewm.pt").resolve()), "prompt": (ckdir / "prompts" / "hello.wav").resolve(),
             "root": root}

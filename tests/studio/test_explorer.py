@@ -14,7 +14,7 @@ import pytest
 import core
 from conftest import tiny_config
 from studio import plots
-from studio.config import PathRefused, StudioSettings
+from studio.config import BundledVoice, PathRefused, StudioSettings
 from studio.explorer_ui import DEFAULT_SPEAKER, CompareView, Explorer, SynthesisService
 from studio.jobs import JobRunner
 
@@ -35,7 +35,7 @@ def settings(trained, tmp_path) -> StudioSettings:
     runs = tmp_path / "runs"
     shutil.copytree(trained.parent.parent, runs / "tiny", ignore=shutil.ignore_patterns("mel_cache"))
     return StudioSettings(checkpoint_dirs=(runs,), results_dir=tmp_path / "results",
-                          demo_checkpoint=tmp_path / "assets" / "demo.pt", device="cpu")
+                          bundled_voices=(BundledVoice("demo", tmp_path / "assets" / "demo.pt", "demo voice (bundled)"),), device="cpu")
 
 
 @pytest.fixture
@@ -64,16 +64,16 @@ def test_catalog_and_demo_note(settings, trained):
     assert svc.runner.wait(WAIT)
     assert list(svc.catalog) == ["runs/tiny/checkpoints/step_00000002.pt"]
     assert ex.controls.checkpoint == str(settings.checkpoint_dirs[0] / "tiny/checkpoints/step_00000002.pt")
-    assert "No bundled demo voice" in ex._catalog_note()
+    assert "No bundled voice (none of demo.pt is in assets/)" in ex._catalog_note()
 
-    settings.demo_checkpoint.parent.mkdir()
-    shutil.copy(trained, settings.demo_checkpoint)
+    settings.bundled_voices[0].path.parent.mkdir()
+    shutil.copy(trained, settings.bundled_voices[0].path)
     svc = SynthesisService(settings)
     ex = Explorer(svc)
     assert svc.runner.wait(WAIT)
     assert list(svc.catalog)[0] == "demo voice (bundled)"
-    assert ex.controls.checkpoint == str(settings.demo_checkpoint.resolve())
-    assert "demo" not in ex._catalog_note()
+    assert ex.controls.checkpoint == str(settings.bundled_voices[0].path.resolve())
+    assert "bundled" not in ex._catalog_note()
     ex.__panel__().get_root()  # the layout builds into Bokeh models
 
 
@@ -397,7 +397,7 @@ def mixed(trained, tiny_lewm_checkpoint, tmp_path) -> SynthesisService:
     shutil.copytree(trained.parent.parent, runs / "flow", ignore=shutil.ignore_patterns("mel_cache"))
     shutil.copytree(tiny_lewm_checkpoint.parent.parent, runs / "lewm", ignore=shutil.ignore_patterns("mel_cache"))
     settings = StudioSettings(checkpoint_dirs=(runs,), results_dir=tmp_path / "results",
-                              demo_checkpoint=tmp_path / "assets" / "demo.pt", device="cpu")
+                              bundled_voices=(BundledVoice("demo", tmp_path / "assets" / "demo.pt", "demo voice (bundled)"),), device="cpu")
     svc = SynthesisService(settings)
     yield svc
     assert svc.runner.wait(WAIT)

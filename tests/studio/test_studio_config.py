@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.config import (PathRefused, StudioConfigError, StudioSettings, find_checkpoints, find_runs,
+from studio.config import (BundledVoice, PathRefused, StudioConfigError, StudioSettings, find_checkpoints, find_runs,
                            parse_settings, resolve_inside, safe_upload_name)
 
 
@@ -68,7 +68,7 @@ def test_resolve_inside_refuses_everything_outside(tmp_path):
 
 def _settings(tmp_path, demo: Path | None = None) -> StudioSettings:
     return StudioSettings(checkpoint_dirs=(tmp_path / "ck",), results_dir=tmp_path / "res",
-                          demo_checkpoint=demo or tmp_path / "assets" / "demo.pt")
+                          bundled_voices=(BundledVoice("demo", demo or tmp_path / "assets" / "demo.pt", "demo voice (bundled)"),))
 
 
 def test_find_checkpoints_recursive_skips_caches_and_links_out(tmp_path):
@@ -91,8 +91,30 @@ def test_find_checkpoints_recursive_skips_caches_and_links_out(tmp_path):
     demo.parent.mkdir()
     demo.write_bytes(b"x")
     s = _settings(tmp_path, demo)
-    assert find_checkpoints(s)[0].label == "demo voice (bundled)" and s.demo_available()
+    assert find_checkpoints(s)[0].label == "demo voice (bundled)" and [v.name for v in s.available_voices()] == ["demo"]
     assert demo.parent.resolve() in s.checkpoint_roots
+
+
+def test_every_bundled_voice_present_is_offered_first_in_order(tmp_path):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    voices = (BundledVoice("demo", assets / "demo.pt", "demo voice (bundled)"),
+              BundledVoice("everyday", assets / "demo_everyday.pt", "everyday voice (bundled)"),
+              BundledVoice("meanflow", assets / "demo_meanflow.pt", "one-step voice (bundled)"))
+    for v in (voices[0], voices[2]):  # the middle one is not in this checkout
+        v.path.write_bytes(b"x")
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "mine.pt").write_bytes(b"x")
+    s = StudioSettings(checkpoint_dirs=(tmp_path / "ck",), results_dir=tmp_path / "res", bundled_voices=voices)
+    found = find_checkpoints(s)
+    assert [e.label for e in found] == ["demo voice (bundled)", "one-step voice (bundled)", "ck/mine.pt"]
+    assert found[1].path == voices[2].path.resolve()
+    assert [v.name for v in s.available_voices()] == ["demo", "meanflow"]
+    assert s.checkpoint_roots.count(assets.resolve()) == 1  # one folder, listed once
+    # nothing bundled at all: nothing offered, no error
+    none = StudioSettings(checkpoint_dirs=(tmp_path / "ck",), results_dir=tmp_path / "res",
+                          bundled_voices=(BundledVoice("x", tmp_path / "missing.pt", "x"),))
+    assert [e.label for e in find_checkpoints(none)] == ["ck/mine.pt"] and none.available_voices() == []
 
 
 def test_find_runs_lists_folders_with_metrics(tmp_path):

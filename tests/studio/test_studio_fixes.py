@@ -15,7 +15,7 @@ import panel as pn
 import pytest
 
 from conftest import tiny_config
-from studio.config import StudioSettings
+from studio.config import BundledVoice, StudioSettings
 from studio.experimenter_ui import ExperimenterView
 from studio.explorer_ui import CompareView, Explorer, SynthesisService, looks_like_checkpoint
 from studio.jobs import JobRunner
@@ -46,7 +46,7 @@ def settings(trained, tmp_path):
     ckdir.mkdir()
     shutil.copy(trained, ckdir / "demo.pt")  # a name Markdown would auto-link (.pt is a top-level domain)
     return StudioSettings(checkpoint_dirs=(ckdir,), results_dir=tmp_path / "results",
-                          demo_checkpoint=tmp_path / "none.pt", device="cpu")
+                          bundled_voices=(BundledVoice("demo", tmp_path / "none.pt", "demo voice (bundled)"),), device="cpu")
 
 
 def tones_test(tmp_path, store, test_id="tones6", n_sentences=6):

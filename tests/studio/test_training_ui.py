@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.config import StudioSettings
+from studio.config import BundledVoice, StudioSettings
 from studio.training_ui import MetricsTail, TrainingView
 
 
@@ -57,7 +57,7 @@ def test_tail_rereads_a_replaced_or_shortened_file(tmp_path):
 
 def _settings(tmp_path: Path) -> StudioSettings:
     return StudioSettings(checkpoint_dirs=(tmp_path / "runs",), results_dir=tmp_path / "res",
-                          demo_checkpoint=tmp_path / "no_demo.pt")
+                          bundled_voices=(BundledVoice("demo", tmp_path / "no_demo.pt", "demo voice (bundled)"),))
 
 
 def _run(tmp_path: Path, name: str = "tiny") -> Path:
