@@ -338,6 +338,12 @@ class TrainingConfig:
     # matching weights loaded, new output-side layers zeroed; "" = random initialisation.
     # Read when a run starts, not when it resumes (--resume does not compare it)
     init: str = ""
+    # with init: the step the new run starts counting at (CLI --init-step), so that the
+    # learning-rate schedule (and LeWM's KL and scheduled-sampling schedules, fractions of
+    # ``steps``) go on from there: how a run continues from an export of it when its run
+    # folder is gone (a new machine).  The optimiser's moments, the EMA and the data order
+    # start afresh; 0 = a run of its own from step 0
+    init_step: int = 0
 
     def validate(self) -> None:
         if self.durations == "textgrid" and not self.textgrid_dir:
@@ -349,6 +355,13 @@ class TrainingConfig:
         for name in ("batch_frames", "max_batch_size", "steps", "log_every"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"training.{name} must be positive, got {getattr(self, name)}")
+        if self.init_step < 0:
+            raise ConfigError(f"training.init_step must be >= 0, got {self.init_step}")
+        if self.init_step and not self.init:
+            raise ConfigError("training.init_step needs training.init (the checkpoint whose weights the run "
+                              "continues from)")
+        if self.init_step >= self.steps:
+            raise ConfigError(f"training.init_step ({self.init_step}) must be below training.steps ({self.steps})")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError("training.ema_decay must be in [0, 1)")
         if not 0.0 <= self.val_fraction < 1.0:

@@ -155,3 +155,58 @@ def test_cli_init_starts_a_run_and_refuses_init_with_resume(tmp_path, tiny_corpu
     assert main(base + ["--init", str(cfm_checkpoint), "--objective", "meanflow", "--steps", "1"]) == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["training"]["init"] == str(cfm_checkpoint)
     assert read_metrics(tmp_path / "run" / "metrics.jsonl")[0]["init"]["step"] == 3
+
+
+def test_init_step_counts_on_and_the_schedule_continues(tmp_path, tiny_corpus, cfm_checkpoint):
+    """A run continued from an export (``training.init_step``): it starts at that step and its
+    learning rate follows the same curve as a run from step 0 (closed form: warm-up 2 steps,
+    then cosine to 0 at step 6: lr_k = lr * (1 + cos(pi (k - 2) / 4)) / 2)."""
+    import math
+
+    lr = 1e-3
+    cfg = _init_config(tiny_corpus, cfm_checkpoint, steps=6, init_step=4, lr=lr, warmup_steps=2,
+                       decay="cosine", log_every=1, checkpoint_every=100)
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    assert trainer.step == 4 and trainer.optimizer.state_dict()["state"] == {}
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(lr * (1 + math.cos(math.pi * 2 / 4)) / 2)
+    last = trainer.fit()
+    assert last.name == "step_00000006.pt"
+    # resumed with a longer schedule: the stored step and scheduler go on, to step 7
+    resumed = Trainer(merge(cfg, {"training": {"steps": 7}}), tmp_path, progress=False, resume=True)
+    assert resumed.step == 6
+    assert resumed.fit().name == "step_00000007.pt"
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert rows[0]["event"] == "init" and rows[0]["step"] == 4
+    logged = {r["step"]: r["lr"] for r in rows if "lr" in r}
+    assert sorted(logged) == [5, 6, 7]
+    # step 5 and 6 ran under total 6, step 7 under total 7 (the resumed schedule)
+    assert logged[5] == pytest.approx(lr * (1 + math.cos(math.pi * 3 / 4)) / 2)
+    assert logged[6] == pytest.approx(0.0, abs=1e-12)
+    assert logged[7] == pytest.approx(0.0, abs=1e-12)
+    # a plain run from step 0 logs the same rates at the same steps
+    plain = Trainer(merge(tiny_config(tiny_corpus), {"training": {
+        "steps": 6, "lr": lr, "warmup_steps": 2, "decay": "cosine", "log_every": 1, "checkpoint_every": 100,
+        "val_every": 0}}), tmp_path / "plain", progress=False)
+    plain.fit()
+    plain_lr = {r["step"]: r["lr"] for r in read_metrics(tmp_path / "plain" / "metrics.jsonl") if "lr" in r}
+    assert plain_lr[5] == pytest.approx(logged[5]) and plain_lr[6] == pytest.approx(logged[6])
+
+
+def test_init_step_rules(tmp_path, tiny_corpus, cfm_checkpoint, capsys):
+    from core.cli import main
+
+    with pytest.raises(ConfigError, match="training.init_step needs training.init"):
+        merge(tiny_config(tiny_corpus), {"training": {"init_step": 3}}).validate()
+    with pytest.raises(ConfigError, match=r"training.init_step \(5\) must be below training.steps \(5\)"):
+        _init_config(tiny_corpus, cfm_checkpoint, steps=5, init_step=5).validate()
+    with pytest.raises(ConfigError, match="training.init_step must be >= 0"):
+        _init_config(tiny_corpus, cfm_checkpoint, init_step=-1).validate()
+    cfg_path = tmp_path / "cfg.json"
+    tiny_config(tiny_corpus, val_every=0).save(cfg_path)
+    assert main(["train", "--config", str(cfg_path), "--out", str(tmp_path / "run"), "--init-step", "2"]) == 2
+    assert "--init-step continues a run from the checkpoint that --init names" in capsys.readouterr().err
+    assert main(["train", "--config", str(cfg_path), "--out", str(tmp_path / "run"), "--no-progress",
+                 "--init", str(cfm_checkpoint), "--init-step", "2", "--steps", "3"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["training"]["init_step"] == 2
+    assert (tmp_path / "run" / "checkpoints" / "step_00000003.pt").is_file()
+    assert not (tmp_path / "run" / "checkpoints" / "step_00000001.pt").exists()

@@ -1,4 +1,4 @@
-"""``python -m core train --config C --out DIR [--resume | --init CHECKPOINT]`` (also under torchrun)."""
+"""``python -m core train --config C --out DIR [--resume | --init CHECKPOINT [--init-step N]]`` (also under torchrun)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="start a new run (step 0, fresh optimizer) from this checkpoint's weights (its EMA "
                         "weights; an export works too): matching weights loaded, new output layers (e.g. "
                         "MeanFlow's interval embedding) zeroed; sets training.init")
+    p.add_argument("--init-step", type=int_range(0, MAX_TRAINING_STEPS), metavar="STEP",
+                   help="with --init: count on from this step (e.g. the step the --init export was taken at), so "
+                        "the learning-rate schedule continues where that run was; the optimizer and data order "
+                        "start afresh; sets training.init_step")
     p.add_argument("--no-progress", action="store_true", help="no console progress bar")
 
 
@@ -38,10 +42,14 @@ def run(args: argparse.Namespace) -> int:
                          "--out; give one of them")
     if args.init is not None and not args.init.strip():
         raise UsageError("--init needs a checkpoint file")
+    if args.init_step is not None and args.init is None:
+        raise UsageError("--init-step continues a run from the checkpoint that --init names; give --init too")
     cfg = Config.load(args.config)
     overrides: dict = {}
     if args.init is not None:
         overrides.setdefault("training", {})["init"] = args.init
+    if args.init_step is not None:
+        overrides.setdefault("training", {})["init_step"] = args.init_step
     if args.data:
         overrides.setdefault("training", {})["data"] = args.data
     if args.steps is not None:

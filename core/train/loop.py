@@ -194,8 +194,15 @@ class Trainer:
 
         t = cfg.training
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
+        # a run continued from an export (training.init_step) counts on from that step, and
+        # the schedule with it; a resumed run's scheduler state is restored below
+        start = t.init_step if resume_from is None and init_source is not None else 0
+        if start:
+            for group in self.optimizer.param_groups:
+                group["initial_lr"] = group["lr"]
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, t.warmup_steps, t.steps, t.decay))
+            self.optimizer, lambda s: lr_factor(s, t.warmup_steps, t.steps, t.decay), last_epoch=start - 1)
+        self.step = start
         self.amp_dtype = _amp_dtype(t.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ema = EMA(self.model, t.ema_decay)
@@ -209,7 +216,7 @@ class Trainer:
             if self.world.is_main:
                 self.metrics.truncate_after(self.step)
         elif self.initialized_from is not None and self.world.is_main:
-            self.metrics.write({"step": 0, "event": "init", "init": self.initialized_from})
+            self.metrics.write({"step": self.step, "event": "init", "init": self.initialized_from})
         if self.world.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             self.config.save(self.out / "config.json")

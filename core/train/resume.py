@@ -126,12 +126,12 @@ def resumed_config(saved: Config, given: Config, out: Path, saved_step: int) -> 
     """The config a resumed run continues with: the run's own (``saved``), with
     ``training.steps`` from ``given`` (never below the step reached).  Any other
     difference raises a ConfigError naming the first one; the vocabulary and speaker
-    count (resolved from the data when a run starts), ``training.init`` (read only when
-    a run starts) and settings the run's objective never reads are not compared."""
+    count (resolved from the data when a run starts), ``training.init`` and
+    ``training.init_step`` (read only when a run starts) and settings the run's objective never reads are not compared."""
     obj = saved.objective
     unread = [f"objective.{f.name}" for f in dataclasses.fields(obj)
               if f.name not in obj.KEYS_OF[obj.name] + ("name", "duration_weight")]
-    changed = differences(saved, given, ignore=("training.steps", "training.init", "model.vocab_size",
+    changed = differences(saved, given, ignore=("training.steps", "training.init", "training.init_step", "model.vocab_size",
                                                       "model.n_speakers", *unread))
     if changed:
         key, old, new = changed[0]
