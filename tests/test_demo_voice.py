@@ -120,3 +120,19 @@ def test_bundled_voice_is_intelligible_at_its_defaults(checkpoint, sentences, sp
         assert {k: clip.settings[k] for k in defaults} == defaults
         assert clip.settings["speaker"] == speaker and clip.settings["vocoder"] == "griffin-lim"
     assert result.words > 0 and result.wer <= bound, (result.errors, result.words, pairs)
+
+
+def test_every_bundled_voice_present_is_small_sampling_only_and_checked_above():
+    """core.bundled names the shipped voices; each one in this checkout is an fp16 export
+    under 25 MB and has its 8-sentence WER entry in BUNDLED_VOICES."""
+    from core.bundled import BUNDLED_VOICES as SHIPPED
+
+    checked = {p.values[0] for p in BUNDLED_VOICES}
+    present = [v for v in SHIPPED if v.available()]
+    assert present and present[0].path == DEMO_CHECKPOINT
+    for voice in present:
+        assert voice.path.name in checked, f"{voice.path.name} is bundled but has no BUNDLED_VOICES entry"
+        assert voice.path.stat().st_size < 25 * 2**20
+        ck = load_checkpoint(voice.path)
+        assert ck.train_state is None and ck.model_weights is None, voice.name
+        assert ck.extra["exported_from"]["dtype"] == "fp16", voice.name
