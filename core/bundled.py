@@ -1,7 +1,7 @@
 """The voices shipped in ``assets/``: the one place that names them.
 
 A fresh clone plays them with no download.  The first entry of :data:`BUNDLED_VOICES`
-is the default voice: ``Synthesizer.from_checkpoint()`` with no path, ``python -m core
+is the default voice (:data:`DEMO_CHECKPOINT`): ``Synthesizer.from_checkpoint()`` with no path, ``python -m core
 synth`` / ``eval`` without ``--checkpoint``, and the studio's first catalog entry.  The
 studio offers every bundled voice whose file is present (so its listening tests can pit
 them against each other out of the box); a missing file is left out, never an error.
@@ -39,9 +39,12 @@ class BundledVoice:
 
 
 BUNDLED_VOICES: tuple[BundledVoice, ...] = (
-    BundledVoice("demo", ASSETS / "demo.pt", "demo voice (bundled)"),
-    BundledVoice("everyday", ASSETS / "demo_everyday.pt", "everyday voice, flow matching (bundled)"),
-    BundledVoice("meanflow", ASSETS / "demo_meanflow.pt", "everyday voice, one-step MeanFlow (bundled)"),
+    # everyday English through phonemes (docs/demo_voice.md): the default, what a new user hears first
+    BundledVoice("everyday", ASSETS / "demo_everyday.pt", "everyday voice (bundled)"),
+    # the same voice fine-tuned with MeanFlow: one network evaluation a sentence
+    BundledVoice("meanflow", ASSETS / "demo_meanflow.pt", "everyday voice, one step, MeanFlow (bundled)"),
+    # the first demo voice: characters, a 575-word grammar (assets/README.md)
+    BundledVoice("grammar", ASSETS / "demo.pt", "grammar voice, 575 words (bundled)"),
 )
 DEMO_CHECKPOINT = BUNDLED_VOICES[0].path
 

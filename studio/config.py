@@ -11,7 +11,7 @@ resolved with symlinks followed and must then lie inside one of the configured f
 (:func:`resolve_inside`); anything else -- ``..`` tricks, absolute paths elsewhere, a
 symlink pointing out -- raises :class:`PathRefused`.  Uploaded checkpoints land in
 ``<results>/uploads``, which is one of the checkpoint roots.  The bundled voices
-(:mod:`core.bundled`: ``assets/demo.pt`` first) are always offered when their files exist.
+(:mod:`core.bundled`: the everyday voice ``assets/demo_everyday.pt`` first) are always offered when their files exist.
 """
 
 from __future__ import annotations

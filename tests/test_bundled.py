@@ -18,10 +18,10 @@ def test_the_list_names_each_voice_once_and_the_default_first():
     names = [v.name for v in BUNDLED_VOICES]
     assert len(set(names)) == len(names) and all("/" not in n and "." not in n for n in names)
     assert len({v.path for v in BUNDLED_VOICES}) == len(names)
-    assert DEMO_CHECKPOINT == BUNDLED_VOICES[0].path == ASSETS / "demo.pt"
+    assert DEMO_CHECKPOINT == BUNDLED_VOICES[0].path == ASSETS / "demo_everyday.pt"
     assert all(v.path.parent == ASSETS for v in BUNDLED_VOICES)
-    assert bundled_voice("demo").path == DEMO_CHECKPOINT
-    with pytest.raises(ValueError, match="unknown bundled voice 'nope'; valid: demo, everyday, meanflow"):
+    assert bundled_voice("everyday").path == DEMO_CHECKPOINT and bundled_voice("grammar").path == ASSETS / "demo.pt"
+    with pytest.raises(ValueError, match="unknown bundled voice 'nope'; valid: everyday, meanflow, grammar"):
         bundled_voice("nope")
 
 
@@ -47,10 +47,10 @@ def test_synth_and_the_synthesizer_take_a_bundled_name(tmp_path, monkeypatch):
     from core.cli import main
     from core.sampling.synthesizer import Synthesizer
 
-    synth = Synthesizer.from_checkpoint("demo", vocoder="griffin-lim")
-    assert Path(synth.checkpoint_path) == DEMO_CHECKPOINT
+    synth = Synthesizer.from_checkpoint("grammar", vocoder="griffin-lim")
+    assert Path(synth.checkpoint_path) == ASSETS / "demo.pt"
     out = tmp_path / "a.wav"
-    assert main(["synth", "--checkpoint", "demo", "--text", "Hi.", "--out", str(out), "--steps", "2",
+    assert main(["synth", "--checkpoint", "everyday", "--text", "Hi.", "--out", str(out), "--steps", "2",
                  "--vocoder", "griffin-lim", "--threads", "1"]) == 0
     assert out.stat().st_size > 1000
     monkeypatch.setattr(bundled, "BUNDLED_VOICES", (BundledVoice("gone", tmp_path / "gone.pt", "gone"),))

@@ -1,10 +1,12 @@
-"""The bundled demo voice ``assets/demo.pt``: present, small, safe to load, and intelligible.
+"""The bundled voices (core.bundled): present, small, safe to load, and intelligible.
 
-The voice is the small preset trained on the flite corpus (``assets/README.md`` gives the
-command and the full held-out table).  These tests check what a fresh clone promises:
-the file is committed and under 25 MB, it is the exported EMA weights of the training
-run ``assets/demo_config.json`` describes, ``Synthesizer.from_checkpoint()`` with no path
-loads it, and pocketsphinx understands it (bound pinned from the measured table).
+The default is the everyday voice ``assets/demo_everyday.pt`` (``docs/demo_voice.md``);
+the first demo voice ``assets/demo.pt`` (the grammar voice, ``assets/README.md``) stays.
+Both are the small preset trained on a flite corpus.  These tests check what a fresh
+clone promises: the files are committed and under 25 MB, each is the exported EMA
+weights of the training run its config describes, ``Synthesizer.from_checkpoint()``
+with no path loads the default, and pocketsphinx understands each voice (bounds pinned
+from measurements).
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from core.sampling.synthesizer import DEMO_CHECKPOINT, Synthesizer
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
-def test_demo_voice_is_committed_small_and_an_export_of_the_documented_run():
-    assert DEMO_CHECKPOINT == ASSETS / "demo.pt" and DEMO_CHECKPOINT.is_file()
-    assert DEMO_CHECKPOINT.stat().st_size < 25 * 2**20
-    ck = load_checkpoint(DEMO_CHECKPOINT)
+def test_grammar_voice_is_committed_small_and_an_export_of_the_documented_run():
+    grammar = ASSETS / "demo.pt"
+    assert grammar.is_file() and grammar.stat().st_size < 25 * 2**20
+    ck = load_checkpoint(grammar)
     assert ck.train_state is None and ck.model_weights is None       # sampling weights only
     assert ck.speakers == ["awb", "kal16", "rms", "slt"]
     want = Config.load(ASSETS / "demo_config.json")
@@ -40,6 +42,22 @@ def test_demo_voice_is_committed_small_and_an_export_of_the_documented_run():
     assert ck.config.audio == want.audio
     assert ck.extra["exported_from"]["step"] == want.training.steps == ck.step
     assert ck.extra["exported_from"]["dtype"] == "fp16"
+
+
+def test_everyday_voice_is_the_default_and_an_export_of_the_documented_run():
+    assert DEMO_CHECKPOINT == ASSETS / "demo_everyday.pt" and DEMO_CHECKPOINT.is_file()
+    ck = load_checkpoint(DEMO_CHECKPOINT)
+    assert ck.train_state is None and ck.model_weights is None
+    assert ck.speakers == ["awb", "kal16", "rms", "slt"]
+    want = Config.load(Path(__file__).resolve().parents[1] / "docs" / "demo_voice_everyday.json")
+    assert ck.config.text.tokenizer == "phonemes" == want.text.tokenizer
+    assert ck.config.model == replace(want.model, n_speakers=4, vocab_size=ck.config.model.vocab_size)
+    for key in ck.config.objective.KEYS_OF["cfm"] + ("name", "duration_weight"):
+        assert getattr(ck.config.objective, key) == getattr(want.objective, key), key
+    assert ck.extra["exported_from"]["step"] == want.training.steps == ck.step == 5000
+    # its recommended sampling: guidance 2 (docs/demo_voice.md: 30 sentences, WER 0.186 at
+    # cfg 0 against 0.084 at cfg 2 on the lost first run; 0.084 again on this one at cfg 2)
+    assert ck.config.sampling.cfg == 2.0 and ck.config.sampling.steps == 10
 
 
 def test_demo_sentences_are_the_held_out_set():
@@ -90,9 +108,15 @@ def eight_sentence_wer(checkpoint: Path, sentences: Path, speaker: str):
 
 # One entry per bundled voice: (checkpoint, its sentence file, speaker, highest WER allowed on
 # its first 8 sentences).  A new bundled voice gets the same check by one more entry, its bound
-# measured with `eight_sentence_wer` and pinned a little above, e.g.
-#   pytest.param("demo_everyday.pt", "everyday_sentences.txt", "slt", <bound>, id="everyday"),
-#   pytest.param("demo_meanflow.pt", "everyday_sentences.txt", "slt", <bound>, id="meanflow"),
+# measured with `eight_sentence_wer` and pinned a little above.
+#
+# demo_everyday.pt, on the first 8 hand-written everyday sentences at its defaults (10 Euler
+# steps, sway -1, cfg 2): measured 2026-12-03 on this machine (x86_64, 1 torch thread, torch
+# 2.9.1, pocketsphinx 5.1.1): 1 error in 77 words ("cost here" heard as "cost care"), WER 0.013,
+# with the command below on 'demo_everyday.pt', 'everyday_sentences.txt'; `core eval --limit 8`
+# at 2 threads gave the same.  flite's own recordings of these 8 sentences: 5 errors (0.065), so
+# issue 17's bar (1.5x flite) is 7.5 errors.  The bound allows 3 more words than measured: 4 / 77.
+EVERYDAY_WER_BOUND = 4 / 77
 #
 # demo.pt knows only its grammar, so it is checked on its held-out grammar sentences, at its
 # defaults (sampling section): 10 Euler steps, sway -1, no guidance.  Measured 2026-12-03 on this
@@ -106,7 +130,8 @@ def eight_sentence_wer(checkpoint: Path, sentences: Path, speaker: str):
 DEMO_WER_BOUND = 46 / 79
 
 BUNDLED_VOICES = [
-    pytest.param("demo.pt", "demo_sentences.txt", "slt", DEMO_WER_BOUND, id="demo"),
+    pytest.param("demo_everyday.pt", "everyday_sentences.txt", "slt", EVERYDAY_WER_BOUND, id="everyday"),
+    pytest.param("demo.pt", "demo_sentences.txt", "slt", DEMO_WER_BOUND, id="grammar"),
 ]
 
 

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..sampling.synthesizer import MAX_STEPS
 
     parser.add_argument("--checkpoint", default=None, type=checkpoint_arg,
-                        help=f"checkpoint to evaluate, or {BUNDLED_NAMES} (default: the bundled demo voice)")
+                        help=f"checkpoint to evaluate, or {BUNDLED_NAMES} (default: the bundled everyday voice)")
     parser.add_argument("--sentences", required=True, help="sentence file: 'id|text' or plain text lines")
     parser.add_argument("--references", default=None,
                         help="manifest of reference recordings (e.g. <corpus>/heldout_manifest.csv) for MCD")

@@ -20,7 +20,7 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, type=checkpoint_arg,
                         help=f"flow-matching checkpoint (.pt or .safetensors) or {BUNDLED_NAMES}; default: the "
-                             "bundled demo voice")
+                             "bundled everyday voice")
     parser.add_argument("--out", required=True, help="folder for text.onnx, velocity.onnx and settings.json")
     parser.add_argument("--int8", action="store_true",
                         help="also write int8 dynamically quantised graphs (synth --onnx DIR --precision int8)")

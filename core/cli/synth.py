@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--checkpoint", default=None, type=checkpoint_arg,
                         help=f"checkpoint file (.pt or .safetensors) or {BUNDLED_NAMES}; default: the bundled "
-                             "demo voice")
+                             "everyday voice")
     parser.add_argument("--text", required=True, help="text to speak; '-' reads it from stdin")
     parser.add_argument("--out", required=True,
                         help="output audio file (.wav); with --stream, '-' writes raw float32 samples to stdout")
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         other, own = ("flow-matching", LEWM_FLAGS) if family == "lewm" else ("LeWM", FLOW_FLAGS)
         this = "LeWM" if family == "lewm" else "flow-matching"
         raise UsageError(f"{_flags(wrong)} {'applies' if len(wrong) == 1 else 'apply'} to {other} checkpoints only; "
-                         f"{args.checkpoint or args.onnx or 'the demo voice'} is a {this} checkpoint "
+                         f"{args.checkpoint or args.onnx or 'the everyday voice'} is a {this} checkpoint "
                          f"(its flags: {_flags(own + ('temperature',))})")
     options = {**(lewm if family == "lewm" else flow), "temperature": args.temperature}
     if args.stream:

@@ -54,8 +54,8 @@ def speaker_arg(value: str):
 
 
 def checkpoint_arg(text: str) -> str:
-    """A ``--checkpoint`` value: a path, or a bundled voice's name (``demo``, ``everyday``,
-    ``meanflow``: :mod:`core.bundled`) turned into its file.  A file of that name in the
+    """A ``--checkpoint`` value: a path, or a bundled voice's name (``everyday``,
+    ``meanflow``, ``grammar``: :mod:`core.bundled`) turned into its file.  A file of that name in the
     working directory wins over the bundled name."""
     from ..bundled import resolve_checkpoint
 

@@ -212,8 +212,8 @@ class Synthesizer:
         a Synthesizer whose ``synthesize`` takes the LeWM options.
 
         path: a ``.pt`` / ``.safetensors`` checkpoint, or a bundled voice's name
-            (``demo``, ``everyday``, ``meanflow``: :mod:`core.bundled`); None: the default
-            bundled voice ``assets/demo.pt`` (an error when it is not there).
+            (``everyday``, ``meanflow``, ``grammar``: :mod:`core.bundled`); None: the default
+            bundled voice ``assets/demo_everyday.pt`` (an error when it is not there).
         device: ``None`` / ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, ...
         vocoder: a spec for :func:`core.vocoders.load_vocoder` (``auto``, ``griffin-lim``,
             a Vocos folder, ``hub:<id>``) or a ready :class:`core.vocoders.Vocoder`; its mel

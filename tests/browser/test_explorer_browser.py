@@ -109,7 +109,7 @@ def test_generate_in_the_browser(run_folder, tmp_path):
                 picker = page.locator("select").first
                 picker.wait_for(timeout=30_000)
                 chosen = picker.evaluate("s => s.options[s.selectedIndex].text")
-                assert chosen == "demo voice (bundled)"  # assets/demo.pt is what a fresh page offers first
+                assert chosen == "everyday voice (bundled)"  # assets/demo_everyday.pt: what a fresh page offers first
                 label = "runs/tiny/checkpoints/step_00000006.pt"
                 page.locator("select").first.select_option(label=label, timeout=30_000)
                 text = page.locator("textarea").first
@@ -126,13 +126,13 @@ def test_generate_in_the_browser(run_folder, tmp_path):
                 assert shape is not None and shape[0] == 100 and shape[1] > 0
                 assert page.get_by_text("Hello from the browser test.").count() >= 1  # in the settings JSON
                 assert page.get_by_text("Traceback").count() == 0
-                # the README's screenshot: the bundled demo voice, speaker slt
-                page.locator("select").first.select_option(label="demo voice (bundled)")
+                # the README's screenshot: the bundled everyday voice (the default), speaker slt
+                page.locator("select").first.select_option(label="everyday voice (bundled)")
                 page.locator("select").nth(1).select_option(label="slt", timeout=30_000)
-                text.fill("Hello there, this is the demo voice of flowtts studio.")
+                text.fill("Hello there, this is the everyday voice of flowtts studio.")
                 text.press("Tab")
                 page.get_by_role("button", name="Generate").click()
-                page.get_by_text("assets/demo.pt").first.wait_for(timeout=60_000)  # the settings name the file
+                page.get_by_text("assets/demo_everyday.pt").first.wait_for(timeout=60_000)  # the settings name the file
                 page.get_by_text("speaker slt").first.wait_for(timeout=60_000)  # the clip's summary line
                 page.wait_for_timeout(1500)  # let the plots draw
                 SHOTS.mkdir(parents=True, exist_ok=True)
