@@ -286,15 +286,21 @@ class ExperimenterView(pn.viewable.Viewer):
             self.refresh_tests()
 
         link = rater_link(design.test_id, self.link_base)
+        busy = "Stimuli are being rendered already; wait until that job is done."
+        if self.runner.busy:  # before touching the running job's progress and cancel flag
+            self.message = busy
+            return False
         self.progress = 0
         self._cancel.clear()
+        # the message is set first: without a server ``finished`` runs on the worker
+        # thread and may be done before ``submit`` returns
+        self.message = f"Rendering {design.test_id} ..."
         started = self.runner.submit(lambda: render_stimuli(design, self.store, self.settings.results_dir,
                                                             render_one, cancel=self._cancel),
                                      finished, label="rendering stimuli")
         if not started:
-            self.message = "Stimuli are being rendered already; wait until that job is done."
+            self.message = busy
             return False
-        self.message = f"Rendering {design.test_id} ..."
         return True
 
     def refresh_tests(self) -> None:

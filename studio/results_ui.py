@@ -290,10 +290,12 @@ class ResultsView(pn.viewable.Viewer):
             else:
                 self.note = f"Objective scores failed: {outcome.error}"
 
+        # the note is set first: without a server ``done`` runs on the worker thread and
+        # may finish before ``submit`` returns
+        self.note = "Computing DNSMOS and WER ..."
         if not self.runner.submit(lambda: objective_scores(self.store, tid), done, label="objective scores"):
             self.note = "Objective scores are being computed already."
             return False
-        self.note = "Computing DNSMOS and WER ..."
         return True
 
     def csv_text(self) -> str:

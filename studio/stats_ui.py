@@ -135,10 +135,10 @@ class StatisticsPanel(pn.viewable.Viewer):
                              f"seed {self.seed}).")
 
         work = lambda: test_statistics(self.store, tid, n_boot=self.n_boot, seed=self.seed)  # noqa: E731
+        self.note = "Computing statistics ..."  # before submit: ``done`` may run before it returns
         if not self.runner.submit(work, done, label="statistics"):
             self.note = "Statistics are being computed already."
             return False
-        self.note = "Computing statistics ..."
         return True
 
     def _show(self) -> None:

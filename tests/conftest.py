@@ -57,3 +57,23 @@ def train_tiny_lewm(manifest: Path, out: Path, steps: int = 3) -> Path:
 @pytest.fixture(scope="session")
 def tiny_lewm_checkpoint(tiny_corpus, tmp_path_factory) -> Path:
     return train_tiny_lewm(tiny_corpus, tmp_path_factory.mktemp("lewm_run"))
+
+
+class _InlineThread:
+    """A stand-in for ``threading.Thread`` whose ``start`` runs the target right away."""
+
+    def __init__(self, target=None, args=(), kwargs=None, **_):
+        self._call = lambda: target(*args, **(kwargs or {}))
+
+    def start(self):
+        self._call()
+
+
+@pytest.fixture
+def inline_jobs(monkeypatch):
+    """Studio background jobs finish inside ``JobRunner.submit``, before it returns: the
+    fastest a job can be, which is how a page that sets its 'working ...' note after
+    submitting gets it stuck over the finished job's note."""
+    from studio import jobs
+
+    monkeypatch.setattr(jobs.threading, "Thread", _InlineThread)

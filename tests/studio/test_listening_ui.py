@@ -365,7 +365,10 @@ class FakeRecognizer:
         return "the cat sat on the mat"
 
 
-def test_objective_scores_beside_the_human_ones(mos_test, store, monkeypatch):
+@pytest.mark.parametrize("job", ["background", "instant"])
+def test_objective_scores_beside_the_human_ones(mos_test, store, monkeypatch, request, job):
+    if job == "instant":
+        request.getfixturevalue("inline_jobs")
     core_eval = pytest.importorskip("core.eval")
     monkeypatch.setattr(results_ui, "eval_available", lambda: None)
     monkeypatch.setattr(core_eval, "DNSMOS", FakeDNSMOS)  # the real models are tested with core.eval
@@ -388,6 +391,25 @@ def test_objective_scores_beside_the_human_ones(mos_test, store, monkeypatch):
     again.test_id = mos_test["test_id"]
     assert [(r.condition, r.dnsmos_ovrl, r.wer) for r in again.objective] == [
         (r.condition, r.dnsmos_ovrl, r.wer) for r in view.objective]
+
+
+def test_a_job_done_at_once_leaves_the_finished_note(lab, inline_jobs):
+    view = experimenter(lab)
+    view.param.update(test_type="mos", test_name=TEST_NAME, sentences=SENTENCES)
+    assert define(view, lab, ALPHA, steps=2, seed=1) is not None
+    assert view.render() and view.progress == 100
+    assert view.message.startswith("Rendered 2 stimuli"), view.message
+
+
+def test_a_second_render_while_one_runs_leaves_it_alone(lab, monkeypatch):
+    view = experimenter(lab)
+    view.param.update(test_type="mos", test_name=TEST_NAME, sentences=SENTENCES)
+    assert define(view, lab, ALPHA, steps=2, seed=1) is not None
+    view.runner.busy, view.progress = True, 40  # as while another job renders
+    assert view.cancel()
+    assert not view.render() and "already" in view.message
+    assert view.progress == 40 and view._cancel.is_set()  # its progress and cancel request kept
+    view.runner.busy = False
 
 
 def test_objective_scores_are_skipped_with_a_note_without_the_extra(mos_test, store, monkeypatch):

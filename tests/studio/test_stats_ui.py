@@ -37,3 +37,12 @@ def test_results_page_computes_shows_and_downloads_statistics(tmp_path):
     assert "compute them again" in panel.note
     panel.show_test(None)
     assert panel.stats is None and not panel.estimates_pane.visible
+
+
+def test_statistics_done_at_once_leave_the_finished_note(tmp_path, inline_jobs):
+    answers = {f"r{k}": [((c, f"s{s}", None), {"score": {"x": 4, "y": 2}[c] + (s + k) % 2})
+                         for c in ("x", "y") for s in range(4)] for k in range(3)}
+    store, tid = store_with_ratings(tmp_path, "mos", answers)
+    panel = ResultsView(store).statistics
+    assert panel.compute() and panel.stats is not None
+    assert panel.note.startswith("Computed in"), panel.note
