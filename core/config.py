@@ -181,13 +181,15 @@ TIME_SAMPLERS = ("uniform", "logit_normal", "range")
 WEIGHTINGS = ("none", "linear", "quadratic")
 SIGMA_SAMPLERS = ("lognormal", "discrete")
 EDM_WEIGHTINGS = ("karras", "clipped_snr", "min_snr", "simplified", "normalized")
+JVP_TANGENTS = ("conditional", "predicted")
 
 # (settings, test on their values, what they must satisfy); a rule applies when all its
 # settings are given.  Choices (names) are checked against the tuples above.
 _OBJECTIVE_CHOICES = {"name": ("objective", OBJECTIVES), "time_sampling": ("time sampling", TIME_SAMPLERS),
                       "weighting": ("loss weighting", WEIGHTINGS),
                       "sigma_sampling": ("sigma sampling", SIGMA_SAMPLERS),
-                      "edm_weighting": ("EDM weighting", EDM_WEIGHTINGS)}
+                      "edm_weighting": ("EDM weighting", EDM_WEIGHTINGS),
+                      "jvp_tangent": ("MeanFlow JVP tangent", JVP_TANGENTS)}
 OBJECTIVE_RULES: tuple[tuple[tuple[str, ...], typing.Callable[..., bool], str], ...] = (
     (("logit_std",), lambda v: v > 0, "must be positive"),
     (("t_lo", "t_hi"), lambda lo, hi: 0.0 <= lo < hi <= 1.0, "must satisfy 0 <= t_lo < t_hi <= 1"),
@@ -233,7 +235,10 @@ class ObjectiveConfig:
     velocity u(z, r, t) for one-step generation; (r, t) are logit-normal with
     ``logit_mean``/``logit_std``; ``cfg`` > 0 trains guidance into it (MeanFlow's
     training-time CFG; needs ``model.cond_drop_prob`` > 0), so it is sampled with
-    sampling ``cfg`` 0; ``cfg_kappa`` makes that target less noisy.
+    sampling ``cfg`` 0; ``cfg_kappa`` makes that target less noisy; ``jvp_tangent``
+    ``predicted`` differentiates along the network's own velocity instead of the
+    sample's x1 - x0 (improved MeanFlow's v-loss: a target that no longer multiplies the
+    sample's noise by the network's Jacobian).
     """
 
     name: Literal[OBJECTIVES] = "cfm"
@@ -269,6 +274,9 @@ class ObjectiveConfig:
     # the share kappa of the network's own conditional velocity in that guided target
     # (MeanFlow's improved guidance): a less noisy target for the same effective cfg
     cfg_kappa: float = 0.0
+    # the direction of the JVP that gives du/dr: the sample's velocity x1 - x0 (MeanFlow)
+    # or the network's own instantaneous velocity u(z, r, r) (improved MeanFlow)
+    jvp_tangent: Literal[JVP_TANGENTS] = "conditional"
     # auxiliary losses
     duration_weight: float = 1.0
 
@@ -277,7 +285,8 @@ class ObjectiveConfig:
         "cfm": ("time_sampling", "logit_mean", "logit_std", "t_lo", "t_hi", "weighting"),
         "edm": ("sigma_data", "p_mean", "p_std", "sigma_min", "sigma_max", "sigma_sampling", "discrete_steps",
                 "discrete_filter_lo", "discrete_filter_hi", "edm_weighting", "snr_clip", "timestep_filter"),
-        "meanflow": ("logit_mean", "logit_std", "r_neq_t_fraction", "adaptive_p", "adaptive_c", "cfg", "cfg_kappa"),
+        "meanflow": ("logit_mean", "logit_std", "r_neq_t_fraction", "adaptive_p", "adaptive_c", "cfg", "cfg_kappa",
+                     "jvp_tangent"),
     }
 
     def check_keys_apply(self) -> None:

@@ -385,3 +385,74 @@ def test_guidance_needs_the_unconditional_network_and_valid_settings():
     for cfg, kappa in ((2.0, 1.0), (2.0, -0.1), (0.0, 0.5)):
         with pytest.raises(ConfigError, match=r"objective.cfg/objective.cfg_kappa must satisfy 0 <= cfg_kappa < 1"):
             MeanFlowObjective(cfg=cfg, cfg_kappa=kappa)
+
+
+class _ExactGaussianU(torch.nn.Module):
+    """The exact fields of the Gaussian flow above as a network: net(z, t, r) = u*(z, r, t)
+    for r < t and v*(z, t) for r == t (or r None)."""
+
+    def forward(self, x, t, r):
+        r = t if r is None else r
+        gap = (t > r)[:, None, None]
+        safe_t = torch.where(t > r, t, r + 0.5)  # keeps the unused branch finite (no 0 / 0)
+        return torch.where(gap, true_average_velocity(x, r, safe_t), true_velocity(x, r))
+
+
+def test_predicted_tangent_leaves_only_the_sample_noise_with_the_exact_field():
+    # improved MeanFlow's tangent: du/dr along the network's own u(z, r, r). With the exact
+    # fields, u - (t - r) du/dr = v*(z, r) (the MeanFlow identity), so each example's residual
+    # is v*(z, r) - (x1 - x0): closed form, whether r < t or r == t.
+    x1 = MU + S1 * torch.randn(6, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    net = _ExactGaussianU()
+    obj = MeanFlowObjective(r_neq_t_fraction=0.5, jvp_tangent="predicted")
+    out = obj.loss(net, x1, None, generator=torch.Generator().manual_seed(4))
+    r, t, x0 = _replay_times_and_noise(x1, 4, 0.5)
+    z = (1 - r)[:, None, None] * x0 + r[:, None, None] * x1
+    expected = (true_velocity(z, r) - (x1 - x0)).square().mean(dim=(1, 2))
+    assert (r < t).any() and (r == t).any()
+    torch.testing.assert_close(out.per_example, expected, rtol=1e-9, atol=1e-12)
+    # the sample's tangent (MeanFlow) adds (t - r) du/dz . (v* - v) to that residual
+    plain = MeanFlowObjective(r_neq_t_fraction=0.5).loss(net, x1, None, generator=torch.Generator().manual_seed(4))
+    gap = r < t
+    assert not torch.allclose(plain.per_example[gap], expected[gap])
+    torch.testing.assert_close(plain.per_example[~gap], expected[~gap])
+
+
+@pytest.mark.parametrize("cfg,kappa", [(0.0, 0.0), (1.5, 0.0), (1.5, 0.5)])
+def test_predicted_tangent_loss_equals_replay(cfg, kappa):
+    net, null = _mlp(), _TinyU(3).double()
+    torch.nn.init.normal_(null.b.weight)
+    x1 = torch.randn(6, 3, 5, dtype=torch.float64)
+    dropped = torch.tensor([False, False, True, False, True, False])
+    obj = MeanFlowObjective(r_neq_t_fraction=0.5, cfg=cfg, cfg_kappa=kappa, jvp_tangent="predicted")
+    out = obj.loss(net, x1, None, generator=torch.Generator().manual_seed(4),
+                   unconditional=Unconditional(null, dropped) if cfg else None)
+    out.loss.backward()
+    grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    r, t, x0 = _replay_times_and_noise(x1, 4, 0.5)
+    z = (1 - r)[:, None, None] * x0 + r[:, None, None] * x1
+    v = x1 - x0
+    with torch.no_grad():
+        own = net(z, r, r)
+        if cfg:
+            omega = (1 + cfg) * (1 - kappa)
+            v = torch.where(dropped[:, None, None], v, omega * v + kappa * own + (1 - omega - kappa) * null(z, r, r))
+    u = obj.average_velocity(net)
+    target = v + (t - r)[:, None, None] * meanflow_jvp(u, z, r, t, own).dudr.detach()
+    sq = (u(z, r, t) - target).square().mean(dim=(1, 2))
+    loss = (sq / (sq.detach() + 1e-3)).mean()
+    loss.backward()
+    torch.testing.assert_close(out.loss, loss)
+    for ga, p in zip(grads, net.parameters()):
+        torch.testing.assert_close(ga, p.grad)
+
+
+def test_jvp_tangent_is_a_checked_choice():
+    assert build_objective(ObjectiveConfig(name="meanflow", jvp_tangent="predicted")).jvp_tangent == "predicted"
+    with pytest.raises(ConfigError, match="conditional, predicted"):
+        ObjectiveConfig(name="meanflow", jvp_tangent="model").validate()
+    with pytest.raises(ConfigError, match="conditional, predicted"):
+        MeanFlowObjective(jvp_tangent="own")
+    with pytest.raises(ConfigError, match="applies to meanflow only"):
+        ObjectiveConfig(name="cfm", jvp_tangent="predicted").check_keys_apply()

@@ -35,6 +35,20 @@ with a mixing scale kappa), also under stop-gradient:
 whose fixed point u(. | c) = (1 + cfg) v_c - cfg u(. | null) is the same guided field,
 with the noise of v scaled by omega instead of 1 + cfg.
 
+The JVP's tangent (``jvp_tangent``): MeanFlow differentiates along the sample's velocity
+v = x1 - x0, so the target carries that sample's noise through the network's Jacobian
+(t - r) du/dz . v.  Improved MeanFlow (Geng et al. 2025, "On the challenges of fastforward
+generative models") differentiates along the network's own instantaneous velocity
+v_theta = u(z, r, r), detached (``predicted``):
+
+    target = v + (t - r) du/dr |_(tangents (v_theta, 1, 0)),
+
+which is their loss on v: u - (t - r) sg(du/dr) regressed on v, a plain regression whose
+noise is v's alone.  When u is the exact average velocity of the network's own field,
+u - (t - r) du/dr = v_theta, so the residual u - target is v_theta - v: zero in
+expectation where v_theta is the marginal velocity.  With guidance the target's v is the
+guided v~ as above; the tangent stays u(z, r, r | c), the field the network samples.
+
 Forward-mode AD: PyTorch's fused SDPA kernels (flash / memory-efficient, also the CPU
 flash kernel) have no forward-mode derivative. :meth:`MeanFlowObjective.loss` runs the
 JVP inside :func:`jvp_attention`, which restricts ``F.scaled_dot_product_attention`` to
@@ -184,7 +198,8 @@ class MeanFlowObjective(Objective):
     loss = mean(w * sq) with w = 1 / (sq + adaptive_c)^adaptive_p (detached).
 
     ``cfg`` > 0 trains guidance in (module docstring): :meth:`loss` then needs
-    ``unconditional``, and the guided v~ takes v's place.
+    ``unconditional``, and the guided v~ takes v's place.  ``jvp_tangent`` "predicted"
+    takes du/dr along net(z, r, r) (detached) instead of v (module docstring).
 
     Reduction of ||delta||^2: the paper sums over a fixed number D of elements (an image);
     utterances differ in length, and a sum would grow with the frame count, so the weight
@@ -197,15 +212,16 @@ class MeanFlowObjective(Objective):
 
     def __init__(self, logit_mean: float = 0.0, logit_std: float = 1.0, r_neq_t_fraction: float = 0.25,
                  adaptive_p: float = 1.0, adaptive_c: float = 1e-3, cfg: float = 0.0,
-                 cfg_kappa: float = 0.0) -> None:
+                 cfg_kappa: float = 0.0, jvp_tangent: str = "conditional") -> None:
         check_objective_settings(r_neq_t_fraction=r_neq_t_fraction, adaptive_p=adaptive_p, adaptive_c=adaptive_c,
-                                 cfg=cfg, cfg_kappa=cfg_kappa)
+                                 cfg=cfg, cfg_kappa=cfg_kappa, jvp_tangent=jvp_tangent)
         self.time_sampling = TimeSampling(kind="logit_normal", logit_mean=logit_mean, logit_std=logit_std)
         self.r_neq_t_fraction = float(r_neq_t_fraction)
         self.adaptive_p = float(adaptive_p)
         self.adaptive_c = float(adaptive_c)
         self.cfg = float(cfg)
         self.cfg_kappa = float(cfg_kappa)
+        self.jvp_tangent = jvp_tangent
 
     @property
     def wants_unconditional(self) -> bool:
@@ -215,7 +231,8 @@ class MeanFlowObjective(Objective):
     def from_config(cls, config: ObjectiveConfig) -> "MeanFlowObjective":
         return cls(logit_mean=config.logit_mean, logit_std=config.logit_std,
                    r_neq_t_fraction=config.r_neq_t_fraction, adaptive_p=config.adaptive_p,
-                   adaptive_c=config.adaptive_c, cfg=config.cfg, cfg_kappa=config.cfg_kappa)
+                   adaptive_c=config.adaptive_c, cfg=config.cfg, cfg_kappa=config.cfg_kappa,
+                   jvp_tangent=config.jvp_tangent)
 
     def sample_times(self, n: int, generator: Optional[torch.Generator] = None,
                      device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32
@@ -240,10 +257,15 @@ class MeanFlowObjective(Objective):
         x0 = draw_normal(x1, generator)
         z = (1 - r)[:, None, None] * x0 + r[:, None, None] * x1
         v = x1 - x0
+        own = None  # the network's instantaneous velocity u(z, r, r), detached, when read
+        if self.jvp_tangent == "predicted" or (self.cfg > 0 and self.cfg_kappa > 0):
+            with torch.no_grad():
+                own = call_net(net, z, r, r).detach()
         if self.cfg > 0:
-            v = self.guided_velocity(v, z, r, unconditional, net)
+            v = self.guided_velocity(v, z, r, unconditional, net, own=own)
+        tangent = own if self.jvp_tangent == "predicted" else v
         with jvp_attention():
-            jv = meanflow_jvp(self.average_velocity(net), z, r, t, v)
+            jv = meanflow_jvp(self.average_velocity(net), z, r, t, tangent)
         target = _target(v, r, t, jv.dudr)
         sq = masked_mean_square(jv.u - target, mask)
         weight = adaptive_weight(sq, self.adaptive_p, self.adaptive_c)
@@ -253,23 +275,24 @@ class MeanFlowObjective(Objective):
                                  "r_neq_t": (r < t).to(x1.dtype).mean()})
 
     def guided_velocity(self, v: Tensor, z: Tensor, r: Tensor, unconditional: Unconditional,
-                        net: Optional[Net] = None) -> Tensor:
+                        net: Optional[Net] = None, own: Optional[Tensor] = None) -> Tensor:
         """v~ = omega v + kappa u(z, r, r | c) + (1 - omega - kappa) u(z, r, r | null) with
         omega = (1 + cfg)(1 - kappa) (kappa 0: v + cfg (v - u(. | null))) on the rows whose
         condition is kept, v on the dropped ones; (B, C, T), detached.  v, z (B, C, T): the
-        velocity and state at r (B,); ``net`` the conditional network (read when kappa > 0)."""
+        velocity and state at r (B,); ``net`` the conditional network (read when kappa > 0),
+        or ``own`` its velocity net(z, r, r) computed already."""
         dropped = unconditional.dropped
         if dropped.shape != r.shape or dropped.dtype != torch.bool:
             raise ValueError(f"unconditional.dropped must be a ({r.shape[0]},) bool tensor, "
                              f"got {tuple(dropped.shape)} {dropped.dtype}")
         kappa = self.cfg_kappa
-        if kappa > 0 and net is None:
+        if kappa > 0 and net is None and own is None:
             raise ValueError("cfg_kappa > 0 mixes in the conditional network's velocity: pass net")
         omega = (1 + self.cfg) * (1 - kappa)
         with torch.no_grad():
             guided = omega * v + (1 - omega - kappa) * call_net(unconditional.net, z, r, r)
             if kappa > 0:
-                guided = guided + kappa * call_net(net, z, r, r)
+                guided = guided + kappa * (own if own is not None else call_net(net, z, r, r))
         return torch.where(dropped.to(v.device)[:, None, None], v, guided).detach()
 
     def average_velocity(self, net: Net) -> AverageVelocityFn:
