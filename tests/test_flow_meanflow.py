@@ -339,6 +339,17 @@ def test_guided_velocity_closed_form_and_dropped_rows():
         obj.guided_velocity(v, z, r, Unconditional(zeros, torch.zeros(3)))
 
 
+def _assert_replayed_loss(out, grads, net, u_out, target):
+    """The objective's loss and gradients (``out``, ``grads``) equal the adaptively weighted
+    (p = 1, c = 1e-3) mean square of ``u_out - target`` computed by hand."""
+    sq = (u_out - target).square().mean(dim=(1, 2))
+    loss = (sq / (sq.detach() + 1e-3)).mean()
+    loss.backward()
+    torch.testing.assert_close(out.loss, loss)
+    for ga, p in zip(grads, net.parameters()):
+        torch.testing.assert_close(ga, p.grad)
+
+
 @pytest.mark.parametrize("kappa", [0.0, 0.5])
 def test_guided_loss_equals_replay_with_the_guided_velocity_in_tangent_and_target(kappa):
     net, null = _mlp(), _TinyU(3).double()
@@ -360,12 +371,7 @@ def test_guided_loss_equals_replay_with_the_guided_velocity_in_tangent_and_targe
     v_tilde = torch.where(dropped[:, None, None], v, guided)
     u = obj.average_velocity(net)
     target = meanflow_target(u, z, r, t, v_tilde)
-    sq = (u(z, r, t) - target).square().mean(dim=(1, 2))
-    loss = (sq / (sq.detach() + 1e-3)).mean()
-    loss.backward()
-    torch.testing.assert_close(out.loss, loss)
-    for ga, p in zip(grads, net.parameters()):
-        torch.testing.assert_close(ga, p.grad)
+    _assert_replayed_loss(out, grads, net, u(z, r, t), target)
     # rows with r == t regress on v~ itself (plain guided flow matching)
     same = r == t
     assert same.any()
@@ -440,12 +446,7 @@ def test_predicted_tangent_loss_equals_replay(cfg, kappa):
             v = torch.where(dropped[:, None, None], v, omega * v + kappa * own + (1 - omega - kappa) * null(z, r, r))
     u = obj.average_velocity(net)
     target = v + (t - r)[:, None, None] * meanflow_jvp(u, z, r, t, own).dudr.detach()
-    sq = (u(z, r, t) - target).square().mean(dim=(1, 2))
-    loss = (sq / (sq.detach() + 1e-3)).mean()
-    loss.backward()
-    torch.testing.assert_close(out.loss, loss)
-    for ga, p in zip(grads, net.parameters()):
-        torch.testing.assert_close(ga, p.grad)
+    _assert_replayed_loss(out, grads, net, u(z, r, t), target)
 
 
 def test_jvp_tangent_is_a_checked_choice():
