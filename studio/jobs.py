@@ -86,9 +86,13 @@ class JobRunner(param.Parameterized):
                 self._doc = doc  # a follow-up submitted from a watcher may not see curdoc
             doc = self._doc
             self.param.update(busy=True, label=label)
+        self._start(work, done, label, doc)
+        return True
+
+    def _start(self, work, done, label: str, doc) -> None:
+        """Run the job on a new daemon thread (tests replace this to run it inline)."""
         threading.Thread(target=self._run, args=(work, done, label, doc), daemon=True,
                          name=f"studio-job-{label}").start()
-        return True
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until no job runs, ``done`` callbacks and follow-up jobs they started

@@ -59,21 +59,11 @@ def tiny_lewm_checkpoint(tiny_corpus, tmp_path_factory) -> Path:
     return train_tiny_lewm(tiny_corpus, tmp_path_factory.mktemp("lewm_run"))
 
 
-class _InlineThread:
-    """A stand-in for ``threading.Thread`` whose ``start`` runs the target right away."""
-
-    def __init__(self, target=None, args=(), kwargs=None, **_):
-        self._call = lambda: target(*args, **(kwargs or {}))
-
-    def start(self):
-        self._call()
-
-
 @pytest.fixture
 def inline_jobs(monkeypatch):
     """Studio background jobs finish inside ``JobRunner.submit``, before it returns: the
     fastest a job can be, which is how a page that sets its 'working ...' note after
     submitting gets it stuck over the finished job's note."""
-    from studio import jobs
+    from studio.jobs import JobRunner
 
-    monkeypatch.setattr(jobs.threading, "Thread", _InlineThread)
+    monkeypatch.setattr(JobRunner, "_start", lambda self, work, done, label, doc: self._run(work, done, label, doc))

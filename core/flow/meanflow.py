@@ -260,7 +260,7 @@ class MeanFlowObjective(Objective):
         own = None  # the network's instantaneous velocity u(z, r, r), detached, when read
         if self.jvp_tangent == "predicted" or (self.cfg > 0 and self.cfg_kappa > 0):
             with torch.no_grad():
-                own = call_net(net, z, r, r).detach()
+                own = call_net(net, z, r, r)
         if self.cfg > 0:
             v = self.guided_velocity(v, z, r, unconditional, net, own=own)
         tangent = own if self.jvp_tangent == "predicted" else v
