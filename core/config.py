@@ -448,6 +448,12 @@ class LeWMConfig:
     in training; ``prenet_dropout`` (kept on at inference when
     ``prenet_dropout_at_inference``, as in Tacotron 2).
 
+    Alignment: ``guided_attention_weight`` x the DC-TTS guided-attention penalty
+    (:mod:`core.lewm.alignment`, width ``guided_attention_sigma``) on the cross-attention
+    of the first ``guided_attention_heads`` heads of the last ``guided_attention_layers``
+    predictor layers; 0 turns the training term off (the penalty is still logged as
+    ``align``, a diagonality score).
+
     Lengths, in mel frames per text token: generation never stops before
     ``min_length_ratio`` x tokens nor runs past ``max_length_ratio`` x tokens.
     ``temperature``: with the ``point`` head, the default std of the noise added to each
@@ -492,6 +498,10 @@ class LeWMConfig:
     ss_end: float = 0.8
     ss_max_rate: float = 0.5
     feedback_noise: float = 0.05
+    guided_attention_weight: float = 0.0
+    guided_attention_sigma: float = 0.4
+    guided_attention_layers: int = 2
+    guided_attention_heads: int = 2
     min_length_ratio: float = 1.0
     max_length_ratio: float = 25.0
     temperature: float = 0.0
@@ -516,7 +526,7 @@ class LeWMConfig:
             raise ConfigError("lewm.text_dim / text_heads and encoder_dim / encoder_heads must be even "
                               "(rotary positions)")
         for name in ("prediction_weight", "kl_weight", "sigreg_weight", "reconstruction_weight",
-                     "spectral_weight", "stop_weight", "feedback_noise", "temperature"):
+                     "spectral_weight", "stop_weight", "feedback_noise", "temperature", "guided_attention_weight"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"lewm.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("dropout", "prenet_dropout"):
@@ -536,6 +546,13 @@ class LeWMConfig:
                               f"{self.max_length_ratio}")
         if self.sigreg_knots < 3:
             raise ConfigError(f"lewm.sigreg_knots must be >= 3, got {self.sigreg_knots}")
+        if not 0.0 < self.guided_attention_sigma <= 10.0:
+            raise ConfigError(f"lewm.guided_attention_sigma must be in (0, 10], got {self.guided_attention_sigma}")
+        for name, limit in (("guided_attention_layers", "predictor_layers"), ("guided_attention_heads", "predictor_heads")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= getattr(self, limit):
+                raise ConfigError(f"lewm.{name} must be an integer in [1, lewm.{limit} = {getattr(self, limit)}], "
+                                  f"got {value!r}")
         scales = self.spectral_scales
         if not isinstance(scales, list) or not all(isinstance(s, int) and not isinstance(s, bool)
                                                    and 1 <= s <= 64 for s in scales):

@@ -81,7 +81,10 @@ def test_trainer_trains_lewm_and_logs_its_terms(tmp_path, tiny_corpus):
             assert math.isfinite(r[key]), key
         assert "flow" not in r
     assert [r["kl_weight"] for r in train_rows][:2] == pytest.approx([0.0, 0.01 / 1.2])   # ramp over 20% of 6 steps
-    assert sum(1 for r in rows if "val_loss" in r) == 2
+    val_rows = [r for r in rows if "val_loss" in r]
+    assert len(val_rows) == 2
+    for r in val_rows:                          # the validation split's mean of each term, e.g. the diagonality
+        assert set(r["val_terms"]) == set(TERMS) and 0.0 < r["val_terms"]["align"] < 1.0
     assert (tmp_path / "samples" / "step_00000006.wav").is_file()
     ck = load_checkpoint(last)
     assert ck.config.model.family == "lewm" and ck.speakers == ["alice", "bob"]

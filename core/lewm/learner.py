@@ -17,9 +17,13 @@ curve) and detached scalar terms, which the trainer logs to ``metrics.jsonl``:
 ``recon``     L1 of the decoded mel (normalised space); ``spectral`` the
               multi-resolution spectral loss; ``stop`` the stop BCE
 ``ss_rate``   the scheduled-sampling rate used this step
+``align``     the guided-attention penalty of the predictor's cross-attention
+              (:mod:`core.lewm.alignment`; 0 on the diagonal, near 1 far from it), on the
+              pass it learns from, whether or not it is trained on
 
 ``loss = prediction_weight P + kl_weight(step) kl (or sigreg_weight sigreg)
-+ reconstruction_weight recon + spectral_weight spectral + stop_weight stop``, where the
++ reconstruction_weight recon + spectral_weight spectral + stop_weight stop
++ guided_attention_weight align``, where the
 prediction term ``P`` depends on ``lewm.predictor_head``:
 
 * ``point``: ``P = pred``, the MSE; its gradient reaches the predictor and, through the
@@ -48,12 +52,13 @@ from torch import Tensor, nn
 
 from ..config import LeWMConfig
 from . import losses as L
+from .alignment import guided_attention_loss
 from .exposure import add_feedback_noise, mix_fed_latents, scheduled_sampling_rate
 from .model import LeWMModel
 
 __all__ = ["LeWMLoss", "TERMS"]
 
-TERMS = ("pred", "nll", "copy", "kl", "sigreg", "kl_weight", "recon", "spectral", "stop", "ss_rate")
+TERMS = ("pred", "nll", "copy", "kl", "sigreg", "kl_weight", "recon", "spectral", "stop", "ss_rate", "align")
 
 
 class LeWMLoss(nn.Module):
@@ -80,11 +85,14 @@ class LeWMLoss(nn.Module):
         mask, target = post.mask, post.mu
         teacher = add_feedback_noise(target[:, :-1], cfg.feedback_noise, generator)
         rate = scheduled_sampling_rate(step, self.total_steps, cfg) if model.training else 0.0
-        out = model.teacher_forced(teacher, memory, token_mask)
+        guided = range(-cfg.guided_attention_layers, 0)
+        out = model.teacher_forced(teacher, memory, token_mask, attention_layers=() if rate > 0 else guided)
         if rate > 0:
             # two passes: the first (above) teacher-forced, the second feeds back its predictions
             mixed, _ = mix_fed_latents(teacher, out.pred[:, :-1], rate, generator)
-            out = model.teacher_forced(mixed, memory, token_mask)
+            out = model.teacher_forced(mixed, memory, token_mask, attention_layers=guided)
+        align = guided_attention_loss(out.cross_attention, mask, token_mask.bool(), cfg.guided_attention_sigma,
+                                      cfg.guided_attention_heads)
         pred = L.prediction_mse(out.pred, target, mask)
         zero = pred.new_zeros(())
         if out.logvar is None:
@@ -103,9 +111,11 @@ class LeWMLoss(nn.Module):
         sig = (L.sigreg(target, mask, cfg.sigreg_projections, cfg.sigreg_knots, generator)
                if cfg.regularizer == "sigreg" else zero)
         loss = (cfg.prediction_weight * prediction + kl_w * kl + cfg.sigreg_weight * sig
-                + cfg.reconstruction_weight * recon + cfg.spectral_weight * spectral + cfg.stop_weight * stop)
+                + cfg.reconstruction_weight * recon + cfg.spectral_weight * spectral + cfg.stop_weight * stop
+                + cfg.guided_attention_weight * align)
         terms = {"pred": pred, "nll": nll, "copy": copy, "kl": kl, "sigreg": sig, "kl_weight": torch.tensor(kl_w),
-                 "recon": recon, "spectral": spectral, "stop": stop, "ss_rate": torch.tensor(rate)}
+                 "recon": recon, "spectral": spectral, "stop": stop, "ss_rate": torch.tensor(rate),
+                 "align": align}
         return {"loss": loss, "per_example": None, "t": None, **{k: v.detach() for k, v in terms.items()}}
 
 

@@ -14,7 +14,7 @@ logit per frame.  The prediction target and the fed latents are the encoder mean
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -57,9 +57,11 @@ class LeWMModel(MelScaled):
         return self.audio_encoder(x, mel_mask, generator)
 
     def teacher_forced(self, fed: Tensor, memory: Tensor, memory_mask: Tensor,
-                       cache: Optional[KVCache] = None) -> PredictorOutput:
-        """fed (B, T'-1, latent_dim) latents 0 .. T'-2 -> predictions of frames 0 .. T'-1."""
-        return self.predictor(self.predictor.inputs(fed, with_start=True), memory, memory_mask, cache)
+                       cache: Optional[KVCache] = None, attention_layers: Sequence[int] = ()) -> PredictorOutput:
+        """fed (B, T'-1, latent_dim) latents 0 .. T'-2 -> predictions of frames 0 .. T'-1;
+        with ``attention_layers``, those layers' cross-attention weights too."""
+        return self.predictor(self.predictor.inputs(fed, with_start=True), memory, memory_mask, cache,
+                              attention_layers)
 
     def decode(self, z: Tensor, mask: Tensor) -> Tensor:
         """Latents (B, T', latent_dim) -> normalised mel (B, n_mels, f T')."""

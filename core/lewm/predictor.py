@@ -29,7 +29,7 @@ keeps them on at inference when ``prenet_dropout_at_inference``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -114,6 +114,16 @@ class _Attention(nn.Module):
         y = F.scaled_dot_product_attention(self.split(self.q(x)), k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(b, n, d))
 
+    def attend_with_weights(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """As :meth:`attend` (the same numbers up to rounding), computed explicitly so the
+        attention weights (B, H, Tq, Tk) come back too (for the guided-attention loss)."""
+        b, n, d = x.shape
+        q = self.split(self.q(x))
+        scores = (q @ k.transpose(-2, -1)) * self.head_dim ** -0.5
+        weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+        y = weights @ v
+        return self.out(y.transpose(1, 2).reshape(b, n, d)), weights
+
 
 class PredictorLayer(nn.Module):
     """Pre-norm decoder layer on (B, T, D): causal self-attention, cross-attention, MLP."""
@@ -126,9 +136,11 @@ class PredictorLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, past: Optional[tuple[Tensor, Tensor]], cross: tuple[Tensor, Tensor],
-                memory_mask: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+                memory_mask: Tensor, need_weights: bool = False
+                ) -> tuple[Tensor, tuple[Tensor, Tensor], Optional[Tensor]]:
         """x (B, T, D) the new steps; past: cached (k, v) of earlier steps or None.
-        Returns the output and the (k, v) of all steps so far."""
+        Returns the output, the (k, v) of all steps so far and, with ``need_weights``, the
+        cross-attention weights (B, H, T, L) (else None)."""
         h = self.norm1(x)
         k, v = self.self_attn.keys_values(h)
         if past is not None:
@@ -137,9 +149,15 @@ class PredictorLayer(nn.Module):
         q_pos = torch.arange(n_all - n_new, n_all, device=x.device)
         causal = torch.arange(n_all, device=x.device)[None, :] <= q_pos[:, None]        # (Tq, Tk)
         x = x + self.drop(self.self_attn.attend(h, k, v, causal))
-        x = x + self.drop(self.cross_attn.attend(self.norm2(x), cross[0], cross[1], memory_mask[:, None, None, :]))
+        cross_mask = memory_mask[:, None, None, :]
+        weights = None
+        if need_weights:
+            y, weights = self.cross_attn.attend_with_weights(self.norm2(x), cross[0], cross[1], cross_mask)
+        else:
+            y = self.cross_attn.attend(self.norm2(x), cross[0], cross[1], cross_mask)
+        x = x + self.drop(y)
         x = x + self.drop(self.ff(self.norm3(x)))
-        return x, (k, v)
+        return x, (k, v), weights
 
 
 @dataclass
@@ -147,12 +165,14 @@ class PredictorOutput:
     """pred (B, T, latent_dim) predicted latents (the mean, with the Gaussian head);
     stop_logits (B, T): logit that the predicted frame is the last one; hidden (B, T,
     predictor_dim) final features; logvar (B, T, latent_dim) the bounded log-variance of
-    the Gaussian head, None for the point head."""
+    the Gaussian head, None for the point head; cross_attention: for each layer asked for
+    (``attention_layers``), its cross-attention weights (B, H, T, L), in that order."""
 
     pred: Tensor
     stop_logits: Tensor
     hidden: Tensor
     logvar: Optional[Tensor] = None
+    cross_attention: list = field(default_factory=list)
 
 
 class JEPAPredictor(nn.Module):
@@ -197,17 +217,23 @@ class JEPAPredictor(nn.Module):
                        cross_kv=[layer.cross_attn.keys_values(mem) for layer in self.layers], length=0)
 
     def forward(self, x: Tensor, memory: Tensor, memory_mask: Tensor,
-                cache: Optional[KVCache] = None) -> PredictorOutput:
+                cache: Optional[KVCache] = None, attention_layers: Sequence[int] = ()) -> PredictorOutput:
         """x (B, T, D) inputs (from :meth:`inputs`) at positions ``cache.length ..`` (0 ..
         without a cache); memory (B, L, text_dim), memory_mask (B, L) bool.  With a cache
-        the new keys/values are appended to it (generation: T = 1 per call)."""
+        the new keys/values are appended to it (generation: T = 1 per call).
+        ``attention_layers``: indices of layers whose cross-attention weights to return."""
         if cache is None:
             cache = self.begin(memory)
         memory_mask = memory_mask.bool()
+        wanted = {i % len(self.layers) for i in attention_layers}
+        weights = {}
         h = x + self.input_pos_scale * positions(cache.length, x.shape[1], self.dim, x.device, x.dtype)
         for i, layer in enumerate(self.layers):
-            h, cache.self_kv[i] = layer(h, cache.self_kv[i], cache.cross_kv[i], memory_mask)
+            h, cache.self_kv[i], w = layer(h, cache.self_kv[i], cache.cross_kv[i], memory_mask, i in wanted)
+            if w is not None:
+                weights[i] = w
         cache.length += x.shape[1]
         h = self.norm(h)
         return PredictorOutput(pred=self.out(h), stop_logits=self.stop(h).squeeze(-1), hidden=h,
-                               logvar=None if self.logvar is None else self.logvar(h))
+                               logvar=None if self.logvar is None else self.logvar(h),
+                               cross_attention=[weights[i % len(self.layers)] for i in attention_layers])

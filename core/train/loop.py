@@ -345,13 +345,17 @@ class Trainer:
     @torch.no_grad()
     def validate(self, max_batches: int = 50) -> Optional[float]:
         """Mean total loss of the EMA model on the held-out split with a fixed generator
-        (so values are comparable across steps).  ``None`` without a validation split."""
+        (so values are comparable across steps).  ``None`` without a validation split.
+        ``metrics.jsonl`` gets it as ``val_loss``, with the per-timestep bins
+        (``val_t_bins``) and the mean of each logged term (``val_terms``; for LeWM, e.g.
+        ``pred`` / ``copy`` and the diagonality ``align``)."""
         if self.data.val_set is None:
             return None
         module = self.build_loss_module(self.ema.model)
         gen = torch.Generator(device=self.device)
         gen.manual_seed(12345)
         total, count = 0.0, 0
+        terms: dict[str, float] = {}
         bins = TimeBins()
         for i, indices in enumerate(self.data.val_batches):
             if i >= max_batches:
@@ -362,14 +366,18 @@ class Trainer:
             out = self._forward(batch.to(self.device), module, gen)
             n = batch.tokens.shape[0]
             total += float(out.loss) * n
+            for name, v in out.terms.items():
+                terms[name] = terms.get(name, 0.0) + float(v) * n
             count += n
             if out.t is not None:
                 bins.add(out.t, out.per_example)
         if count == 0:
             return None
         value = all_mean(total / count, self.world, self.device)
+        val_terms = {name: all_mean(v / count, self.world, self.device) for name, v in terms.items()}
         if self.is_main:
-            self.metrics.write({"step": self.step, "val_loss": value, "val_t_bins": bins.means()})
+            self.metrics.write({"step": self.step, "val_loss": value, "val_t_bins": bins.means(),
+                                "val_terms": val_terms})
         self._emit("on_validation", self.step, value)
         return value
 
