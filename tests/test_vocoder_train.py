@@ -337,6 +337,25 @@ def test_acoustic_mels_align_with_the_recording(acoustic_checkpoint, tiny_corpus
         AcousticMels(acoustic_checkpoint, AudioConfig(n_mels=80), tmp_path / "d", MelCache(tmp_path / "d", AudioConfig(n_mels=80)))
 
 
+def test_acoustic_mels_follow_the_checkpoints_own_sampling_settings(acoustic_checkpoint, tiny_corpus, tmp_path):
+    from core.data import MelCache, read_manifest
+    from core.export import export_checkpoint
+    from core.vocoder_train.acoustic import SAMPLER, AcousticMels
+
+    utt = read_manifest(tiny_corpus)[0]
+    real = MelCache(tmp_path / "c", AudioConfig())
+    plain = AcousticMels(acoustic_checkpoint, AudioConfig(), tmp_path / "c", real)
+    assert plain.sampler == SAMPLER          # a checkpoint without recommended settings: the defaults
+    voiced = export_checkpoint(acoustic_checkpoint, tmp_path / "voice.pt", dtype="fp32",
+                               sampling={"cfg": 2.0, "steps": 4, "solver": "midpoint"})
+    guided = AcousticMels(voiced, AudioConfig(), tmp_path / "c", real)
+    assert guided.sampler == {**SAMPLER, "cfg": 2.0, "steps": 4, "solver": "midpoint"}
+    assert guided.root != plain.root         # cached apart
+    assert "midpoint" in (guided.root / "settings.json").read_text()
+    a, b = plain(utt), guided(utt)
+    assert a.shape == b.shape and not torch.allclose(a, b)
+
+
 def test_training_on_acoustic_mels(acoustic_checkpoint, tiny_corpus, tmp_path):
     trainer, path = _run(tiny(tiny_corpus, steps=2, val_every=0), tmp_path / "ac", acoustic=str(acoustic_checkpoint))
     assert trainer.step == 2

@@ -4,9 +4,12 @@ and the vocoder learns to undo the acoustic model's own errors.
 
 For an utterance with real log-mel ``(n_mels, T)`` the model encodes its text, monotonic
 alignment search on the real (normalised) mel gives the ground-truth durations (summing
-to ``T``), and the flow is sampled from noise under that conditioning (fixed sampler:
-``steps`` Euler steps on the sway grid, no guidance, temperature 1, a seed per
-utterance).  Time runs from noise (t = 0) to the mel (t = 1).  Each generated mel is
+to ``T``), and the flow is sampled from noise under that conditioning with the checkpoint's own
+recommended settings (its config's ``sampling`` section: steps, solver, time grid, sway,
+guidance, temperature; :data:`SAMPLER` for a checkpoint that stores none), a seed per
+utterance.  So the vocoder learns the mels the voice is heard with: the bundled demo
+voice samples with classifier-free guidance 2, whose mels differ from unguided ones.
+Time runs from noise (t = 0) to the mel (t = 1).  Each generated mel is
 cached as ``.npy`` under a folder keyed by the checkpoint's sha256 and the sampler
 settings, file name the sha256 of (audio bytes, text, speaker), so it is computed once.
 """
@@ -29,6 +32,7 @@ from ..data import MelCache, Utterance
 __all__ = ["AcousticMels", "SAMPLER"]
 
 SAMPLER = {"steps": 10, "solver": "euler", "schedule": "sway", "sway": -1.0, "cfg": 0.0, "temperature": 1.0}
+"""The settings of a checkpoint with the default ``sampling`` section."""
 
 
 class AcousticMels:
@@ -46,7 +50,8 @@ class AcousticMels:
             raise ConfigError(f"--acoustic {checkpoint}: its mel settings differ from the vocoder's: "
                               + "; ".join(diff))
         self.real, self.seed = real, int(seed)
-        s = SAMPLER
+        d = self.synth.config.sampling
+        self.sampler = s = {name: getattr(d, name) for name in SAMPLER}
         self.options = check_options(s["steps"], s["solver"], s["schedule"], s["sway"], 1.0, s["cfg"],
                                      s["temperature"], 0)
         key = json.dumps({"checkpoint": self.synth.checkpoint_sha256, "seed": self.seed, **s}, sort_keys=True)
@@ -103,13 +108,13 @@ class AcousticMels:
         durations = model.align(enc, x1, mel_mask).durations                   # (1, L), sums to T
         cond = model.inference_conditioning(tokens, token_mask, speakers, durations=durations)
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(utt.id.encode()))
-        x0 = torch.randn(1, real.shape[0], real.shape[1], generator=gen) * SAMPLER["temperature"]
-        net = model_net(model, cond, SAMPLER["cfg"])
+        x0 = torch.randn(1, real.shape[0], real.shape[1], generator=gen) * self.sampler["temperature"]
+        net = model_net(model, cond, self.sampler["cfg"])
         grid = self.options.grid
         if synth.objective_name == "meanflow":
             from ..flow import meanflow_sample
 
             x = meanflow_sample(synth.objective.average_velocity(net), x0, grid)
         else:
-            x = integrate(synth.objective.velocity(net), x0, grid, SAMPLER["solver"])
+            x = integrate(synth.objective.velocity(net), x0, grid, self.sampler["solver"])
         return model.denormalize_mel(x.float())[0].contiguous().clone()
