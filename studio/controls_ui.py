@@ -35,6 +35,9 @@ from core.sampling import time_grid
 from core.sampling.options import OPTION, check_sampler_options, sampler_defaults
 
 from .jobs import JobOutcome, on_page_load
+
+READING_LABEL = "reading checkpoint"
+"""The runner's label while a chosen checkpoint is read (the page did it, not the user)."""
 from .synthesis import VOCODER_MODES, CheckpointInfo
 
 if TYPE_CHECKING:
@@ -147,7 +150,7 @@ class SynthControls(param.Parameterized):
             else:
                 self.set_speakers(path, [], out.error or "")
 
-        self.service.runner.submit(lambda: self.service.info(path), done, label="reading checkpoint")
+        self.service.runner.submit(lambda: self.service.info(path), done, label=READING_LABEL)
 
     def set_info(self, checkpoint: str, info: CheckpointInfo) -> None:
         """Take a checkpoint's speakers, family and recommended settings: with

@@ -30,7 +30,7 @@ from core.sampling.options import SEED_RANGE, check_seed
 
 from .clip_ui import ClipView, Rendered
 from .config import CheckpointEntry, StudioSettings, find_checkpoints, resolve_inside, safe_upload_name
-from .controls_ui import DEFAULT_SPEAKER, FAMILY_CONTROLS, SynthControls
+from .controls_ui import DEFAULT_SPEAKER, FAMILY_CONTROLS, READING_LABEL, SynthControls
 from .jobs import JobOutcome, JobRunner, on_page_load
 from .synthesis import (VOCODER_MODES, CheckpointInfo, SynthesizerPool, checkpoint_info, checkpoint_speakers,
                         shared_pool, speaker_labels, vocoder_spec)
@@ -41,6 +41,7 @@ __all__ = ["SynthesisService", "SynthControls", "Explorer", "CompareView", "spea
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog."
 EXPECTED_ERRORS = (core.CheckpointError, ValueError, OSError)  # TextError, VocoderError, ConfigError are ValueErrors
 BUSY_NOTICE = "Still working on the previous request ({}); this click was ignored."
+QUEUED_NOTICE = "Reading the chosen checkpoint first; this request starts as soon as it is read."
 
 
 def looks_like_checkpoint(data: bytes) -> bool:
@@ -168,6 +169,7 @@ class _RenderPage(pn.viewable.Viewer):
     def __init__(self, service: SynthesisService, **params):
         super().__init__(**params)
         self.service = service
+        self._queued = None  # the runner watcher of a request waiting for a checkpoint read
 
     def _follow(self, controls: SynthControls) -> None:
         """Show a controls' checkpoint-reading error as this page's alert (cleared when a
@@ -177,9 +179,18 @@ class _RenderPage(pn.viewable.Viewer):
             self.alert = controls.load_error
 
     def _submit(self, jobs: list[tuple[SynthControls, ClipView]], trajectory: bool) -> bool:
+        """Start rendering ``jobs``; False if refused.  A click while the page itself is
+        reading a just-chosen checkpoint (the button's disabled state may not have reached
+        the browser yet) is not lost: it runs once the read is done, with the settings of
+        that moment (one such request waits at most).  A click during the user's own
+        earlier request is ignored with a notice."""
         self.param.update(alert="", notice="")
         runner = self.service.runner
         if runner.busy:
+            if runner.label == READING_LABEL and self._queued is None:
+                self._queue(lambda: self._submit(jobs, trajectory))
+                self.notice = QUEUED_NOTICE
+                return True
             self.notice = BUSY_NOTICE.format(runner.label)
             return False
         try:
@@ -218,6 +229,19 @@ class _RenderPage(pn.viewable.Viewer):
             self.notice = BUSY_NOTICE.format(runner.label)
             return False
         return True
+
+    def _queue(self, action: Callable[[], Any]) -> None:
+        """Call ``action`` once, the next time the runner turns idle."""
+        runner = self.service.runner
+
+        def fire(event) -> None:
+            if event.new or self._queued is None:
+                return
+            runner.param.unwatch(self._queued)
+            self._queued = None
+            action()
+
+        self._queued = runner.param.watch(fire, "busy")
 
     def _rendered(self, rendered: list[Rendered]) -> None:
         """Hook after clips are shown (Compare aligns its time axes)."""

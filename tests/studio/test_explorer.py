@@ -155,6 +155,28 @@ def test_second_generate_while_busy_is_refused(service, settings, trained):
     assert ex.notice == ""
 
 
+def test_generate_during_a_checkpoint_read_runs_after_it(service, settings, trained, monkeypatch):
+    """The browser test's race: a checkpoint is picked, and Generate is clicked before
+    the button's disabled state reaches the page.  The click must not be lost."""
+    copy = settings.checkpoint_dirs[0] / "zcopy.pt"
+    shutil.copy(trained, copy)
+    service.refresh_catalog()
+    ex = _explorer(service)
+    gate = threading.Event()
+    real_info = service.info
+    monkeypatch.setattr(service, "info", lambda path: (gate.wait(WAIT), real_info(path))[1])
+    ex.controls.checkpoint = str(copy.resolve())          # the page starts reading it
+    assert service.runner.busy and service.runner.label == "reading checkpoint"
+    assert ex.generate() and "starts as soon as it is read" in ex.notice
+    assert not ex.generate() and "ignored" in ex.notice  # one waiting request at most
+    gate.set()
+    assert service.runner.wait(WAIT) and not service.runner.busy
+    assert ex.alert == "" and ex.clip.rendered is not None
+    assert ex.clip.rendered.synthesis.settings["checkpoint"].endswith("zcopy.pt")
+    assert ex._queued is None
+    _generate(ex)                                         # and the page works normally afterwards
+
+
 def test_runner_runs_one_job_and_reports_errors():
     runner = JobRunner(expected=(ValueError,))
     gate, ran, outcomes = threading.Event(), [], []
