@@ -165,11 +165,15 @@ def test_tiny_overfit_with_the_gaussian_head():
         out["loss"].backward()
         opt.step()
         history.append({k: float(out[k].detach()) for k in ("loss", "nll", "pred", "copy")})
-    first, last = history[0], history[-1]
+    # the last 20 steps' means: a single step of this small-batch Adam run can spike (seen: NLL
+    # 0.02 at step 150 between -0.8s, after rounding-level changes to the attention kernel)
+    first = history[0]
+    last = {k: sum(h[k] for h in history[-20:]) / 20 for k in history[0]}
     assert last["nll"] < first["nll"] - 1.0, (first, last)          # nats per dimension
     assert last["pred"] < last["copy"]                               # the mean beats copying the previous frame
     # the variance is calibrated: the NLL is near that of the best single variance for this MSE,
-    # 0.5 (log MSE + 1 + log 2 pi) (pinned run: -0.78 against -0.80)
+    # 0.5 (log MSE + 1 + log 2 pi) (runs here: -0.67 against -0.68 with the explicit attention of
+    # the guided layers, -0.46 against -0.49 with SDPA everywhere; first NLL 1.35)
     assert last["nll"] < 0.5 * (math.log(last["pred"]) + 1 + math.log(2 * math.pi)) + 0.2
     assert all(math.isfinite(v) for v in last.values())
 
