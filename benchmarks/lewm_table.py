@@ -85,11 +85,16 @@ def free_run(synth, text: str, sid: int, seed: int, options: dict):
 @torch.no_grad()
 def teacher_forced_losses(synth, items: Sequence[tuple[str, np.ndarray]], sid: int) -> dict:
     """Prediction MSE and copy-baseline MSE over reference clips ``(text, audio)``, pooled
-    by frames (each clip's mean weighted by its frame count)."""
+    by frames (each clip's mean weighted by its frame count), and ``align``: the
+    guided-attention penalty of the checkpoint's guided layers and heads
+    (:mod:`core.lewm.alignment`; 0 = diagonal, about 0.3 = uniform), the same weighting."""
+    from core.lewm.alignment import guided_attention_loss
     from core.lewm.losses import copy_baseline_mse, prediction_mse
 
     model = synth.model
-    pred_sum = copy_sum = pred_n = copy_n = 0.0
+    cfg = model.config
+    layers = range(-cfg.guided_attention_layers, 0)
+    pred_sum = copy_sum = pred_n = copy_n = align_sum = 0.0
     for text, audio in items:
         mel = torch.from_numpy(_mel(audio, synth.config.audio))[None].to(synth.device)
         mel_mask = torch.ones(1, mel.shape[-1], dtype=torch.bool, device=synth.device)
@@ -98,16 +103,20 @@ def teacher_forced_losses(synth, items: Sequence[tuple[str, np.ndarray]], sid: i
         memory = model.encode_text(tokens, torch.ones_like(tokens, dtype=torch.bool),
                                    torch.tensor([sid], device=synth.device))
         post = model.encode_audio(model.normalize_mel(mel), mel_mask)
-        out = model.teacher_forced(post.mu[:, :-1], memory, torch.ones_like(tokens, dtype=torch.bool))
+        token_mask = torch.ones_like(tokens, dtype=torch.bool)
+        out = model.teacher_forced(post.mu[:, :-1], memory, token_mask, attention_layers=layers)
         t = post.mu.shape[1]
         pred_sum += float(prediction_mse(out.pred, post.mu, post.mask)) * t
+        align_sum += float(guided_attention_loss(out.cross_attention, post.mask, token_mask,
+                                                 cfg.guided_attention_sigma, cfg.guided_attention_heads)) * t
         pred_n += t
         if t > 1:
             copy_sum += float(copy_baseline_mse(post.mu, post.mask)) * (t - 1)
             copy_n += t - 1
     pred = pred_sum / max(pred_n, 1)
     copy = copy_sum / copy_n if copy_n else float("nan")
-    return {"pred_mse": pred, "copy_mse": copy, "pred_over_copy": pred / copy if copy_n and copy > 0 else None}
+    return {"pred_mse": pred, "copy_mse": copy, "pred_over_copy": pred / copy if copy_n and copy > 0 else None,
+            "align": align_sum / max(pred_n, 1)}
 
 
 def summarize(rows: list[dict], wer_model: float, wer_flite: float, tf: dict) -> dict:
@@ -155,7 +164,9 @@ def markdown(summary: dict, settings: dict) -> str:
              f"| WER (pocketsphinx) / flite's | {f(summary['wer'])} / {f(summary['wer_flite'])} (x"
              f"{f(summary['wer_over_flite'])}) | <= 2x |",
              f"| teacher-forced pred MSE / copy MSE | {f(summary['pred_mse'])} / {f(summary['copy_mse'])} (ratio "
-             f"{f(summary['pred_over_copy'])}) | well below 1 |", ""]
+             f"{f(summary['pred_over_copy'])}) | well below 1 |",
+             f"| teacher-forced attention off the diagonal (guided-attention penalty) | {f(summary['align'])} | "
+             "near 0 (uniform: about 0.3) |", ""]
     lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in summary["targets_met"].items()]
     return "\n".join(lines) + "\n"
 

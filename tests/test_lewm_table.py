@@ -53,11 +53,13 @@ def test_table_on_two_heldout_sentences(table, tiny_lewm_checkpoint, tiny_corpus
     assert s["wer"] >= 0.0 and s["wer_flite"] >= 0.0
     assert s["pred_mse"] > 0.0 and s["copy_mse"] > 0.0
     assert s["pred_over_copy"] == pytest.approx(s["pred_mse"] / s["copy_mse"])
+    assert 0.0 < s["align"] < 1.0                   # the teacher-forced attention's guided-attention penalty
     assert set(s["targets_met"]) == {"stop_rate >= 0.95", "duration 0.6-1.6 for >= 90%",
                                      "mean |non-silent diff| <= 0.15", "WER <= 2 x flite"}
     saved = json.loads((tmp_path / "out" / "table.json").read_text())
     assert saved["summary"] == json.loads(json.dumps(s)) and saved["settings"]["max_length_ratio"] == 4.0
-    assert "stop fired" in (tmp_path / "out" / "table.md").read_text()
+    md = (tmp_path / "out" / "table.md").read_text()
+    assert "stop fired" in md and "off the diagonal" in md
 
 
 
