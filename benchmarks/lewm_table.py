@@ -8,7 +8,9 @@ For each held-out sentence the checkpoint generates freely (batch of one, KV cac
 checkpoint's own temperature and length ratios unless given; seed ``--seed`` + row), and
 the flite recording of the same sentence by ``--speaker`` is the reference:
 
-- ``stopped``: the stop head ended the utterance (not the maximum length);
+- ``stopped``: the utterance ended before the maximum length: by the stop head, or by the
+  attention stop (``by_attention``; ``--attention-stop``, default the checkpoint's own
+  setting, see :mod:`core.lewm.generate`), whose share is reported beside it;
 - ``duration_ratio``: generated seconds / reference seconds;
 - ``nonsilent``: the share of mel frames whose level is within ``--silence-db`` (40 dB) of
   the reference clip's loudest frame, for the generated clip and the reference (the same
@@ -67,7 +69,7 @@ def _mel(audio: np.ndarray, config) -> np.ndarray:
 @torch.no_grad()
 def free_run(synth, text: str, sid: int, seed: int, options: dict):
     """One sentence generated as ``LeWMSynthesizer`` does for a one-chunk text -> (audio,
-    log-mel (n_mels, T), stopped, predictor steps)."""
+    log-mel (n_mels, T), stopped, predictor steps, ended by the attention stop)."""
     from core.lewm import generate
 
     ids = synth.front_end(text)
@@ -79,7 +81,8 @@ def free_run(synth, text: str, sid: int, seed: int, options: dict):
     n = int(out.mel_lengths[0])
     mel = out.mel[:, :, :n].float()
     audio = synth.vocoder.decode(mel).float().cpu().numpy()[0]
-    return audio, mel[0].cpu().numpy(), bool(out.stopped[0]), out.steps
+    by_attention = out.by_attention is not None and bool(out.by_attention[0])
+    return audio, mel[0].cpu().numpy(), bool(out.stopped[0]), out.steps, by_attention
 
 
 @torch.no_grad()
@@ -126,6 +129,7 @@ def summarize(rows: list[dict], wer_model: float, wer_flite: float, tf: dict) ->
     out = {
         "sentences": len(rows),
         "stop_rate": float(np.mean([r["stopped"] for r in rows])),
+        "stop_by_attention_rate": float(np.mean([r.get("by_attention", False) for r in rows])),
         "duration_ratio_median": float(np.median(ratios)),
         "duration_in_range": float(np.mean((ratios >= lo) & (ratios <= hi))),
         "nonsilent_generated_mean": float(np.mean([r["nonsilent_generated"] for r in rows])),
@@ -153,9 +157,11 @@ def markdown(summary: dict, settings: dict) -> str:
 
     lines = [f"LeWM free-running table: {settings['checkpoint']} ({settings['sentences']} held-out sentences, "
              f"speaker {settings['speaker']}, temperature {settings['temperature']}, length ratios "
-             f"{settings['min_length_ratio']}-{settings['max_length_ratio']})", "",
+             f"{settings['min_length_ratio']}-{settings['max_length_ratio']}, attention stop "
+             f"{'off' if settings.get('attention_stop') is None else settings['attention_stop']})", "",
              "| measure | value | target |", "|---|---|---|",
-             f"| stop fired | {f(summary['stop_rate'])} | >= 0.95 |",
+             f"| stop fired (of which by the attention stop) | {f(summary['stop_rate'])} "
+             f"({f(summary['stop_by_attention_rate'])}) | >= 0.95 |",
              f"| duration ratio in 0.6-1.6 | {f(summary['duration_in_range'])} (median ratio "
              f"{f(summary['duration_ratio_median'])}) | >= 0.90 |",
              f"| non-silent fraction, generated / reference | {f(summary['nonsilent_generated_mean'])} / "
@@ -169,6 +175,19 @@ def markdown(summary: dict, settings: dict) -> str:
              "near 0 (uniform: about 0.3) |", ""]
     lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in summary["targets_met"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _margin(parser: argparse.ArgumentParser, value: str) -> Optional[float]:
+    """``--attention-stop``: 'off' -> None, else a margin >= 0 in tokens."""
+    if value.strip().lower() == "off":
+        return None
+    try:
+        margin = float(value)
+    except ValueError:
+        margin = float("nan")
+    if not margin >= 0:
+        parser.error(f"--attention-stop must be 'off' or a margin >= 0 in text tokens, got {value!r}")
+    return margin
 
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:
@@ -187,6 +206,9 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--min-length-ratio", type=float, default=None)
     p.add_argument("--max-length-ratio", type=float, default=None)
+    p.add_argument("--attention-stop", default=None,
+                   help="the attention stop: a margin in text tokens, or 'off' (default: the checkpoint's "
+                        "lewm.stop_on_attention / attention_stop_margin)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--silence-db", type=float, default=40.0, help="non-silent: within this many dB of the "
                                                                  "reference's loudest frame (default 40)")
@@ -201,7 +223,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     d = synth.config.lewm
     options = {"temperature": d.temperature if args.temperature is None else args.temperature,
                "min_length_ratio": d.min_length_ratio if args.min_length_ratio is None else args.min_length_ratio,
-               "max_length_ratio": d.max_length_ratio if args.max_length_ratio is None else args.max_length_ratio}
+               "max_length_ratio": d.max_length_ratio if args.max_length_ratio is None else args.max_length_ratio,
+               "attention_stop": synth.attention_stop if args.attention_stop is None else _margin(p, args.attention_stop)}
     sid = synth.speaker_id(args.speaker)
     speaker = synth.speaker_name(sid)
     sentences = read_sentences(args.sentences)[:args.limit]
@@ -216,8 +239,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
         ref_audio = resample(torch.from_numpy(clip.samples), clip.sample_rate, rate).numpy()
         ref_mel = _mel(ref_audio, synth.config.audio)
         threshold = float(frame_levels_db(ref_mel).max()) - args.silence_db
-        audio, mel, stopped, steps = free_run(synth, s.text, sid, args.seed + k, options)
-        rows.append({"id": s.id, "text": s.text, "stopped": stopped, "steps": steps,
+        audio, mel, stopped, steps, by_attention = free_run(synth, s.text, sid, args.seed + k, options)
+        rows.append({"id": s.id, "text": s.text, "stopped": stopped, "by_attention": by_attention, "steps": steps,
                      "seconds": len(audio) / rate, "reference_seconds": len(ref_audio) / rate,
                      "duration_ratio": len(audio) / max(len(ref_audio), 1),
                      "nonsilent_generated": nonsilent_fraction(mel, threshold),

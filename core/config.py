@@ -454,6 +454,12 @@ class LeWMConfig:
     predictor layers; 0 turns the training term off (the penalty is still logged as
     ``align``, a diagonality score).
 
+    Stopping on the attention: with ``stop_on_attention``, generation also ends a row
+    (at or after its minimum length) once the guided heads' cross-attention has reached
+    the end of the text: the expected token position under their mean attention is
+    within ``attention_stop_margin`` tokens of the last one.  Meant for a model trained
+    with guided attention (its attention is diagonal); the stop head still ends rows too.
+
     Lengths, in mel frames per text token: generation never stops before
     ``min_length_ratio`` x tokens nor runs past ``max_length_ratio`` x tokens.
     ``temperature``: with the ``point`` head, the default std of the noise added to each
@@ -502,6 +508,8 @@ class LeWMConfig:
     guided_attention_sigma: float = 0.4
     guided_attention_layers: int = 2
     guided_attention_heads: int = 2
+    stop_on_attention: bool = False
+    attention_stop_margin: float = 1.0
     min_length_ratio: float = 1.0
     max_length_ratio: float = 25.0
     temperature: float = 0.0
@@ -546,6 +554,11 @@ class LeWMConfig:
                               f"{self.max_length_ratio}")
         if self.sigreg_knots < 3:
             raise ConfigError(f"lewm.sigreg_knots must be >= 3, got {self.sigreg_knots}")
+        if not isinstance(self.stop_on_attention, bool):
+            raise ConfigError(f"lewm.stop_on_attention must be true or false, got {self.stop_on_attention!r}")
+        if not 0.0 <= self.attention_stop_margin <= 100.0:
+            raise ConfigError(f"lewm.attention_stop_margin (text tokens) must be in [0, 100], got "
+                              f"{self.attention_stop_margin}")
         if not 0.0 < self.guided_attention_sigma <= 10.0:
             raise ConfigError(f"lewm.guided_attention_sigma must be in (0, 10], got {self.guided_attention_sigma}")
         for name, limit in (("guided_attention_layers", "predictor_layers"), ("guided_attention_heads", "predictor_heads")):

@@ -109,7 +109,7 @@ def test_learner_adds_exactly_weight_times_the_logged_penalty(ss):
                                                                torch.Generator().manual_seed(0)))
     align = float(outs[0]["align"])
     assert 0.0 < align < 1.0 and float(outs[1]["align"]) == pytest.approx(align, rel=1e-6)
-    assert float(outs[1]["loss"] - outs[0]["loss"]) == pytest.approx(2.5 * align, rel=1e-4)
+    assert float((outs[1]["loss"] - outs[0]["loss"]).detach()) == pytest.approx(2.5 * align, rel=1e-4)
     # and the term reaches the predictor's cross-attention queries of the last layer
     model = _tiny(guided_attention_weight=1.0, prediction_weight=0.0, reconstruction_weight=0.0,
                   spectral_weight=0.0, stop_weight=0.0, kl_weight=0.0).train()
@@ -126,5 +126,87 @@ def test_learner_adds_exactly_weight_times_the_logged_penalty(ss):
     ({"guided_attention_heads": 1.5}, "guided_attention_heads"),
 ])
 def test_guided_attention_settings_are_validated(override, match):
+    with pytest.raises(ConfigError, match=match):
+        merge(preset("lewm_tiny"), {"lewm": override}).validate()
+
+
+# ----------------------------------------------------------------------------- the attention stop
+
+
+def _one_hot_attention(model, monkeypatch):
+    """Make the predictor's reported cross-attention one-hot on token ``frame index``
+    (clamped to the row's last token): a diagonal reader one token per frame."""
+    real = model.predictor.forward
+
+    def forward(x, memory, memory_mask, cache=None, attention_layers=()):
+        start = 0 if cache is None else cache.length
+        res = real(x, memory, memory_mask, cache, attention_layers)
+        if attention_layers:
+            b, t, n = x.shape[0], x.shape[1], memory.shape[1]
+            last = memory_mask.long().sum(1) - 1                                          # (B,)
+            idx = torch.minimum(torch.arange(start, start + t)[None], last[:, None])      # (B, t)
+            a = torch.nn.functional.one_hot(idx, n).float()[:, None].expand(b, model.config.predictor_heads, t, n)
+            res.cross_attention = [a for _ in attention_layers]
+        return res
+
+    monkeypatch.setattr(model.predictor, "forward", forward)
+
+
+@pytest.mark.parametrize("margin", [0.0, 2.0, 2.5])
+def test_attention_stop_ends_each_row_when_its_attention_reaches_the_text_end(margin, monkeypatch):
+    from core.lewm import generate
+
+    model = _tiny().eval()
+    with torch.no_grad():
+        model.predictor.stop.bias.fill_(-100.0)                 # the stop head never fires
+        model.predictor.stop.weight.zero_()
+    _one_hot_attention(model, monkeypatch)
+    lengths = [9, 5]
+    tokens = torch.randint(1, 64, (2, 9), generator=torch.Generator().manual_seed(0))
+    mask = _mask(lengths, 9)
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+    out = generate(model, tokens, mask, generators=gens, min_length_ratio=0.0, max_length_ratio=20.0,
+                   attention_stop=margin)
+    # step s (1-based) reads token s - 1: it ends at the first s with s - 1 >= n - 1 - margin
+    want = [max(1, math.ceil(n - margin)) for n in lengths]
+    assert out.lengths.tolist() == want
+    assert out.stopped.tolist() == [True, True] and out.by_attention.tolist() == [True, True]
+    off = generate(model, tokens, mask, generators=[torch.Generator().manual_seed(s) for s in (0, 1)],
+                   min_length_ratio=0.0, max_length_ratio=20.0)
+    assert off.by_attention is None and off.stopped.tolist() == [False, False]   # the maximum length
+    assert off.lengths.tolist() == [90, 50]
+    # the minimum length still holds
+    held = generate(model, tokens, mask, generators=[torch.Generator().manual_seed(s) for s in (0, 1)],
+                    min_length_ratio=6.0, max_length_ratio=20.0, attention_stop=margin)
+    assert held.lengths.tolist() == [max(w, math.ceil(6.0 * n / 2)) for w, n in zip(want, lengths)]
+    with pytest.raises(ValueError, match="attention_stop"):
+        generate(model, tokens, mask, generators=gens, attention_stop=-1.0)
+
+
+def test_synthesizer_takes_the_attention_stop_from_the_checkpoint(tiny_lewm_checkpoint, tmp_path, monkeypatch):
+    import core
+    from core import load_checkpoint, save_checkpoint
+    import core.lewm.synthesizer as S
+
+    ck = load_checkpoint(tiny_lewm_checkpoint)
+    plain = core.Synthesizer.from_checkpoint(tiny_lewm_checkpoint, device="cpu", vocoder="griffin-lim")
+    assert plain.attention_stop is None
+    lewm = dataclasses.replace(ck.config.lewm, stop_on_attention=True, attention_stop_margin=1.5)
+    path = save_checkpoint(tmp_path / "att.pt", config=dataclasses.replace(ck.config, lewm=lewm), weights=ck.weights,
+                           speakers=ck.speakers)
+    synth = core.Synthesizer.from_checkpoint(path, device="cpu", vocoder="griffin-lim")
+    assert synth.attention_stop == 1.5
+    seen = []
+    real = S.generate
+    monkeypatch.setattr(S, "generate", lambda *a, **k: seen.append(k["attention_stop"]) or real(*a, **k))
+    synth.synthesize("Hi there.", seed=0, max_length_ratio=3.0)
+    assert seen == [1.5]
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"stop_on_attention": "yes"}, "stop_on_attention must be true or false"),
+    ({"attention_stop_margin": -0.5}, "attention_stop_margin"),
+])
+def test_attention_stop_settings_are_validated(override, match):
     with pytest.raises(ConfigError, match=match):
         merge(preset("lewm_tiny"), {"lewm": override}).validate()

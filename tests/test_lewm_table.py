@@ -68,3 +68,19 @@ def test_a_flow_checkpoint_is_refused(table, cfm_checkpoint, tmp_path, capsys):
         table.run(["--checkpoint", str(cfm_checkpoint), "--sentences", "x", "--references", "y",
                    "--vocoder", "griffin-lim", "--out", str(tmp_path)])
     assert stop.value.code == 2 and "is not a LeWM checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, want", [("off", None), ("OFF", None), ("0", 0.0), ("1.5", 1.5)])
+def test_attention_stop_flag(table, value, want):
+    import argparse
+
+    assert table._margin(argparse.ArgumentParser(), value) == want
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "nan"])
+def test_a_bad_attention_stop_flag_is_refused(table, value, capsys):
+    import argparse
+
+    with pytest.raises(SystemExit) as stop:
+        table._margin(argparse.ArgumentParser(), value)
+    assert stop.value.code == 2 and "--attention-stop must be 'off' or a margin >= 0" in capsys.readouterr().err

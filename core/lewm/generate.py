@@ -7,6 +7,14 @@ in latent frames: ``min_steps = ceil(min_length_ratio * tokens / f)`` and
 ``max_steps = max(1, ceil(max_length_ratio * tokens / f))``, ``f`` the downsample factor
 (the ratios are mel frames per text token), capped at :data:`MAX_LATENT_STEPS`.
 
+Attention stop (``attention_stop``, a margin in text tokens, None = off): a row also
+ends, at or after its minimum length, once its cross-attention has reached the end of
+the text: the expected token position under the mean attention of the guided heads
+(the first ``lewm.guided_attention_heads`` heads of the last ``guided_attention_layers``
+layers, those :mod:`core.lewm.alignment` pulls onto the diagonal) of the newest frame is
+at least ``n_tokens - 1 - attention_stop``.  Such a row counts as ``stopped`` (it ended
+before its maximum length) and is flagged in ``by_attention``.
+
 Randomness, all from ``generators`` (one CPU ``torch.Generator`` per row, so a row
 generates the same alone as in a batch), and what ``temperature`` means, by the
 predictor's head (``lewm.predictor_head``):
@@ -56,8 +64,9 @@ MAX_PREFIX_STEPS = 1024  # latent frames of a voice prompt (22 s at factor 2)
 class Generated:
     """latents (B, T', latent_dim) padded with zeros; lengths (B,) latent frames;
     mel (B, n_mels, f T') log-mel (denormalised), padded frames zero; mel_lengths (B,)
-    = f * lengths; stopped (B,) bool: the stop head ended the row (else its maximum
-    length did); steps: predictor steps taken."""
+    = f * lengths; stopped (B,) bool: the row ended before its maximum length (by the
+    stop head, or by the attention stop); steps: predictor steps taken; by_attention (B,)
+    bool: the attention stop ended the row (None when it was off)."""
 
     latents: Tensor
     lengths: Tensor
@@ -65,6 +74,7 @@ class Generated:
     mel_lengths: Tensor
     stopped: Tensor
     steps: int
+    by_attention: Optional[Tensor] = None
 
 
 def length_limits(token_counts: Sequence[int], factor: int, min_ratio: float, max_ratio: float) -> tuple[list[int], list[int]]:
@@ -109,16 +119,20 @@ def _check_prefix(prefix: Tensor, batch: int, latent_dim: int) -> Tensor:
 def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Optional[Tensor] = None, *,
              generators: Sequence[torch.Generator], temperature: float = 0.0, min_length_ratio: float = 1.0,
              max_length_ratio: float = 25.0, prenet_dropout: Optional[bool] = None,
-             prefix: Optional[Tensor] = None, prefix_tokens: Optional[Sequence[int]] = None) -> Generated:
+             prefix: Optional[Tensor] = None, prefix_tokens: Optional[Sequence[int]] = None,
+             attention_stop: Optional[float] = None) -> Generated:
     """Generate latents and mels for tokens (B, L); see the module docstring.
     ``prenet_dropout`` None takes ``lewm.prenet_dropout_at_inference``.  ``prefix``:
     voice-prompt latents; ``prefix_tokens``: per row, the leading tokens that are its
-    transcript (default none)."""
+    transcript (default none); ``attention_stop``: the attention stop's margin in
+    tokens (None: off)."""
     b = tokens.shape[0]
     if len(generators) != b:
         raise ValueError(f"need one generator per row: {b} rows, {len(generators)} generators")
     if not temperature >= 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if attention_stop is not None and not attention_stop >= 0:
+        raise ValueError(f"attention_stop (tokens) must be >= 0, got {attention_stop}")
     cfg = model.config
     use_dropout = cfg.prenet_dropout_at_inference if prenet_dropout is None else prenet_dropout
     use_dropout = use_dropout and cfg.prenet_dropout > 0
@@ -147,10 +161,15 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
     lengths = max_steps.clone()
     done = torch.zeros(b, dtype=torch.bool, device=dev)
     stopped = torch.zeros(b, dtype=torch.bool, device=dev)
+    by_attention = torch.zeros(b, dtype=torch.bool, device=dev)
+    watched = range(-cfg.guided_attention_layers, 0) if attention_stop is not None else ()
+    if attention_stop is not None:
+        token_pos = torch.arange(tokens.shape[1], device=dev, dtype=torch.float32)
+        end_pos = torch.tensor(counts, device=dev, dtype=torch.float32) - 1.0 - float(attention_stop)
     out: list[Tensor] = []
     step = 0
     while True:
-        res = predictor(x, memory, token_mask, cache)
+        res = predictor(x, memory, token_mask, cache, attention_layers=watched)
         z = res.pred[:, -1]                                              # (B, latent_dim)
         if res.logvar is not None and temperature > 0:                   # Gaussian head: sample the frame
             z = sample_latents(z, res.logvar[:, -1], temperature, _row_normals(generators, z))
@@ -158,6 +177,13 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
         step += 1
         prob = torch.sigmoid(res.stop_logits[:, -1].float())
         by_head = (prob > STOP_THRESHOLD) & (step >= min_steps) & ~done
+        if attention_stop is not None:
+            heads = cfg.guided_attention_heads
+            att = torch.stack([w[:, :heads, -1].float() for w in res.cross_attention]).mean((0, 2))   # (B, L)
+            at_end = (att * token_pos).sum(-1) >= end_pos
+            by_att = at_end & (step >= min_steps) & ~done & ~by_head
+            by_attention |= by_att
+            by_head = by_head | by_att
         by_limit = (step >= max_steps) & ~done & ~by_head
         ending = by_head | by_limit
         lengths = torch.where(ending, torch.full_like(lengths, step), lengths)
@@ -182,7 +208,7 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
     mel_mask = mask.repeat_interleave(model.factor, dim=1)
     mel = mel * mel_mask[:, None, :].to(mel.dtype)
     return Generated(latents=latents, lengths=lengths, mel=mel, mel_lengths=lengths * model.factor,
-                     stopped=stopped, steps=step)
+                     stopped=stopped, steps=step, by_attention=by_attention if attention_stop is not None else None)
 
 
 def _row_normals(generators: Sequence[torch.Generator], like: Tensor) -> Tensor:

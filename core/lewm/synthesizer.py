@@ -25,6 +25,9 @@ record) whose ``synthesize`` takes the LeWM options:
                       ``prompt_audio`` (the path, or ``"array"``), ``prompt_text`` and
                       ``prompt_sha256`` (of the resampled samples).
 
+Stopping follows the checkpoint: its stop head, and with ``lewm.stop_on_attention`` the
+attention stop too (margin ``lewm.attention_stop_margin``; :mod:`core.lewm.generate`).
+
 The flow-matching options (steps, solver, schedule, sway, duration_scale, cfg) and
 ``return_trajectory`` do not apply: giving one is a ConfigError saying so.
 
@@ -72,6 +75,12 @@ class LeWMSynthesizer(Synthesizer):
     @property
     def objective_name(self) -> str:
         return "lewm"
+
+    @property
+    def attention_stop(self) -> Optional[float]:
+        """The attention stop's margin in tokens from the checkpoint's config (None: off)."""
+        d = self.config.lewm
+        return float(d.attention_stop_margin) if d.stop_on_attention else None
 
     def synthesize(self, text: Union[str, Sequence[str]], *, temperature: Optional[float] = None,
                    min_length_ratio: Optional[float] = None, max_length_ratio: Optional[float] = None,
@@ -183,7 +192,8 @@ class LeWMSynthesizer(Synthesizer):
         with self.autocast():
             out = generate(self.model, tokens.to(dev), token_mask.to(dev), speakers, generators=generators,
                            temperature=options["temperature"], min_length_ratio=options["min_length_ratio"],
-                           max_length_ratio=options["max_length_ratio"], prefix=prefix, prefix_tokens=prefix_tokens)
+                           max_length_ratio=options["max_length_ratio"], prefix=prefix, prefix_tokens=prefix_tokens,
+                           attention_stop=self.attention_stop)
         mel = out.mel.float()
         frames = out.mel_lengths.tolist()
         return _AcousticRun(mel=mel.cpu().numpy(), frames=frames, nfe=out.steps, mel_device=mel,
