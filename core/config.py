@@ -448,6 +448,10 @@ class LeWMConfig:
     in training; ``prenet_dropout`` (kept on at inference when
     ``prenet_dropout_at_inference``, as in Tacotron 2).
 
+    ``predicted_mel_weight`` x L1 between the mel the decoder (parameters held fixed)
+    makes of the predicted latents and the target mel: a loss on what the predictions
+    sound like, for the predictor only (0: off; logged as ``pred_mel`` either way).
+
     Alignment: ``guided_attention_weight`` x the DC-TTS guided-attention penalty
     (:mod:`core.lewm.alignment`, width ``guided_attention_sigma``) on the cross-attention
     of the first ``guided_attention_heads`` heads of the last ``guided_attention_layers``
@@ -505,6 +509,7 @@ class LeWMConfig:
     ss_max_rate: float = 0.5
     feedback_noise: float = 0.05
     guided_attention_weight: float = 0.0
+    predicted_mel_weight: float = 0.0
     guided_attention_sigma: float = 0.4
     guided_attention_layers: int = 2
     guided_attention_heads: int = 2
@@ -534,7 +539,8 @@ class LeWMConfig:
             raise ConfigError("lewm.text_dim / text_heads and encoder_dim / encoder_heads must be even "
                               "(rotary positions)")
         for name in ("prediction_weight", "kl_weight", "sigreg_weight", "reconstruction_weight",
-                     "spectral_weight", "stop_weight", "feedback_noise", "temperature", "guided_attention_weight"):
+                     "spectral_weight", "stop_weight", "feedback_noise", "temperature", "guided_attention_weight",
+                     "predicted_mel_weight"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"lewm.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("dropout", "prenet_dropout"):

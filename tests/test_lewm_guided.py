@@ -210,3 +210,37 @@ def test_synthesizer_takes_the_attention_stop_from_the_checkpoint(tiny_lewm_chec
 def test_attention_stop_settings_are_validated(override, match):
     with pytest.raises(ConfigError, match=match):
         merge(preset("lewm_tiny"), {"lewm": override}).validate()
+
+
+# ----------------------------------------------------------------------------- the loss on decoded predictions
+
+
+def test_predicted_mel_loss_is_the_decoded_predictions_l1_and_trains_only_the_predictor():
+    from core.lewm import losses as L
+
+    tokens = torch.randint(1, 64, (2, 5), generator=torch.Generator().manual_seed(1))
+    tmask = _mask([5, 3], 5)
+    mel, mel_mask = torch.randn(2, 100, 20), _mask([20, 14], 20)
+    outs = []
+    for weight in (0.0, 3.0):
+        model = _tiny(predicted_mel_weight=weight, scheduled_sampling="off").train()
+        outs.append(LeWMLoss(model, 100)(tokens, tmask, None, mel, mel_mask, torch.Generator().manual_seed(0)))
+    value = float(outs[0]["pred_mel"])
+    assert float(outs[1]["pred_mel"]) == pytest.approx(value, rel=1e-6)
+    assert float((outs[1]["loss"] - outs[0]["loss"]).detach()) == pytest.approx(3.0 * value, rel=1e-4)
+    # the closed form: L1 of decode(predictions) against the normalised target, recomputed by hand
+    model = _tiny(predicted_mel_weight=1.0, scheduled_sampling="off", prediction_weight=0.0, kl_weight=0.0,
+                  reconstruction_weight=0.0, spectral_weight=0.0, stop_weight=0.0, prenet_dropout=0.0).train()
+    gen = torch.Generator().manual_seed(0)
+    out = LeWMLoss(model, 100)(tokens, tmask, None, mel, mel_mask, gen)
+    gen = torch.Generator().manual_seed(0)
+    x = model.normalize_mel(mel) * mel_mask[:, None, :].float()
+    memory = model.encode_text(tokens, tmask, None)
+    post = model.encode_audio(x, mel_mask, gen)
+    res = model.teacher_forced(post.mu[:, :-1], memory, tmask)
+    decoded = model.decode(res.pred, post.mask)
+    want = L.mel_l1(decoded, x[..., :decoded.shape[-1]], mel_mask[:, :decoded.shape[-1]])
+    assert float(out["pred_mel"]) == pytest.approx(float(want.detach()), rel=1e-5)
+    out["loss"].backward()
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0.0 for p in model.decoder.parameters())
+    assert float(model.predictor.out.weight.grad.abs().sum()) > 0

@@ -17,13 +17,18 @@ curve) and detached scalar terms, which the trainer logs to ``metrics.jsonl``:
 ``recon``     L1 of the decoded mel (normalised space); ``spectral`` the
               multi-resolution spectral loss; ``stop`` the stop BCE
 ``ss_rate``   the scheduled-sampling rate used this step
+``pred_mel``  L1 between the mel decoded from the predictor's latents and the target
+              (normalised space), through the decoder with its parameters held fixed, so
+              only the predictor learns from it: it asks for latents that decode to the
+              right mel rather than only near ones in latent MSE (logged always; trained
+              with weight ``lewm.predicted_mel_weight``)
 ``align``     the guided-attention penalty of the predictor's cross-attention
               (:mod:`core.lewm.alignment`; 0 on the diagonal, near 1 far from it), on the
               pass it learns from, whether or not it is trained on
 
 ``loss = prediction_weight P + kl_weight(step) kl (or sigreg_weight sigreg)
 + reconstruction_weight recon + spectral_weight spectral + stop_weight stop
-+ guided_attention_weight align``, where the
++ guided_attention_weight align + predicted_mel_weight pred_mel``, where the
 prediction term ``P`` depends on ``lewm.predictor_head``:
 
 * ``point``: ``P = pred``, the MSE; its gradient reaches the predictor and, through the
@@ -58,7 +63,7 @@ from .model import LeWMModel
 
 __all__ = ["LeWMLoss", "TERMS"]
 
-TERMS = ("pred", "nll", "copy", "kl", "sigreg", "kl_weight", "recon", "spectral", "stop", "ss_rate", "align")
+TERMS = ("pred", "nll", "copy", "kl", "sigreg", "kl_weight", "recon", "spectral", "stop", "ss_rate", "align", "pred_mel")
 
 
 class LeWMLoss(nn.Module):
@@ -105,6 +110,10 @@ class LeWMLoss(nn.Module):
         decoded = model.decode(post.z, mask)
         mel_target, dmask = _padded_target(x, mel_mask, decoded.shape[-1])
         recon = L.mel_l1(decoded, mel_target, dmask)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and cfg.predicted_mel_weight > 0):
+            fixed = {name: p.detach() for name, p in model.decoder.named_parameters()}
+            pred_decoded = torch.func.functional_call(model.decoder, fixed, (out.pred, mask))
+            pred_mel = L.mel_l1(pred_decoded, mel_target, dmask)
         spectral = L.multi_resolution_spectral_loss(decoded, mel_target, dmask, cfg.spectral_scales)
         kl = L.gaussian_kl(post.mu, post.logvar, mask) if post.logvar is not None else zero
         kl_w = L.kl_weight_at(step, self.total_steps, cfg.kl_weight, cfg.kl_anneal_fraction) if cfg.regularizer == "kl" else 0.0
@@ -112,10 +121,10 @@ class LeWMLoss(nn.Module):
                if cfg.regularizer == "sigreg" else zero)
         loss = (cfg.prediction_weight * prediction + kl_w * kl + cfg.sigreg_weight * sig
                 + cfg.reconstruction_weight * recon + cfg.spectral_weight * spectral + cfg.stop_weight * stop
-                + cfg.guided_attention_weight * align)
+                + cfg.guided_attention_weight * align + cfg.predicted_mel_weight * pred_mel)
         terms = {"pred": pred, "nll": nll, "copy": copy, "kl": kl, "sigreg": sig, "kl_weight": torch.tensor(kl_w),
                  "recon": recon, "spectral": spectral, "stop": stop, "ss_rate": torch.tensor(rate),
-                 "align": align}
+                 "align": align, "pred_mel": pred_mel}
         return {"loss": loss, "per_example": None, "t": None, **{k: v.detach() for k, v in terms.items()}}
 
 
