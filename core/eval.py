@@ -148,7 +148,11 @@ class Recognizer:
     """pocketsphinx with its bundled US English acoustic model, trigram LM and CMU dictionary.
 
     ``transcribe(audio, sample_rate) -> str`` (lower-case words).  One decoder per
-    instance; use one instance per thread.
+    instance; use one instance per thread.  Stateless across clips: pocketsphinx's noise
+    removal (``remove_noise``) carries its noise estimate from one utterance into the next,
+    so the same clip could be heard differently depending on what was transcribed before
+    it; the feature front end is re-initialised before every clip, so a transcript depends
+    only on its own audio (the same words as a fresh decoder's).
     """
 
     def __init__(self):
@@ -159,6 +163,7 @@ class Recognizer:
 
     def transcribe(self, audio: ArrayLike, sample_rate: int) -> str:
         pcm = (peak_safe(_at_rate(audio, sample_rate, ASR_RATE)) * 32767.0).round().astype("<i2")
+        self.decoder.reinit_feat()
         self.decoder.start_utt()
         self.decoder.process_raw(pcm.tobytes(), full_utt=True)
         self.decoder.end_utt()

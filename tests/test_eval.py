@@ -200,6 +200,22 @@ def test_recognizer_understands_a_short_flite_clip():
     assert wer(text, hyp).wer <= 0.5, hyp
 
 
+@needs_flite
+@pytest.mark.skipif(not _has("pocketsphinx"), reason="pocketsphinx (eval extra) is not installed")
+def test_recognizer_transcript_does_not_depend_on_the_clip_before():
+    # Pinned on 2026-12-04 (pocketsphinx 5.1.1, flite slt): without re-initialising the
+    # feature front end per clip, the first sentence transcribed after the second came out
+    # "the mining did you sleep well" instead of a fresh decoder's words (noise-removal state).
+    from core.corpus import flite_speak
+
+    first = flite_speak("Good morning! Did you sleep well?", "slt")
+    second = flite_speak("Could you pass me the salt, please?", "slt")
+    fresh = Recognizer().transcribe(first.samples, first.sample_rate)
+    recognizer = Recognizer()
+    recognizer.transcribe(second.samples, second.sample_rate)
+    assert recognizer.transcribe(first.samples, first.sample_rate) == fresh
+
+
 # --------------------------------------------------------------------------- the pipeline
 
 
