@@ -12,8 +12,11 @@ This is how ``assets/demo.pt`` was made from the demo run's last checkpoint.
 ``sampling`` section (e.g. ``{"steps": 10, "cfg": 2.0}``: options left out keep the
 source's values).  ``core synth``, ``core eval`` and the studio's "checkpoint default"
 start from that section, so a bundled voice ships with the settings that measured best.
-Names, bounds and choices are :data:`core.sampling.options.SAMPLER_OPTIONS`; a flow
-model only (a LeWM model keeps its inference defaults in its ``lewm`` section).
+Names, bounds and choices are :data:`core.sampling.options.SAMPLER_OPTIONS`.  A LeWM
+model keeps its inference defaults in its ``lewm`` section: for it, ``sampling`` takes
+:data:`LEWM_INFERENCE_OPTIONS` instead (e.g. ``{"stop_on_attention": True}``), checked
+by :meth:`core.config.LeWMConfig.validate`.  A name of the other family is an error
+listing the valid ones.
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ from typing import Any, Mapping, Optional, Union
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import ConfigError, SamplingConfig, choice_error, to_dict
+from .config import Config, ConfigError, SamplingConfig, choice_error, to_dict
 
-__all__ = ["DTYPES", "export_checkpoint"]
+__all__ = ["DTYPES", "LEWM_INFERENCE_OPTIONS", "export_checkpoint"]
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+# The ``lewm`` settings a LeWM voice's generation reads by default (LeWMSynthesizer): the
+# ones an export may set, as ``sampling`` does for a flow voice.
+LEWM_INFERENCE_OPTIONS = ("temperature", "min_length_ratio", "max_length_ratio", "stop_on_attention",
+                          "attention_stop_margin")
 
 
 def export_checkpoint(src: Union[str, Path], dst: Union[str, Path], dtype: str = "fp16",
@@ -37,33 +45,20 @@ def export_checkpoint(src: Union[str, Path], dst: Union[str, Path], dtype: str =
     """Write the sampling weights of ``src`` to ``dst`` (``.pt`` or ``.safetensors``).
 
     Floating tensors are cast to ``dtype`` (``fp32``, ``fp16``, ``bf16``); integer buffers
-    stay as they are.  ``sampling``: sampler defaults to store in the config (see the
-    module docstring; checked before anything is read or written).  Raises
+    stay as they are.  ``sampling``: inference defaults to store in the config (see the
+    module docstring; checked before anything is written).  Raises
     :class:`CheckpointError` for an unreadable source, a weight that does not fit in
     fp16's range, or ``dst`` equal to ``src``; :class:`ConfigError` for a bad option.
     """
     if dtype not in DTYPES:
         raise choice_error("dtype", dtype, DTYPES)
-    if sampling:
-        from .sampling.options import check_sampler_options
-
-        sampling = check_sampler_options(sampling)
     src, dst = Path(src), Path(dst)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise CheckpointError(f"{dst}: the export would overwrite its source; choose another file")
     ck = load_checkpoint(src)
     config = ck.config
     if sampling:
-        if config.family != "flow":
-            raise ConfigError(f"{src}: a {config.family!r} model has no flow sampling section; its inference "
-                              f"defaults are in its {config.family} section")
-        if config.objective.name == "meanflow" and sampling.get("solver", "euler") != "euler":
-            raise ConfigError(f"{src}: a MeanFlow model samples by average-velocity jumps: solver must be "
-                              f"'euler', got {sampling['solver']!r}")
-        merged = {**to_dict(config.sampling), **sampling}
-        new = SamplingConfig(**merged)
-        new.validate()  # the rules between options (epss steps) on the merged section
-        config = dataclasses.replace(config, sampling=new)
+        config, sampling = _with_inference_defaults(config, sampling, src)
     target = DTYPES[dtype]
     weights = {}
     for name, tensor in ck.weights.items():
@@ -80,3 +75,32 @@ def export_checkpoint(src: Union[str, Path], dst: Union[str, Path], dtype: str =
         extra["exported_from"]["sampling"] = dict(sampling)
     return save_checkpoint(dst, config=config, weights=weights, step=ck.step, speakers=ck.speakers,
                            extra=extra)
+
+
+def _with_inference_defaults(config: Config, sampling: Mapping[str, Any], src: Path) -> tuple[Config, dict]:
+    """``config`` with ``sampling`` merged into the section its family samples from (flow:
+    ``sampling``; LeWM: the :data:`LEWM_INFERENCE_OPTIONS` of ``lewm``), and the checked values."""
+    if config.family == "lewm":
+        for name, value in sampling.items():
+            if name not in LEWM_INFERENCE_OPTIONS:
+                raise choice_error("LeWM inference option", name, LEWM_INFERENCE_OPTIONS)
+            wants_bool = name == "stop_on_attention"
+            if isinstance(value, bool) != wants_bool or not isinstance(value, (bool, int, float)):
+                raise ConfigError(f"{name} must be {'true or false' if wants_bool else 'a number'}, got {value!r}")
+        checked = {k: (v if isinstance(v, bool) else float(v)) for k, v in sampling.items()}
+        lewm = dataclasses.replace(config.lewm, **checked)
+        lewm.validate()
+        return dataclasses.replace(config, lewm=lewm), checked
+    from .sampling.options import OPTION, check_sampler_options
+
+    for name in sampling:
+        if name not in OPTION:
+            raise choice_error("sampler option", name, list(OPTION))
+    checked = check_sampler_options(sampling)
+    if config.objective.name == "meanflow" and checked.get("solver", "euler") != "euler":
+        raise ConfigError(f"{src}: a MeanFlow model samples by average-velocity jumps: solver must be "
+                          f"'euler', got {checked['solver']!r}")
+    merged = {**to_dict(config.sampling), **checked}
+    new = SamplingConfig(**merged)
+    new.validate()  # the rules between options (epss steps) on the merged section
+    return dataclasses.replace(config, sampling=new), checked

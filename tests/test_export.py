@@ -134,7 +134,8 @@ def test_export_cli_sampling(cfm_checkpoint, tmp_path, capsys):
     sampling = load_checkpoint(out).config.sampling
     assert (sampling.steps, sampling.solver, sampling.cfg, sampling.sway) == (6, "midpoint", 1.5, -1.0)
     for item, message in [("steps", "--sampling takes NAME=VALUE, got 'steps'"),
-                          ("guidance=2", "unknown sampler option 'guidance'; valid: steps, solver, schedule"),
+                          ("guidance=2", "unknown inference option 'guidance'; valid: steps, solver, schedule"),
+                          ("stop_on_attention=maybe", "stop_on_attention must be one of true, yes, 1, false"),
                           ("cfg=lots", "cfg must be a number, got 'lots'"),
                           ("steps=2.5", r"steps must be an integer in 1\.\.1000, got 2\.5")]:
         assert main(["export", "--checkpoint", str(cfm_checkpoint), "--out", str(tmp_path / "o.pt"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from core import load_checkpoint, save_checkpoint
 from core.cli import main
 from core.config import preset
 from core.export import export_checkpoint
+from sampling_fixtures import cfm_checkpoint  # noqa: F401
 from core.families import build_model
 from core.text import build_tokenizer
 
@@ -123,3 +125,37 @@ def test_step_time_script_on_a_tiny_batch(capsys):
     with pytest.raises(SystemExit) as exit_info:
         script.main(["--config", "tiny"])
     assert exit_info.value.code == 2 and "'flow' config" in capsys.readouterr().err
+
+
+def test_export_sets_a_lewm_voices_inference_defaults(tiny_lewm_checkpoint, tmp_path, capsys):
+    """``--sampling`` on a LeWM checkpoint writes the ``lewm`` generation defaults (the
+    attention stop here), which its synthesizer then uses; a flow-only name is refused."""
+    from core import Synthesizer
+
+    out = tmp_path / "voice.pt"
+    assert main(["export", "--checkpoint", str(tiny_lewm_checkpoint), "--out", str(out),
+                 "--sampling", "stop_on_attention=true", "attention_stop_margin=2", "max_length_ratio=6"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["sampling"] == {"stop_on_attention": True, "attention_stop_margin": 2.0, "max_length_ratio": 6.0}
+    lewm = load_checkpoint(out).config.lewm
+    assert (lewm.stop_on_attention, lewm.attention_stop_margin, lewm.max_length_ratio) == (True, 2.0, 6.0)
+    assert lewm.min_length_ratio == load_checkpoint(tiny_lewm_checkpoint).config.lewm.min_length_ratio
+    synth = Synthesizer.from_checkpoint(out, device="cpu", vocoder="griffin-lim")
+    assert synth.attention_stop == 2.0
+    clip = synth.synthesize("a test.", seed=0)
+    assert clip.settings["max_length_ratio"] == 6.0
+    for item, message in [("steps=4", "unknown LeWM inference option 'steps'; valid: temperature, min_length_ratio"),
+                          ("min_length_ratio=9", "must satisfy 0 <= min < max <= 1000, got 9.0, 6.0"),
+                          ("attention_stop_margin=-1", r"attention_stop_margin \(text tokens\) must be in \[0, 100\]")]:
+        assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "o.pt"), "--sampling", item]) == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err), err
+        assert not (tmp_path / "o.pt").exists()
+
+
+def test_export_refuses_lewm_names_for_a_flow_voice(cfm_checkpoint, tmp_path):
+    from core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown sampler option 'stop_on_attention'; valid: steps"):
+        export_checkpoint(cfm_checkpoint, tmp_path / "v.pt", "fp16", sampling={"stop_on_attention": True})
+    assert not (tmp_path / "v.pt").exists()

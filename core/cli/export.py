@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 from ..config import choice_error
-from ..export import DTYPES, export_checkpoint
+from ..export import DTYPES, LEWM_INFERENCE_OPTIONS, export_checkpoint
 from ..sampling.options import OPTION_ORDER
+
+BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,13 +19,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="exported file (.pt or .safetensors)")
     parser.add_argument("--dtype", default="fp16", help=f"weight precision: {', '.join(DTYPES)} (default fp16)")
     parser.add_argument("--sampling", nargs="+", metavar="NAME=VALUE", default=None,
-                        help="recommended sampler defaults to store in the voice, e.g. --sampling steps=10 cfg=2 "
-                             f"(names: {', '.join(OPTION_ORDER)}; options left out keep the source's values)")
+                        help="recommended inference defaults to store in the voice, e.g. --sampling steps=10 cfg=2 "
+                             f"(flow-matching names: {', '.join(OPTION_ORDER)}; LeWM names: "
+                             f"{', '.join(LEWM_INFERENCE_OPTIONS)}; options left out keep the source's values)")
 
 
 def parse_sampling(items: list[str]) -> dict:
     """``["steps=10", "cfg=2"]`` -> ``{"steps": 10, "cfg": 2.0}`` (typed by the option;
-    unknown names and bad values are errors listing the valid ones)."""
+    unknown names and bad values are errors listing the valid ones).  The LeWM names
+    (:data:`core.export.LEWM_INFERENCE_OPTIONS`) are typed here and checked against the
+    checkpoint's family by the export."""
     from ..config import ConfigError
     from ..sampling.options import OPTION, check_option
 
@@ -35,8 +40,11 @@ def parse_sampling(items: list[str]) -> dict:
             raise ConfigError(f"--sampling takes NAME=VALUE, got {item!r}")
         if name in out:
             raise ConfigError(f"--sampling names {name} twice")
+        if name not in OPTION and name in LEWM_INFERENCE_OPTIONS:
+            out[name] = _lewm_value(name, text)
+            continue
         if name not in OPTION:
-            check_option(name, None)  # raises the error listing the valid names
+            raise choice_error("inference option", name, dict.fromkeys((*OPTION_ORDER, *LEWM_INFERENCE_OPTIONS)))
         kind = OPTION[name].kind
         try:
             value = text if kind is str else float(text)
@@ -44,6 +52,19 @@ def parse_sampling(items: list[str]) -> dict:
             raise ConfigError(f"{name} must be a number, got {text!r}") from None
         out[name] = check_option(name, value)
     return out
+
+
+def _lewm_value(name: str, text: str):
+    from ..config import ConfigError
+
+    if name == "stop_on_attention":
+        if text.lower() not in BOOLEANS:
+            raise ConfigError(f"stop_on_attention must be one of {', '.join(BOOLEANS)}, got {text!r}")
+        return BOOLEANS[text.lower()]
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
