@@ -45,6 +45,8 @@ BUNDLED_VOICES: tuple[BundledVoice, ...] = (
     BundledVoice("meanflow", ASSETS / "demo_meanflow.pt", "everyday voice, one step, MeanFlow (bundled)"),
     # the first demo voice: characters, a 575-word grammar (assets/README.md)
     BundledVoice("grammar", ASSETS / "demo.pt", "grammar voice, 575 words (bundled)"),
+    # the LeWM family (docs/lewm.md): free-runs to a stop at a natural length, not yet intelligible
+    BundledVoice("lewm", ASSETS / "lewm_demo.pt", "LeWM voice, experimental: not yet intelligible (bundled)"),
 )
 DEMO_CHECKPOINT = BUNDLED_VOICES[0].path
 

@@ -21,7 +21,7 @@ def test_the_list_names_each_voice_once_and_the_default_first():
     assert DEMO_CHECKPOINT == BUNDLED_VOICES[0].path == ASSETS / "demo_everyday.pt"
     assert all(v.path.parent == ASSETS for v in BUNDLED_VOICES)
     assert bundled_voice("everyday").path == DEMO_CHECKPOINT and bundled_voice("grammar").path == ASSETS / "demo.pt"
-    with pytest.raises(ValueError, match="unknown bundled voice 'nope'; valid: everyday, meanflow, grammar"):
+    with pytest.raises(ValueError, match="unknown bundled voice 'nope'; valid: everyday, meanflow, grammar, lewm"):
         bundled_voice("nope")
 
 

@@ -12,6 +12,7 @@ from measurements).
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -167,6 +168,44 @@ BUNDLED_VOICES = [
 ]
 
 
+# The bundled LeWM voice (docs/lewm.md) is not yet intelligible (WER about 0.96 on the held-out
+# sentences), so it has no WER bound; what it does promise is checked instead: it free-runs
+# to a stop at a natural length, with speech-level loudness, not silence (the notes' collapse).
+LEWM_VOICE = "lewm_demo.pt"
+
+
+@pytest.mark.skipif(not (ASSETS / LEWM_VOICE).is_file(), reason="the LeWM voice is not in this checkout")
+@pytest.mark.skipif(shutil.which("flite") is None, reason="Debian flite is not installed (the reference lengths)")
+def test_bundled_lewm_voice_free_runs_to_a_stop_at_flites_length():
+    # Measured 2026-12-04 (x86_64, 1 torch thread) on these 8 sentences: each one stopped (none
+    # near the 25 frames-per-byte limit), generated/flite duration 0.79-0.97, non-silent
+    # fraction within 0.093 of flite's.  The bounds are issue 18's targets (0.6-1.6, 0.15).
+    from core.corpus import flite_speak
+
+    synth = Synthesizer.from_checkpoint(ASSETS / LEWM_VOICE, device="cpu", vocoder="griffin-lim")
+    assert synth.attention_stop is not None  # shipped with the attention stop on
+    texts = [s.text for s in read_sentences(ASSETS / "everyday_sentences.txt")[:8]]
+    for text in texts:
+        clip = synth.synthesize(text, speaker="slt", seed=0)
+        ref = flite_speak(text, "slt")
+        ratio = (len(clip.audio) / clip.sample_rate) / (len(ref.samples) / ref.sample_rate)
+        ref_mel = _logmel(ref.samples, ref.sample_rate, synth)
+        level = 20 * np.log10(np.maximum(np.exp(ref_mel).mean(axis=0), 1e-10))
+        floor = level.max() - 40.0
+        gen_level = 20 * np.log10(np.maximum(np.exp(clip.mel).mean(axis=0), 1e-10))
+        diff = abs((gen_level > floor).mean() - (level > floor).mean())
+        assert 0.6 <= ratio <= 1.6 and diff <= 0.15, (text, ratio, diff)
+
+
+def _logmel(samples: np.ndarray, rate: int, synth) -> np.ndarray:
+    import torch
+
+    from core.audio import mel_spectrogram, resample
+
+    wav = resample(torch.from_numpy(np.asarray(samples, np.float32))[None], rate, synth.sample_rate)
+    return mel_spectrogram(wav, synth.config.audio)[0].numpy()
+
+
 @pytest.mark.parametrize("checkpoint, sentences, speaker, bound", BUNDLED_VOICES)
 def test_bundled_voice_is_intelligible_at_its_defaults(checkpoint, sentences, speaker, bound):
     pytest.importorskip("pocketsphinx", reason="pocketsphinx (eval extra) is not installed")
@@ -184,7 +223,7 @@ def test_every_bundled_voice_present_is_small_sampling_only_and_checked_above():
     under 25 MB and has its 8-sentence WER entry in BUNDLED_VOICES."""
     from core.bundled import BUNDLED_VOICES as SHIPPED
 
-    checked = {p.values[0] for p in BUNDLED_VOICES}
+    checked = {p.values[0] for p in BUNDLED_VOICES} | {LEWM_VOICE}
     present = [v for v in SHIPPED if v.available()]
     assert present and present[0].path == DEMO_CHECKPOINT
     for voice in present:
