@@ -444,6 +444,10 @@ class LeWMConfig:
     Exposure bias: ``scheduled_sampling`` (``off``, ``linear``, ``cosine``) ramps the
     rate at which the second of two passes feeds back the first pass's predictions,
     from 0 at ``ss_start`` to ``ss_max_rate`` at ``ss_end`` (fractions of training);
+    ``ss_passes`` (2..8, default 2) runs that many passes, each after the first feeding
+    back the previous pass's predictions at that rate, so the last pass (the one the loss
+    sees) has been fed predictions of predictions, up to ``ss_passes - 1`` deep: closer
+    to free running, at one more gradient-free forward pass each;
     ``feedback_noise``: std of Gaussian noise added to the latents fed to the predictor
     in training; ``prenet_dropout`` (kept on at inference when
     ``prenet_dropout_at_inference``, as in Tacotron 2).
@@ -507,6 +511,7 @@ class LeWMConfig:
     ss_start: float = 0.2
     ss_end: float = 0.8
     ss_max_rate: float = 0.5
+    ss_passes: int = 2
     feedback_noise: float = 0.05
     guided_attention_weight: float = 0.0
     predicted_mel_weight: float = 0.0
@@ -549,6 +554,8 @@ class LeWMConfig:
         for name in ("kl_anneal_fraction", "ss_max_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"lewm.{name} must be in [0, 1], got {getattr(self, name)}")
+        if isinstance(self.ss_passes, bool) or not isinstance(self.ss_passes, int) or not 2 <= self.ss_passes <= 8:
+            raise ConfigError(f"lewm.ss_passes must be an integer in 2..8, got {self.ss_passes!r}")
         if not 0.0 <= self.ss_start < self.ss_end <= 1.0:
             raise ConfigError(f"lewm.ss_start/lewm.ss_end must satisfy 0 <= ss_start < ss_end <= 1, "
                               f"got {self.ss_start}, {self.ss_end}")

@@ -237,6 +237,39 @@ def test_learner_runs_a_second_pass_only_when_scheduled_sampling_is_on(monkeypat
     assert float(out["ss_rate"]) == pytest.approx(model.config.ss_max_rate)
 
 
+@pytest.mark.parametrize("passes", [2, 3, 4])
+def test_learner_with_ss_passes_feeds_predictions_of_predictions(passes, monkeypatch):
+    """At rate 1 (every fed frame replaced), pass k is fed pass k-1's predictions, so the
+    last pass's prediction error is that of the chain tf(tf(...tf(teacher))) built by hand;
+    only that last pass carries a graph."""
+    model = tiny_model(feedback_noise=0.0, dropout=0.0, prenet_dropout=0.0, ss_start=0.0, ss_end=0.5,
+                       ss_max_rate=1.0, ss_passes=passes).train()
+    tokens, mask = tokens_of([5, 4])
+    mel, mel_mask = torch.randn(2, 100, 24), torch.ones(2, 24, dtype=torch.bool)
+    grads = []
+    real = model.teacher_forced
+    monkeypatch.setattr(model, "teacher_forced",
+                        lambda fed, *a, **k: grads.append(torch.is_grad_enabled()) or real(fed, *a, **k))
+    out = LeWMLoss(model, 100, step_fn=lambda: 90)(tokens, mask, None, mel, mel_mask, torch.Generator().manual_seed(0))
+    assert grads == [False] * (passes - 1) + [True] and float(out["ss_rate"]) == 1.0
+    with torch.no_grad():
+        memory = model.encode_text(tokens, mask)
+        x = model.normalize_mel(mel)
+        post = model.encode_audio(x, mel_mask, torch.Generator().manual_seed(0))
+        fed = post.mu[:, :-1]
+        for _ in range(passes):
+            pred = real(fed, memory, mask).pred
+            fed = pred[:, :-1]
+        want = L.prediction_mse(pred, post.mu, post.mask)
+    assert float(out["pred"]) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_ss_passes_is_checked():
+    for bad in (1, 9, 2.5, True):
+        with pytest.raises(ConfigError, match="lewm.ss_passes must be an integer in 2..8"):
+            dataclasses.replace(LeWMConfig(), ss_passes=bad).validate()
+
+
 # ----------------------------------------------------------------------------- stopping and lengths
 
 

@@ -6,7 +6,7 @@ graph), ``per_example`` and ``t`` as None (LeWM has no flow time, so no per-time
 curve) and detached scalar terms, which the trainer logs to ``metrics.jsonl``:
 
 ``pred``      latent MSE of the predictor on the pass it learns from (teacher-forced,
-              or the scheduled-sampling second pass); with the Gaussian head, the MSE of
+              or the last scheduled-sampling pass); with the Gaussian head, the MSE of
               its mean
 ``nll``       with the Gaussian head, the Gaussian negative log-likelihood of the
               latents (nats per dimension, :func:`core.lewm.losses.gaussian_nll`); 0 with
@@ -91,11 +91,19 @@ class LeWMLoss(nn.Module):
         teacher = add_feedback_noise(target[:, :-1], cfg.feedback_noise, generator)
         rate = scheduled_sampling_rate(step, self.total_steps, cfg) if model.training else 0.0
         guided = range(-cfg.guided_attention_layers, 0)
-        out = model.teacher_forced(teacher, memory, token_mask, attention_layers=() if rate > 0 else guided)
         if rate > 0:
-            # two passes: the first (above) teacher-forced, the second feeds back its predictions
-            mixed, _ = mix_fed_latents(teacher, out.pred[:, :-1], rate, generator)
+            # ss_passes passes: the first teacher-forced, each later one fed the previous
+            # pass's predictions at ``rate``; only the last one is trained (the others run
+            # without a graph: their predictions are fed back detached anyway)
+            with torch.no_grad():
+                pred = model.teacher_forced(teacher, memory, token_mask).pred
+                for _ in range(cfg.ss_passes - 2):
+                    mixed, _ = mix_fed_latents(teacher, pred[:, :-1], rate, generator)
+                    pred = model.teacher_forced(mixed, memory, token_mask).pred
+            mixed, _ = mix_fed_latents(teacher, pred[:, :-1], rate, generator)
             out = model.teacher_forced(mixed, memory, token_mask, attention_layers=guided)
+        else:
+            out = model.teacher_forced(teacher, memory, token_mask, attention_layers=guided)
         align = guided_attention_loss(out.cross_attention, mask, token_mask.bool(), cfg.guided_attention_sigma,
                                       cfg.guided_attention_heads)
         pred = L.prediction_mse(out.pred, target, mask)
