@@ -195,6 +195,6 @@ def test_bf16_generation_on_cpu_gives_finite_audio(lewm_checkpoint):
 def test_export_refuses_flow_sampling_settings_for_a_lewm_model(lewm_checkpoint, tmp_path):
     from core.export import export_checkpoint
 
-    with pytest.raises(ConfigError, match="a 'lewm' model has no flow sampling section"):
+    with pytest.raises(ConfigError, match="unknown LeWM inference option 'steps'; valid: temperature, min_length_ratio"):
         export_checkpoint(lewm_checkpoint, tmp_path / "l.pt", "fp16", sampling={"steps": 4})
     assert not (tmp_path / "l.pt").exists()
