@@ -37,6 +37,7 @@ from .text import normalize_text
 
 __all__ = ["read_sentences", "references_from_manifest", "MissingEvalExtra", "WERResult", "normalize_for_wer", "wer", "Recognizer", "DNSMOSScore", "DNSMOS",
            "dnsmos", "cepstrum_from_logmel", "mel_cepstrum", "dtw_path", "mcd_dtw", "rtf", "MCD_CONST",
+           "frame_levels_db", "nonsilent_fraction",
            "EvalSentence", "EvalClip", "EvalRow", "EvalReport", "evaluate"]
 
 ASR_RATE = 16000
@@ -227,6 +228,21 @@ def _default_dnsmos() -> DNSMOS:
 def dnsmos(audio: ArrayLike, sample_rate: int) -> DNSMOSScore:
     """DNSMOS of one clip with a shared single-threaded :class:`DNSMOS` scorer."""
     return _default_dnsmos()(audio, sample_rate)
+
+
+# --------------------------------------------------------------------------- loudness
+
+
+def frame_levels_db(logmel: np.ndarray) -> np.ndarray:
+    """Log-mel (n_mels, T) -> (T,) frame levels in dB: 20 log10 of the mean mel magnitude."""
+    return 20.0 * np.log10(np.maximum(np.exp(logmel.astype(np.float64)).mean(axis=0), 1e-10))
+
+
+def nonsilent_fraction(logmel: np.ndarray, threshold_db: float) -> float:
+    """Share of frames of ``logmel`` (n_mels, T) whose level is above ``threshold_db``."""
+    if logmel.shape[1] == 0:
+        return 0.0
+    return float((frame_levels_db(logmel) > threshold_db).mean())
 
 
 # --------------------------------------------------------------------------- MCD

@@ -88,6 +88,10 @@ def _with_inference_defaults(config: Config, sampling: Mapping[str, Any], src: P
             if isinstance(value, bool) != wants_bool or not isinstance(value, (bool, int, float)):
                 raise ConfigError(f"{name} must be {'true or false' if wants_bool else 'a number'}, got {value!r}")
         checked = {k: (v if isinstance(v, bool) else float(v)) for k, v in sampling.items()}
+        from .lewm.synthesizer import MAX_TEMPERATURE
+
+        if not 0.0 <= checked.get("temperature", 0.0) <= MAX_TEMPERATURE:  # what the synthesizer accepts
+            raise ConfigError(f"temperature must be in [0, {MAX_TEMPERATURE}], got {checked['temperature']}")
         lewm = dataclasses.replace(config.lewm, **checked)
         lewm.validate()
         return dataclasses.replace(config, lewm=lewm), checked

@@ -137,6 +137,7 @@ def test_export_cli_sampling(cfm_checkpoint, tmp_path, capsys):
                           ("guidance=2", "unknown inference option 'guidance'; valid: steps, solver, schedule"),
                           ("stop_on_attention=maybe", "stop_on_attention must be one of true, yes, 1, false"),
                           ("cfg=lots", "cfg must be a number, got 'lots'"),
+                          ("temperature=5", r"temperature must be a number in \[0\.0, 2\.0\], got 5\.0"),
                           ("steps=2.5", r"steps must be an integer in 1\.\.1000, got 2\.5")]:
         assert main(["export", "--checkpoint", str(cfm_checkpoint), "--out", str(tmp_path / "o.pt"),
                      "--sampling", item]) == 2

@@ -134,17 +134,21 @@ def test_export_sets_a_lewm_voices_inference_defaults(tiny_lewm_checkpoint, tmp_
 
     out = tmp_path / "voice.pt"
     assert main(["export", "--checkpoint", str(tiny_lewm_checkpoint), "--out", str(out),
-                 "--sampling", "stop_on_attention=true", "attention_stop_margin=2", "max_length_ratio=6"]) == 0
+                 "--sampling", "stop_on_attention=true", "attention_stop_margin=2", "max_length_ratio=6",
+                 "temperature=5"]) == 0  # LeWM's temperature bound (10), not the flow sampler's (2)
     info = json.loads(capsys.readouterr().out)
-    assert info["sampling"] == {"stop_on_attention": True, "attention_stop_margin": 2.0, "max_length_ratio": 6.0}
+    assert info["sampling"] == {"stop_on_attention": True, "attention_stop_margin": 2.0, "max_length_ratio": 6.0,
+                                "temperature": 5.0}
     lewm = load_checkpoint(out).config.lewm
-    assert (lewm.stop_on_attention, lewm.attention_stop_margin, lewm.max_length_ratio) == (True, 2.0, 6.0)
+    assert (lewm.stop_on_attention, lewm.attention_stop_margin, lewm.max_length_ratio, lewm.temperature) == \
+        (True, 2.0, 6.0, 5.0)
     assert lewm.min_length_ratio == load_checkpoint(tiny_lewm_checkpoint).config.lewm.min_length_ratio
     synth = Synthesizer.from_checkpoint(out, device="cpu", vocoder="griffin-lim")
     assert synth.attention_stop == 2.0
     clip = synth.synthesize("a test.", seed=0)
     assert clip.settings["max_length_ratio"] == 6.0
     for item, message in [("steps=4", "unknown LeWM inference option 'steps'; valid: temperature, min_length_ratio"),
+                          ("temperature=11", r"temperature must be in \[0, 10\.0\], got 11\.0"),
                           ("min_length_ratio=9", "must satisfy 0 <= min < max <= 1000, got 9.0, 6.0"),
                           ("attention_stop_margin=-1", r"attention_stop_margin \(text tokens\) must be in \[0, 100\]")]:
         assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "o.pt"), "--sampling", item]) == 2

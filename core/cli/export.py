@@ -40,7 +40,9 @@ def parse_sampling(items: list[str]) -> dict:
             raise ConfigError(f"--sampling takes NAME=VALUE, got {item!r}")
         if name in out:
             raise ConfigError(f"--sampling names {name} twice")
-        if name not in OPTION and name in LEWM_INFERENCE_OPTIONS:
+        if name in LEWM_INFERENCE_OPTIONS:
+            # typed only: a name both families have (temperature) has other bounds in each,
+            # so the export checks it against the checkpoint's own family
             out[name] = _lewm_value(name, text)
             continue
         if name not in OPTION:
