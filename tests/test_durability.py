@@ -55,6 +55,11 @@ def test_sigkill_three_times_and_resume_is_bit_identical(tmp_path, tiny_corpus):
         Trainer(cfg, tmp_path / "reference", progress=False).fit()
     finally:
         torch.set_num_threads(threads)
+    # one step with its checkpoint write, as this machine runs it: the random kill moment stays
+    # within about a step of the target, so a fast machine cannot run past the end (CI once
+    # finished all 12 steps inside a fixed 0.3 s window)
+    kept = _checkpoints(tmp_path / "reference")  # the newest three (keep_checkpoints=3)
+    step_s = (kept[-1].stat().st_mtime - kept[0].stat().st_mtime) / (len(kept) - 1)
 
     rng = random.Random(21)
     run = tmp_path / "killed"
@@ -66,13 +71,13 @@ def test_sigkill_three_times_and_resume_is_bit_identical(tmp_path, tiny_corpus):
         deadline = time.time() + 300
         while time.time() < deadline and _newest_step(run) < target and proc.poll() is None:
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.3))  # ... plus a random moment (mid-step or mid-write)
+        time.sleep(rng.uniform(0.0, step_s))  # ... plus a random moment (mid-step or mid-write)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
         kills.append(_newest_step(run))
     final = _train(cfg_path, run, resume=True)
     assert final.wait(timeout=600) == 0, final.stderr.read()[-2000:]
-    print(f"\nkilled after checkpoints {kills} of {STEPS} steps; resumed to {STEPS}")
+    print(f"\nkilled after checkpoints {kills} of {STEPS} steps ({step_s:.3f} s a step); resumed to {STEPS}")
     assert kills == sorted(kills) and kills[-1] < STEPS
 
     a = load_checkpoint(tmp_path / "reference" / "checkpoints" / f"step_{STEPS:08d}.pt")
