@@ -406,6 +406,8 @@ class SamplingConfig:
 # ---------------------------------------------------------------------- the LeWM family
 REGULARIZERS = ("kl", "sigreg")
 SS_SCHEDULES = ("off", "linear", "cosine")
+MAX_LEWM_CFG = 10.0
+"""The largest LeWM text guidance strength ``lewm.cfg`` (beyond it the prediction is mostly extrapolation)."""
 PREDICTOR_HEADS = ("point", "gaussian")
 LEWM_LIMITS = {"text_dim": 2 ** 14, "text_layers": 256, "text_heads": 1024, "latent_dim": 2 ** 12,
                "encoder_dim": 2 ** 14, "encoder_layers": 256, "encoder_heads": 1024, "predictor_dim": 2 ** 14,
@@ -465,7 +467,15 @@ class LeWMConfig:
     Stopping on the attention: with ``stop_on_attention``, generation also ends a row
     (at or after its minimum length) once the guided heads' cross-attention has reached
     the end of the text: the expected token position under their mean attention is
-    within ``attention_stop_margin`` tokens of the last one.  Meant for a model trained
+    within ``attention_stop_margin`` tokens of the last one.
+
+    Classifier-free guidance on the text: in training, each row's text features are
+    zeroed with probability ``text_drop_prob`` (the unconditional predictor: it sees only
+    the fed latents and the positions of the text); in generation, ``cfg`` > 0 predicts
+    each latent as ``cond + cfg * (cond - uncond)`` (F5-TTS's convention, as the flow
+    sampler's ``cfg``; 0 is off and costs nothing), pulling the prediction towards what
+    the text says over what the fed latents suggest.  ``cfg`` > 0 needs a model trained
+    with ``text_drop_prob`` > 0.  Meant for a model trained
     with guided attention (its attention is diagonal); the stop head still ends rows too.
 
     Lengths, in mel frames per text token: generation never stops before
@@ -523,6 +533,8 @@ class LeWMConfig:
     min_length_ratio: float = 1.0
     max_length_ratio: float = 25.0
     temperature: float = 0.0
+    text_drop_prob: float = 0.0
+    cfg: float = 0.0
 
     def validate(self) -> None:
         for name in LEWM_LIMITS:
@@ -556,6 +568,13 @@ class LeWMConfig:
                 raise ConfigError(f"lewm.{name} must be in [0, 1], got {getattr(self, name)}")
         if isinstance(self.ss_passes, bool) or not isinstance(self.ss_passes, int) or not 2 <= self.ss_passes <= 8:
             raise ConfigError(f"lewm.ss_passes must be an integer in 2..8, got {self.ss_passes!r}")
+        if not 0.0 <= self.text_drop_prob <= 0.5:
+            raise ConfigError(f"lewm.text_drop_prob must be in [0, 0.5], got {self.text_drop_prob}")
+        if isinstance(self.cfg, bool) or not 0.0 <= self.cfg <= MAX_LEWM_CFG:
+            raise ConfigError(f"lewm.cfg must be in [0, {MAX_LEWM_CFG}] (0 = no guidance), got {self.cfg!r}")
+        if self.cfg > 0 and self.text_drop_prob == 0:
+            raise ConfigError(f"lewm.cfg {self.cfg} needs the unconditional predictor, which only a model "
+                              "trained with lewm.text_drop_prob > 0 has")
         if not 0.0 <= self.ss_start < self.ss_end <= 1.0:
             raise ConfigError(f"lewm.ss_start/lewm.ss_end must satisfy 0 <= ss_start < ss_end <= 1, "
                               f"got {self.ss_start}, {self.ss_end}")

@@ -29,6 +29,13 @@ In both, a row draws its normals (one (latent_dim,) vector per step, only when
 ``temperature > 0``) and then, when ``prenet_dropout`` is on (Tacotron 2 keeps it at
 inference), its prenet dropout masks.
 
+Text guidance (``cfg`` > 0, a model trained with ``lewm.text_drop_prob`` > 0): the
+predictor runs on 2B rows, rows ``[B, 2B)`` fed the same inputs with the text features
+zeroed (as the dropped rows in training), and each frame is ``cond + cfg * (cond -
+uncond)`` (:func:`core.sampling.guidance.combine_guidance`), which is what is sampled
+from, decoded and fed back to both halves.  The stop head, the Gaussian head's variance
+and the attention stop read the conditional rows.
+
 Voice prompt (``prefix``): latents of a reference clip (from the audio encoder, see
 :func:`encode_prompt`), shape (P, latent_dim) shared by every row or (B, P, latent_dim),
 are fed after the start vector in one cached predictor call before the first generated
@@ -49,6 +56,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from ..sampling.guidance import check_cfg, combine_guidance
 from .gaussian_head import sample_latents
 from .model import LeWMModel
 
@@ -120,12 +128,15 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
              generators: Sequence[torch.Generator], temperature: float = 0.0, min_length_ratio: float = 1.0,
              max_length_ratio: float = 25.0, prenet_dropout: Optional[bool] = None,
              prefix: Optional[Tensor] = None, prefix_tokens: Optional[Sequence[int]] = None,
-             attention_stop: Optional[float] = None) -> Generated:
+             attention_stop: Optional[float] = None, cfg: float = 0.0) -> Generated:
     """Generate latents and mels for tokens (B, L); see the module docstring.
     ``prenet_dropout`` None takes ``lewm.prenet_dropout_at_inference``.  ``prefix``:
     voice-prompt latents; ``prefix_tokens``: per row, the leading tokens that are its
     transcript (default none); ``attention_stop``: the attention stop's margin in
-    tokens (None: off)."""
+    tokens (None: off); ``cfg``: text guidance strength (0: off; see
+    :func:`core.sampling.guidance.combine_guidance`), which runs the predictor on 2B rows,
+    the second B with the text features zeroed (a model trained with
+    ``lewm.text_drop_prob`` > 0)."""
     b = tokens.shape[0]
     if len(generators) != b:
         raise ValueError(f"need one generator per row: {b} rows, {len(generators)} generators")
@@ -133,6 +144,7 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if attention_stop is not None and not attention_stop >= 0:
         raise ValueError(f"attention_stop (tokens) must be >= 0, got {attention_stop}")
+    strength = check_cfg(cfg)
     cfg = model.config
     use_dropout = cfg.prenet_dropout_at_inference if prenet_dropout is None else prenet_dropout
     use_dropout = use_dropout and cfg.prenet_dropout > 0
@@ -143,11 +155,18 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
     if len(skip) != b or any(not 0 <= s < n for s, n in zip(skip, counts)):
         raise ValueError(f"prefix_tokens must give, per row, fewer leading tokens than the row has: {skip} "
                          f"for rows of {counts} tokens")
+    if strength > 0 and not cfg.text_drop_prob > 0:
+        raise ValueError(f"cfg {strength} needs the unconditional predictor, which only a model trained with "
+                         "lewm.text_drop_prob > 0 has")
     memory = model.encode_text(tokens, token_mask, speakers)
     lo, hi = length_limits([n - s for n, s in zip(counts, skip)], model.factor, min_length_ratio, max_length_ratio)
     min_steps, max_steps = torch.tensor(lo, device=dev), torch.tensor(hi, device=dev)
     predictor = model.predictor
-    cache = predictor.begin(memory)
+    guided = strength > 0
+    both = (lambda t: torch.cat([t, t])) if guided else (lambda t: t)   # rows [B, 2B): the same inputs, no text
+    all_memory = torch.cat([memory, torch.zeros_like(memory)]) if guided else memory
+    all_mask = both(token_mask)
+    cache = predictor.begin(all_memory)
     x = predictor.start_inputs(b, memory.dtype)
     n_prefix = 0
     if prefix is not None:
@@ -169,17 +188,19 @@ def generate(model: LeWMModel, tokens: Tensor, token_mask: Tensor, speakers: Opt
     out: list[Tensor] = []
     step = 0
     while True:
-        res = predictor(x, memory, token_mask, cache, attention_layers=watched)
-        z = res.pred[:, -1]                                              # (B, latent_dim)
+        res = predictor(both(x), all_memory, all_mask, cache, attention_layers=watched)
+        z = res.pred[:b, -1]                                             # (B, latent_dim)
+        if guided:
+            z = combine_guidance(z, res.pred[b:, -1], strength)
         if res.logvar is not None and temperature > 0:                   # Gaussian head: sample the frame
-            z = sample_latents(z, res.logvar[:, -1], temperature, _row_normals(generators, z))
+            z = sample_latents(z, res.logvar[:b, -1], temperature, _row_normals(generators, z))
         out.append(z)
         step += 1
-        prob = torch.sigmoid(res.stop_logits[:, -1].float())
+        prob = torch.sigmoid(res.stop_logits[:b, -1].float())
         by_head = (prob > STOP_THRESHOLD) & (step >= min_steps) & ~done
         if attention_stop is not None:
             heads = cfg.guided_attention_heads
-            att = torch.stack([w[:, :heads, -1].float() for w in res.cross_attention]).mean((0, 2))   # (B, L)
+            att = torch.stack([w[:b, :heads, -1].float() for w in res.cross_attention]).mean((0, 2))  # (B, L)
             at_end = (att * token_pos).sum(-1) >= end_pos
             by_att = at_end & (step >= min_steps) & ~done & ~by_head
             by_attention |= by_att

@@ -24,7 +24,8 @@ curve) and detached scalar terms, which the trainer logs to ``metrics.jsonl``:
               with weight ``lewm.predicted_mel_weight``)
 ``align``     the guided-attention penalty of the predictor's cross-attention
               (:mod:`core.lewm.alignment`; 0 on the diagonal, near 1 far from it), on the
-              pass it learns from, whether or not it is trained on
+              pass it learns from, whether or not it is trained on; rows whose text was
+              dropped (``lewm.text_drop_prob``, for guidance) are left out of it
 
 ``loss = prediction_weight P + kl_weight(step) kl (or sigreg_weight sigreg)
 + reconstruction_weight recon + spectral_weight spectral + stop_weight stop
@@ -88,6 +89,10 @@ class LeWMLoss(nn.Module):
         memory = model.encode_text(tokens, token_mask, speakers)
         post = model.encode_audio(x, mel_mask, generator)
         mask, target = post.mask, post.mu
+        kept = None                                       # rows that keep their text (guidance training)
+        if model.training and cfg.text_drop_prob > 0:
+            kept = text_kept(memory.shape[0], cfg.text_drop_prob, generator, memory.device)
+            memory = memory * kept[:, None, None].to(memory.dtype)
         teacher = add_feedback_noise(target[:, :-1], cfg.feedback_noise, generator)
         rate = scheduled_sampling_rate(step, self.total_steps, cfg) if model.training else 0.0
         guided = range(-cfg.guided_attention_layers, 0)
@@ -104,7 +109,9 @@ class LeWMLoss(nn.Module):
             out = model.teacher_forced(mixed, memory, token_mask, attention_layers=guided)
         else:
             out = model.teacher_forced(teacher, memory, token_mask, attention_layers=guided)
-        align = guided_attention_loss(out.cross_attention, mask, token_mask.bool(), cfg.guided_attention_sigma,
+        # rows without text have nothing to align to: the penalty is taken on the others
+        align_rows = mask if kept is None else mask & kept[:, None]
+        align = guided_attention_loss(out.cross_attention, align_rows, token_mask.bool(), cfg.guided_attention_sigma,
                                       cfg.guided_attention_heads)
         pred = L.prediction_mse(out.pred, target, mask)
         zero = pred.new_zeros(())
@@ -134,6 +141,14 @@ class LeWMLoss(nn.Module):
                  "recon": recon, "spectral": spectral, "stop": stop, "ss_rate": torch.tensor(rate),
                  "align": align, "pred_mel": pred_mel}
         return {"loss": loss, "per_example": None, "t": None, **{k: v.detach() for k, v in terms.items()}}
+
+
+def text_kept(batch: int, drop_prob: float, generator: Optional[torch.Generator], device: torch.device) -> Tensor:
+    """(B,) bool: True for the rows that keep their text features this step, each row
+    dropped with probability ``drop_prob`` (drawn from ``generator``, so a resumed run
+    drops the same rows)."""
+    dev = generator.device if generator is not None else device
+    return (torch.rand(batch, generator=generator, device=dev) >= drop_prob).to(device)
 
 
 def _padded_target(x: Tensor, mel_mask: Tensor, frames: int) -> tuple[Tensor, Tensor]:
