@@ -148,7 +148,8 @@ def markdown(summary: dict, settings: dict) -> str:
     lines = [f"LeWM free-running table: {settings['checkpoint']} ({settings['sentences']} held-out sentences, "
              f"speaker {settings['speaker']}, temperature {settings['temperature']}, length ratios "
              f"{settings['min_length_ratio']}-{settings['max_length_ratio']}, attention stop "
-             f"{'off' if settings.get('attention_stop') is None else settings['attention_stop']})", "",
+             f"{'off' if settings.get('attention_stop') is None else settings['attention_stop']}"
+             f"{', text guidance ' + str(settings['cfg']) if settings.get('cfg') else ''})", "",
              "| measure | value | target |", "|---|---|---|",
              f"| stop fired (of which by the attention stop) | {f(summary['stop_rate'])} "
              f"({f(summary['stop_by_attention_rate'])}) | >= 0.95 |",
@@ -199,6 +200,9 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     p.add_argument("--attention-stop", default=None,
                    help="the attention stop: a margin in text tokens, or 'off' (default: the checkpoint's "
                         "lewm.stop_on_attention / attention_stop_margin)")
+    p.add_argument("--cfg", type=float, default=0.0,
+                   help="text guidance strength, cond + cfg (cond - uncond); > 0 needs a model trained with "
+                        "lewm.text_drop_prob > 0 (default 0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--silence-db", type=float, default=40.0, help="non-silent: within this many dB of the "
                                                                  "reference's loudest frame (default 40)")
@@ -215,6 +219,12 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
                "min_length_ratio": d.min_length_ratio if args.min_length_ratio is None else args.min_length_ratio,
                "max_length_ratio": d.max_length_ratio if args.max_length_ratio is None else args.max_length_ratio,
                "attention_stop": synth.attention_stop if args.attention_stop is None else _margin(p, args.attention_stop)}
+    if not 0.0 <= args.cfg < float("inf"):
+        p.error(f"--cfg must be a finite number >= 0, got {args.cfg}")
+    if args.cfg > 0:
+        if not d.text_drop_prob > 0:
+            p.error(f"--cfg {args.cfg} needs a model trained with lewm.text_drop_prob > 0 (this one: 0)")
+        options["cfg"] = args.cfg
     sid = synth.speaker_id(args.speaker)
     speaker = synth.speaker_name(sid)
     sentences = read_sentences(args.sentences)[:args.limit]

@@ -406,8 +406,6 @@ class SamplingConfig:
 # ---------------------------------------------------------------------- the LeWM family
 REGULARIZERS = ("kl", "sigreg")
 SS_SCHEDULES = ("off", "linear", "cosine")
-MAX_LEWM_CFG = 10.0
-"""The largest LeWM text guidance strength ``lewm.cfg`` (beyond it the prediction is mostly extrapolation)."""
 PREDICTOR_HEADS = ("point", "gaussian")
 LEWM_LIMITS = {"text_dim": 2 ** 14, "text_layers": 256, "text_heads": 1024, "latent_dim": 2 ** 12,
                "encoder_dim": 2 ** 14, "encoder_layers": 256, "encoder_heads": 1024, "predictor_dim": 2 ** 14,
@@ -470,12 +468,12 @@ class LeWMConfig:
     within ``attention_stop_margin`` tokens of the last one.
 
     Classifier-free guidance on the text: in training, each row's text features are
-    zeroed with probability ``text_drop_prob`` (the unconditional predictor: it sees only
-    the fed latents and the positions of the text); in generation, ``cfg`` > 0 predicts
-    each latent as ``cond + cfg * (cond - uncond)`` (F5-TTS's convention, as the flow
-    sampler's ``cfg``; 0 is off and costs nothing), pulling the prediction towards what
-    the text says over what the fed latents suggest.  ``cfg`` > 0 needs a model trained
-    with ``text_drop_prob`` > 0.  Meant for a model trained
+    zeroed with probability ``text_drop_prob`` (0..0.5; the unconditional predictor sees
+    only the fed latents and the positions of the text), so that
+    :func:`core.lewm.generate` can take ``cfg`` > 0 and predict each latent as ``cond +
+    cfg * (cond - uncond)`` (F5-TTS's convention, as the flow sampler's ``cfg``).  It is
+    measured in ``benchmarks/lewm_table.py --cfg``; the Synthesizer does not offer it yet
+    (it did not make the demo voice intelligible, see docs/lewm.md).  Meant for a model trained
     with guided attention (its attention is diagonal); the stop head still ends rows too.
 
     Lengths, in mel frames per text token: generation never stops before
@@ -534,7 +532,6 @@ class LeWMConfig:
     max_length_ratio: float = 25.0
     temperature: float = 0.0
     text_drop_prob: float = 0.0
-    cfg: float = 0.0
 
     def validate(self) -> None:
         for name in LEWM_LIMITS:
@@ -570,11 +567,6 @@ class LeWMConfig:
             raise ConfigError(f"lewm.ss_passes must be an integer in 2..8, got {self.ss_passes!r}")
         if not 0.0 <= self.text_drop_prob <= 0.5:
             raise ConfigError(f"lewm.text_drop_prob must be in [0, 0.5], got {self.text_drop_prob}")
-        if isinstance(self.cfg, bool) or not 0.0 <= self.cfg <= MAX_LEWM_CFG:
-            raise ConfigError(f"lewm.cfg must be in [0, {MAX_LEWM_CFG}] (0 = no guidance), got {self.cfg!r}")
-        if self.cfg > 0 and self.text_drop_prob == 0:
-            raise ConfigError(f"lewm.cfg {self.cfg} needs the unconditional predictor, which only a model "
-                              "trained with lewm.text_drop_prob > 0 has")
         if not 0.0 <= self.ss_start < self.ss_end <= 1.0:
             raise ConfigError(f"lewm.ss_start/lewm.ss_end must satisfy 0 <= ss_start < ss_end <= 1, "
                               f"got {self.ss_start}, {self.ss_end}")

@@ -63,6 +63,34 @@ def test_table_on_two_heldout_sentences(table, tiny_lewm_checkpoint, tiny_corpus
 
 
 
+def test_cfg_reaches_generation_and_is_recorded(table, tiny_lewm_checkpoint, tiny_corpus, tmp_path, monkeypatch):
+    """The same tiny weights, their config saying they were trained with text dropout:
+    ``--cfg 1`` is passed to every generation and the settings say so (what guidance does
+    is checked against the predictor in tests/test_lewm_guidance.py)."""
+    import dataclasses
+
+    import core.lewm
+    from core import load_checkpoint, save_checkpoint
+
+    ck = load_checkpoint(tiny_lewm_checkpoint)
+    config = dataclasses.replace(ck.config, lewm=dataclasses.replace(ck.config.lewm, text_drop_prob=0.2))
+    guided = save_checkpoint(tmp_path / "guided.pt", config=config, weights=ck.weights, speakers=ck.speakers)
+    with open(tiny_corpus, newline="") as f:
+        row = [r for r in csv.DictReader(f) if r["speaker"] == "alice"][0]
+    sentences = tmp_path / "heldout.txt"
+    sentences.write_text(f"h0000|{row['text']}\n")
+    seen, real = [], core.lewm.generate
+    monkeypatch.setattr(core.lewm, "generate", lambda *a, **k: seen.append(k.get("cfg", 0.0)) or real(*a, **k))
+    reports = {}
+    for value in ("0", "1"):
+        reports[value] = table.run(["--checkpoint", str(guided), "--sentences", str(sentences), "--references",
+                                    str(tiny_corpus), "--speaker", "alice", "--limit", "1", "--max-length-ratio",
+                                    "4", "--vocoder", "griffin-lim", "--cfg", value, "--out", str(tmp_path / value)])
+    assert seen == [0.0, 1.0]
+    assert "cfg" not in reports["0"]["settings"] and reports["1"]["settings"]["cfg"] == 1.0
+    assert "text guidance 1.0" in (tmp_path / "1" / "table.md").read_text()
+
+
 def test_a_flow_checkpoint_is_refused(table, cfm_checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         table.run(["--checkpoint", str(cfm_checkpoint), "--sentences", "x", "--references", "y",
@@ -84,3 +112,12 @@ def test_a_bad_attention_stop_flag_is_refused(table, value, capsys):
     with pytest.raises(SystemExit) as stop:
         table._margin(argparse.ArgumentParser(), value)
     assert stop.value.code == 2 and "--attention-stop must be 'off' or a margin >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, message", [("1.5", "needs a model trained with lewm.text_drop_prob > 0"),
+                                            ("-1", "--cfg must be a finite number >= 0")])
+def test_cfg_needs_a_model_trained_for_it(table, tiny_lewm_checkpoint, tmp_path, capsys, value, message):
+    with pytest.raises(SystemExit) as stop:
+        table.run(["--checkpoint", str(tiny_lewm_checkpoint), "--sentences", "x", "--references", "y",
+                   "--vocoder", "griffin-lim", "--cfg", value, "--out", str(tmp_path)])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
