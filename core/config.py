@@ -465,7 +465,8 @@ class LeWMConfig:
     Stopping on the attention: with ``stop_on_attention``, generation also ends a row
     (at or after its minimum length) once the guided heads' cross-attention has reached
     the end of the text: the expected token position under their mean attention is
-    within ``attention_stop_margin`` tokens of the last one.
+    within ``attention_stop_margin`` tokens of the last one.  Meant for a model trained
+    with guided attention (its attention is diagonal); the stop head still ends rows too.
 
     Classifier-free guidance on the text: in training, each row's text features are
     zeroed with probability ``text_drop_prob`` (0..0.5; the unconditional predictor sees
@@ -473,8 +474,7 @@ class LeWMConfig:
     :func:`core.lewm.generate` can take ``cfg`` > 0 and predict each latent as ``cond +
     cfg * (cond - uncond)`` (F5-TTS's convention, as the flow sampler's ``cfg``).  It is
     measured in ``benchmarks/lewm_table.py --cfg``; the Synthesizer does not offer it yet
-    (it did not make the demo voice intelligible, see docs/lewm.md).  Meant for a model trained
-    with guided attention (its attention is diagonal); the stop head still ends rows too.
+    (it did not make the demo voice intelligible, see docs/lewm.md).
 
     Lengths, in mel frames per text token: generation never stops before
     ``min_length_ratio`` x tokens nor runs past ``max_length_ratio`` x tokens.
