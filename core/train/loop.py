@@ -28,6 +28,7 @@ from . import resume as run_files
 from .callbacks import Callback, ProgressBar
 from .distributed import World, all_mean, all_true, average_gradients, init_from_env
 from .ema import EMA
+from .guard import is_spike, running_mean
 from .metrics import MetricsLog, TimeBins
 from .records import LossTerms, StepResult
 from .init_from import apply_init, check_run_fits, read_init_source
@@ -124,7 +125,8 @@ class Trainer:
         self.position = 0
         self.bad_total = 0
         self.bad_consecutive = 0
-        self.loss_avg: Optional[float] = None
+        self.loss_avg: Optional[float] = None          # the spike guard's running means (core.train.guard)
+        self.loss_abs_avg: Optional[float] = None
 
         resume_from = self.latest_checkpoint() if resume else None
         if resume and resume_from is None:
@@ -310,9 +312,10 @@ class Trainer:
             reason = f"loss is {loss_value}"
         elif not math.isfinite(norm_value):
             reason = f"gradient norm is {norm_value}"
-        elif (self.loss_avg is not None and self.step >= 20
-              and loss_value > self.config.training.spike_factor * self.loss_avg):
-            reason = f"loss spike {loss_value:.4g} > {self.config.training.spike_factor} x running mean {self.loss_avg:.4g}"
+        elif self.step >= 20 and is_spike(loss_value, self.loss_avg, self.loss_abs_avg, self.config.training.spike_factor):
+            reason = (f"loss spike {loss_value:.4g}: {loss_value - self.loss_avg:.4g} above the running mean "
+                      f"{self.loss_avg:.4g}, over {self.config.training.spike_factor - 1:g} x its typical size "
+                      f"{abs(self.loss_avg) if self.loss_abs_avg is None else self.loss_abs_avg:.4g}")
         ok = all_true(not reason, self.world, self.device)
         if not ok:
             reason = reason or "another rank had a bad step"
@@ -335,7 +338,8 @@ class Trainer:
         self.ema.update(self.model)
         self.step += 1
         self.bad_consecutive = 0
-        self.loss_avg = loss_value if self.loss_avg is None else 0.98 * self.loss_avg + 0.02 * loss_value
+        self.loss_avg = running_mean(self.loss_avg, loss_value)
+        self.loss_abs_avg = running_mean(self.loss_abs_avg, abs(loss_value))
         if out.t is not None:
             self.bins.add(out.t, out.per_example)
         return StepResult(skipped=False, loss=loss_value, grad_norm=norm_value, batch_size=batch_size,

@@ -84,6 +84,7 @@ class TrainState:
     position: int
     loss_avg: Optional[float]          # the spike guard's running mean
     bad_total: int
+    loss_abs_avg: Optional[float] = None   # ... and of the loss's magnitude (absent before 2026-12-04)
 
     def to_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer, "scheduler": self.scheduler, "scaler": self.scaler,
@@ -91,7 +92,7 @@ class TrainState:
                 "rng": {"torch": self.torch_rng, "generator": self.generator_rng, "python": self.python_rng,
                         "cuda": self.cuda_rng},
                 "data": {"epoch": self.epoch, "position": self.position},
-                "guard": {"loss_avg": self.loss_avg, "bad_total": self.bad_total}}
+                "guard": {"loss_avg": self.loss_avg, "bad_total": self.bad_total, "loss_abs_avg": self.loss_abs_avg}}
 
     @classmethod
     def from_dict(cls, state: dict[str, Any], path: Path | str = "checkpoint") -> "TrainState":
@@ -111,6 +112,11 @@ class TrainState:
 
         python = get("rng", "python", kind=(list, tuple))
         loss_avg = get("guard", "loss_avg", kind=(float, int, type(None)))
+        guard = state.get("guard")
+        loss_abs_avg = (get("guard", "loss_abs_avg", kind=(float, int, type(None)))
+                        if isinstance(guard, dict) and "loss_abs_avg" in guard else None)
+        if loss_abs_avg is None and loss_avg is not None:   # saved before it was kept: |mean| is its value
+            loss_abs_avg = abs(loss_avg)                     # for a loss that never went negative
         return cls(optimizer=get("optimizer", kind=dict), scheduler=get("scheduler", kind=dict),
                    scaler=get("scaler", kind=dict), ema_updates=int(get("ema", "updates", kind=int)),
                    torch_rng=get("rng", "torch", kind=torch.Tensor),
@@ -118,7 +124,8 @@ class TrainState:
                    python_rng=(python[0], tuple(python[1]), python[2]), cuda_rng=list(get("rng", "cuda", kind=list)),
                    epoch=int(get("data", "epoch", kind=int)), position=int(get("data", "position", kind=int)),
                    loss_avg=None if loss_avg is None else float(loss_avg),
-                   bad_total=int(get("guard", "bad_total", kind=int)))
+                   bad_total=int(get("guard", "bad_total", kind=int)),
+                   loss_abs_avg=None if loss_abs_avg is None else float(loss_abs_avg))
 
 
 # ---------------------------------------------------------------------- resume checks
@@ -162,7 +169,8 @@ def capture(trainer) -> TrainState:
         scaler=trainer.scaler.state_dict(), ema_updates=trainer.ema.updates,
         torch_rng=torch.get_rng_state(), generator_rng=trainer.generator.get_state(), python_rng=random.getstate(),
         cuda_rng=torch.cuda.get_rng_state_all() if trainer.device.type == "cuda" else [],
-        epoch=trainer.epoch, position=trainer.position, loss_avg=trainer.loss_avg, bad_total=trainer.bad_total)
+        epoch=trainer.epoch, position=trainer.position, loss_avg=trainer.loss_avg, bad_total=trainer.bad_total,
+        loss_abs_avg=trainer.loss_abs_avg)
 
 
 def save_run(trainer) -> Path:
@@ -191,7 +199,7 @@ def restore(trainer, ck) -> None:
     trainer.scaler.load_state_dict(s.scaler)
     trainer.step = ck.step
     trainer.epoch, trainer.position = s.epoch, s.position
-    trainer.loss_avg, trainer.bad_total = s.loss_avg, s.bad_total
+    trainer.loss_avg, trainer.bad_total, trainer.loss_abs_avg = s.loss_avg, s.bad_total, s.loss_abs_avg
     seed, world = trainer.config.training.seed, trainer.world
     if world.distributed:
         torch.manual_seed(seed + 7919 * world.rank + trainer.step)

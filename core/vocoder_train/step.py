@@ -21,6 +21,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from ..train.guard import is_spike, running_mean
 from ..train.setup import lr_factor
 from .config import VocoderConfig
 from .data import SegmentBatch
@@ -135,7 +136,7 @@ class VocoderLearner:
         recon = float(losses["recon"].detach())
         self._check(float(loss.detach()), float(norm), "generator", recon)
         self.opt_g.step()
-        self.loss_avg = recon if self.loss_avg is None else 0.98 * self.loss_avg + 0.02 * recon
+        self.loss_avg = running_mean(self.loss_avg, recon)
         out.update(loss=float(loss.detach()), recon=recon, mel=float(losses["mel"].detach()),
                    stft=float(losses["stft"].detach()),
                    sc=float(losses["sc"]), logmag=float(losses["logmag"]), grad_norm=float(norm),
@@ -150,7 +151,8 @@ class VocoderLearner:
             reason = f"{what} loss is {loss}"
         elif not math.isfinite(norm):
             reason = f"{what} gradient norm is {norm}"
-        elif recon is not None and self.loss_avg is not None and recon > self.config.training.spike_factor * self.loss_avg:
+        elif recon is not None and is_spike(recon, self.loss_avg, None, self.config.training.spike_factor):
+            # an L1 mel is never negative: the rule is recon > spike_factor x mean
             reason = (f"reconstruction loss spike {recon:.4g} > {self.config.training.spike_factor} x running "
                       f"mean {self.loss_avg:.4g}")
         if reason:
