@@ -333,6 +333,9 @@ class TrainingConfig:
     val_every: int = 500
     sample_every: int = 0
     keep_checkpoints: int = 3
+    # the bad-step guard: a step is skipped when its loss is not finite or is a spike (above
+    # the running mean by more than spike_factor - 1 times the running mean of |loss|,
+    # core/train/guard.py); max_bad_steps in a row stop the run
     max_bad_steps: int = 5
     spike_factor: float = 10.0
     cache_dir: str = ""
