@@ -70,7 +70,7 @@ def test_sigkill_three_times_and_resume_is_bit_identical(tmp_path, tiny_corpus):
         proc = _train(cfg_path, run, resume=attempt > 0)
         deadline = time.time() + 300
         while time.time() < deadline and _newest_step(run) < target and proc.poll() is None:
-            time.sleep(0.02)
+            time.sleep(min(0.02, step_s / 4))  # poll faster than steps come, however fast the machine
         time.sleep(rng.uniform(0.0, step_s))  # ... plus a random moment (mid-step or mid-write)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
