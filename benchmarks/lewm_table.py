@@ -210,6 +210,13 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="folder for table.md and table.json")
     args = p.parse_args(argv)
+    from core.config import ConfigError
+    from core.sampling.guidance import check_cfg
+
+    try:
+        check_cfg(args.cfg)
+    except ConfigError as exc:
+        p.error(f"--{exc}")
 
     synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, vocoder=args.vocoder)
     if synth.config.model.family != "lewm":
@@ -219,8 +226,6 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
                "min_length_ratio": d.min_length_ratio if args.min_length_ratio is None else args.min_length_ratio,
                "max_length_ratio": d.max_length_ratio if args.max_length_ratio is None else args.max_length_ratio,
                "attention_stop": synth.attention_stop if args.attention_stop is None else _margin(p, args.attention_stop)}
-    if not 0.0 <= args.cfg < float("inf"):
-        p.error(f"--cfg must be a finite number >= 0, got {args.cfg}")
     if args.cfg > 0:
         if not d.text_drop_prob > 0:
             p.error(f"--cfg {args.cfg} needs a model trained with lewm.text_drop_prob > 0 (this one: 0)")

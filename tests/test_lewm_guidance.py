@@ -67,7 +67,7 @@ def test_cfg_zero_is_plain_generation_and_bad_strengths_are_refused():
 
 def test_text_kept_rate_and_seed():
     kept = text_kept(20000, 0.3, torch.Generator().manual_seed(0), torch.device("cpu"))
-    assert kept.dtype == torch.bool and abs(1.0 - kept.float().mean().item() - 0.3) < 0.02  # 3.2 sd of a binomial
+    assert kept.dtype == torch.bool and abs(1.0 - kept.float().mean().item() - 0.3) < 0.02  # about 6 sd of the mean (sd 0.0032)
     again = text_kept(20000, 0.3, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert torch.equal(kept, again)
 

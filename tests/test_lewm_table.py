@@ -115,7 +115,7 @@ def test_a_bad_attention_stop_flag_is_refused(table, value, capsys):
 
 
 @pytest.mark.parametrize("value, message", [("1.5", "needs a model trained with lewm.text_drop_prob > 0"),
-                                            ("-1", "--cfg must be a finite number >= 0")])
+                                            ("-1", "--cfg must be >= 0 (0 = no guidance), got -1.0"), ("nan", "--cfg must be a finite number >= 0")])
 def test_cfg_needs_a_model_trained_for_it(table, tiny_lewm_checkpoint, tmp_path, capsys, value, message):
     with pytest.raises(SystemExit) as stop:
         table.run(["--checkpoint", str(tiny_lewm_checkpoint), "--sentences", "x", "--references", "y",
